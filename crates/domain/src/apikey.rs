@@ -1,0 +1,95 @@
+//! API key scopes and secret hashing.
+//!
+//! Invariant: a key's secret is shown once at creation and never stored or logged; only its
+//! SHA-256 digest is kept. Keys are 256-bit random tokens, so a fast digest is the right tool
+//! (a password hash would add latency to every request and no security).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::DomainError;
+
+/// What a key may do. Every route declares the one scope it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Send events (Segment-compatible write keys).
+    Ingest,
+    /// Ask for recommendations and read/write a subject's consents on their behalf.
+    Recommend,
+    /// Manage purposes, keys, webhooks; everything an operator does.
+    Admin,
+    /// Read audit logs and fairness reports, change nothing.
+    Auditor,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Recommend, Scope::Admin, Scope::Auditor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Recommend => "recommend",
+            Scope::Admin => "admin",
+            Scope::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s {
+            "ingest" => Ok(Scope::Ingest),
+            "recommend" => Ok(Scope::Recommend),
+            "admin" => Ok(Scope::Admin),
+            "auditor" => Ok(Scope::Auditor),
+            other => Err(DomainError::UnknownScope(other.to_owned())),
+        }
+    }
+
+    /// Whether a key holding `self` may call a route that requires `required`. Admin may also
+    /// read what auditors read; otherwise scopes are disjoint, so a leaked write key cannot read
+    /// anything and a recommendation key cannot change policy.
+    pub fn permits(self, required: Scope) -> bool {
+        self == required || (self == Scope::Admin && required == Scope::Auditor)
+    }
+}
+
+/// Digest under which a secret is stored and looked up.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Builds the secret a person copies: a recognizable prefix, the scope, and 32 random bytes.
+pub fn format_secret(scope: Scope, random: &[u8; 32]) -> String {
+    format!("cnd_{}_{}", scope.as_str(), hex::encode(random))
+}
+
+/// The part of a secret safe to show in listings and logs.
+pub fn display_prefix(secret: &str) -> String {
+    let end = secret.len().min(secret.find('_').map_or(8, |_| 4 + 12));
+    format!("{}…", &secret[..end.min(secret.len())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_least_privilege() {
+        assert!(Scope::Admin.permits(Scope::Admin));
+        assert!(Scope::Admin.permits(Scope::Auditor));
+        assert!(!Scope::Admin.permits(Scope::Ingest));
+        assert!(!Scope::Auditor.permits(Scope::Admin));
+        assert!(!Scope::Ingest.permits(Scope::Recommend));
+        assert!(matches!(Scope::parse("root"), Err(DomainError::UnknownScope(_))));
+    }
+
+    #[test]
+    fn secrets_hash_and_display_without_leaking() {
+        let s = format_secret(Scope::Admin, &[7u8; 32]);
+        assert!(s.starts_with("cnd_admin_0707"));
+        assert_eq!(hash_secret(&s).len(), 64);
+        assert_ne!(hash_secret(&s), hash_secret("cnd_admin_x"));
+        let shown = display_prefix(&s);
+        assert!(shown.len() < 24 && s.starts_with(shown.trim_end_matches('…')));
+    }
+}

@@ -1,0 +1,312 @@
+//! Consent records and the state derived from them.
+//!
+//! Invariants:
+//! - Records are append-only facts; the current state of a (subject, purpose) pair is always the
+//!   latest record by sequence number, never a mutable flag.
+//! - A grant counts only for the purpose version it was given for, only until it expires, and
+//!   only for purposes whose legal basis is consent. `ConsentStatus::allows` is the single
+//!   yes/no answer every data path must ask.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, LegalBasis, Micros, Purpose, PurposeId, SubjectKey, MICROS_PER_DAY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentDecision {
+    Granted,
+    Denied,
+}
+
+impl ConsentDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentDecision::Granted => "granted",
+            ConsentDecision::Denied => "denied",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s {
+            "granted" => Ok(ConsentDecision::Granted),
+            "denied" => Ok(ConsentDecision::Denied),
+            _ => Err(DomainError::invalid("decision", format!("`{s}` is not `granted` or `denied`"))),
+        }
+    }
+}
+
+/// Where a consent decision came from, kept as part of its proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentSource {
+    Banner,
+    PreferenceCenter,
+    Api,
+    Import,
+    /// Recorded on the person's behalf from a `Sec-GPC: 1` header.
+    Gpc,
+    /// Recorded on the person's behalf from a `DNT: 1` header.
+    Dnt,
+}
+
+impl ConsentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentSource::Banner => "banner",
+            ConsentSource::PreferenceCenter => "preference_center",
+            ConsentSource::Api => "api",
+            ConsentSource::Import => "import",
+            ConsentSource::Gpc => "gpc",
+            ConsentSource::Dnt => "dnt",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Ok(match s {
+            "banner" => ConsentSource::Banner,
+            "preference_center" => ConsentSource::PreferenceCenter,
+            "api" => ConsentSource::Api,
+            "import" => ConsentSource::Import,
+            "gpc" => ConsentSource::Gpc,
+            "dnt" => ConsentSource::Dnt,
+            _ => {
+                return Err(DomainError::invalid(
+                    "source",
+                    format!("`{s}` is not one of banner, preference_center, api, import"),
+                ));
+            }
+        })
+    }
+}
+
+/// Evidence that a decision was really made by the person: never the raw IP, only its hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentProof {
+    pub ip_hash: Option<String>,
+    pub user_agent: Option<String>,
+    pub double_opt_in_token: Option<String>,
+}
+
+/// A decision about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConsent {
+    pub subject: SubjectKey,
+    pub purpose: PurposeId,
+    pub decision: ConsentDecision,
+    pub at: Micros,
+    pub source: ConsentSource,
+    pub policy_version: u32,
+    pub proof: ConsentProof,
+}
+
+/// A stored, immutable consent record. `seq` orders all records of the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub seq: i64,
+    pub subject: SubjectKey,
+    pub purpose: PurposeId,
+    pub decision: ConsentDecision,
+    pub at: Micros,
+    pub source: ConsentSource,
+    pub policy_version: u32,
+    pub proof: ConsentProof,
+}
+
+/// What the latest record says for one purpose, the only part of history that decides the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestDecision {
+    pub seq: i64,
+    pub decision: ConsentDecision,
+    pub at: Micros,
+    pub policy_version: u32,
+}
+
+/// The consent state of one subject: the latest decision per purpose, folded from history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectConsents {
+    latest: HashMap<PurposeId, LatestDecision>,
+}
+
+/// The answer to "may this purpose use this subject's data now?", with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConsentStatus {
+    /// Explicitly granted for the current version and not expired.
+    Granted { since: Micros, expires_at: Option<Micros> },
+    /// Contract or legal obligation: no consent needed, no opt-out possible.
+    NotRequired,
+    /// Legitimate interest and the person has not objected.
+    LegitimateInterest,
+    Denied { since: Micros },
+    /// Never asked (or never answered): opt-in means no.
+    NotAsked,
+    /// Granted once, but the grant is older than the purpose's `expires_after_days`.
+    Expired { at: Micros },
+    /// Granted for an older version of a purpose that has since changed materially.
+    NeedsRenewal { consented_version: u32, current_version: u32 },
+}
+
+impl ConsentStatus {
+    /// The one yes/no every data path must respect.
+    pub fn allows(&self) -> bool {
+        matches!(
+            self,
+            ConsentStatus::Granted { .. } | ConsentStatus::NotRequired | ConsentStatus::LegitimateInterest
+        )
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConsentStatus::Granted { .. } => "granted",
+            ConsentStatus::NotRequired => "not_required",
+            ConsentStatus::LegitimateInterest => "legitimate_interest",
+            ConsentStatus::Denied { .. } => "denied",
+            ConsentStatus::NotAsked => "not_asked",
+            ConsentStatus::Expired { .. } => "expired",
+            ConsentStatus::NeedsRenewal { .. } => "needs_renewal",
+        }
+    }
+}
+
+impl SubjectConsents {
+    pub fn from_history<'a>(records: impl IntoIterator<Item = &'a ConsentRecord>) -> Self {
+        let mut s = SubjectConsents::default();
+        for r in records {
+            s.apply(r);
+        }
+        s
+    }
+
+    /// Folds one record in. Out-of-order or repeated delivery (a cache refresh racing a
+    /// notification) is harmless: an older sequence number never overwrites a newer one.
+    pub fn apply(&mut self, r: &ConsentRecord) {
+        let next = LatestDecision {
+            seq: r.seq,
+            decision: r.decision,
+            at: r.at,
+            policy_version: r.policy_version,
+        };
+        match self.latest.get_mut(&r.purpose) {
+            Some(cur) if cur.seq >= r.seq => {}
+            Some(cur) => *cur = next,
+            None => {
+                self.latest.insert(r.purpose.clone(), next);
+            }
+        }
+    }
+
+    pub fn latest(&self, purpose: &PurposeId) -> Option<&LatestDecision> {
+        self.latest.get(purpose)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    /// Derives the state of `purpose` for this subject at time `now`.
+    pub fn status(&self, purpose: &Purpose, now: Micros) -> ConsentStatus {
+        status_of(purpose, self.latest.get(&purpose.id), now)
+    }
+}
+
+/// The state rule itself, shared by the cache and by anyone holding only the latest decision.
+pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros) -> ConsentStatus {
+    match purpose.legal_basis {
+        LegalBasis::Contract | LegalBasis::LegalObligation => ConsentStatus::NotRequired,
+        LegalBasis::LegitimateInterest => match latest {
+            Some(d) if d.decision == ConsentDecision::Denied => ConsentStatus::Denied { since: d.at },
+            _ => ConsentStatus::LegitimateInterest,
+        },
+        LegalBasis::Consent => match latest {
+            None => ConsentStatus::NotAsked,
+            Some(d) if d.decision == ConsentDecision::Denied => ConsentStatus::Denied { since: d.at },
+            Some(d) if d.policy_version < purpose.version => ConsentStatus::NeedsRenewal {
+                consented_version: d.policy_version,
+                current_version: purpose.version,
+            },
+            Some(d) => {
+                let expires_at = purpose
+                    .expires_after_days
+                    .map(|days| d.at.saturating_add(i64::from(days) * MICROS_PER_DAY));
+                match expires_at {
+                    Some(at) if now >= at => ConsentStatus::Expired { at },
+                    _ => ConsentStatus::Granted { since: d.at, expires_at },
+                }
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PurposeDraft, subject::tests::key};
+
+    fn purpose(basis: &str, expires: Option<u32>) -> Purpose {
+        PurposeDraft {
+            id: "personalization".into(),
+            title: "Recommendations".into(),
+            description: "Suggestions from what you browse.".into(),
+            legal_basis: basis.into(),
+            categories: vec!["browsing".into()],
+            expires_after_days: expires,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn rec(seq: i64, decision: ConsentDecision, at: Micros, version: u32) -> ConsentRecord {
+        ConsentRecord {
+            seq,
+            subject: key("alice"),
+            purpose: PurposeId::parse("personalization").unwrap(),
+            decision,
+            at,
+            source: ConsentSource::Api,
+            policy_version: version,
+            proof: ConsentProof::default(),
+        }
+    }
+
+    use ConsentDecision::{Denied, Granted};
+
+    #[test]
+    fn opt_in_means_no_until_granted_and_latest_wins() {
+        let p = purpose("consent", None);
+        let s = SubjectConsents::default();
+        assert_eq!(s.status(&p, 0), ConsentStatus::NotAsked);
+        assert!(!s.status(&p, 0).allows());
+        let s = SubjectConsents::from_history(&[rec(1, Granted, 10, 1), rec(2, Denied, 20, 1)]);
+        assert_eq!(s.status(&p, 30), ConsentStatus::Denied { since: 20 });
+        // A late-arriving older record does not resurrect the grant.
+        let mut s2 = s.clone();
+        s2.apply(&rec(1, Granted, 10, 1));
+        assert_eq!(s2, s);
+    }
+
+    #[test]
+    fn grants_expire_and_material_changes_need_renewal() {
+        let p = purpose("consent", Some(1));
+        let s = SubjectConsents::from_history(&[rec(1, Granted, 0, 1)]);
+        assert!(s.status(&p, MICROS_PER_DAY - 1).allows());
+        assert_eq!(s.status(&p, MICROS_PER_DAY), ConsentStatus::Expired { at: MICROS_PER_DAY });
+        let mut v2 = purpose("consent", None);
+        v2.version = 2;
+        assert_eq!(
+            s.status(&v2, 5),
+            ConsentStatus::NeedsRenewal { consented_version: 1, current_version: 2 }
+        );
+        let renewed = SubjectConsents::from_history(&[rec(1, Granted, 0, 1), rec(3, Granted, 9, 2)]);
+        assert!(renewed.status(&v2, 10).allows());
+    }
+
+    #[test]
+    fn legal_bases_other_than_consent() {
+        let empty = SubjectConsents::default();
+        assert_eq!(empty.status(&purpose("contract", None), 0), ConsentStatus::NotRequired);
+        let li = purpose("legitimate_interest", None);
+        assert!(empty.status(&li, 0).allows());
+        let objected = SubjectConsents::from_history(&[rec(1, Denied, 5, 1)]);
+        assert!(!objected.status(&li, 6).allows());
+    }
+}
