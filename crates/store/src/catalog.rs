@@ -1,0 +1,147 @@
+//! Shop data: catalog, behavioral events, declared interests, protected attributes, decisions.
+//!
+//! Invariant: protected attributes are written and read only through the functions named
+//! `protected_*`, which no recommendation path calls; they sit in their own table.
+
+use candor_domain::Micros;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{bool_to_db, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogCategory {
+    pub id: String,
+    pub name: String,
+    pub sensitive_kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub id: String,
+    pub name: String,
+    pub category_id: String,
+    pub price_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub subject_key: String,
+    pub kind: String,
+    pub item_id: String,
+    pub quantity: i64,
+    pub at: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    pub subject_key: String,
+    pub surface: String,
+    pub item_id: String,
+    pub selected: bool,
+    pub outcome: Option<bool>,
+    pub score: Option<f64>,
+    pub model_version: String,
+    pub at: Micros,
+}
+
+impl Store {
+    pub async fn upsert_catalog(&self, categories: &[CatalogCategory], items: &[Item]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for c in categories {
+            sqlx::query("INSERT INTO catalog_categories (id, name, sensitive_kind) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name, sensitive_kind = excluded.sensitive_kind")
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(c.sensitive_kind.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for i in items {
+            sqlx::query("INSERT INTO items (id, name, category_id, price_cents) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents")
+                .bind(&i.id)
+                .bind(&i.name)
+                .bind(&i.category_id)
+                .bind(i.price_cents)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_events(&self, events: &[EventRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query("INSERT INTO events (subject_key, kind, item_id, quantity, at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&e.subject_key)
+                .bind(&e.kind)
+                .bind(&e.item_id)
+                .bind(e.quantity)
+                .bind(e.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_declared_interests(&self, subject_key: &str, categories: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM declared_interests WHERE subject_key = $1")
+            .bind(subject_key)
+            .execute(&mut *tx)
+            .await?;
+        for c in categories {
+            sqlx::query("INSERT INTO declared_interests (subject_key, category_id) VALUES ($1, $2)")
+                .bind(subject_key)
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores protected attributes for fairness audits only.
+    pub async fn protected_set(&self, subject_key: &str, attributes: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (attribute, value) in attributes {
+            sqlx::query("INSERT INTO protected_attributes (subject_key, attribute, value) VALUES ($1, $2, $3) ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value")
+                .bind(subject_key)
+                .bind(attribute)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_decisions(&self, decisions: &[DecisionRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for d in decisions {
+            sqlx::query("INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&d.subject_key)
+                .bind(&d.surface)
+                .bind(&d.item_id)
+                .bind(bool_to_db(d.selected))
+                .bind(d.outcome.map(bool_to_db))
+                .bind(d.score)
+                .bind(&d.model_version)
+                .bind(d.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Row counts of the shop tables, for the demo summary and readiness pages.
+    pub async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for table in ["purposes", "consent_records", "items", "events", "declared_interests", "protected_attributes", "decisions", "audit_log"] {
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}"))).fetch_one(&self.pool).await?;
+            out.push((table, row.try_get::<i64, _>("n")?));
+        }
+        Ok(out)
+    }
+}

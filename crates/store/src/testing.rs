@@ -1,0 +1,120 @@
+//! Throwaway databases for tests, on both backends.
+//!
+//! Every `TestDb` is unique: a fresh SQLite file in its own temporary directory, or a fresh
+//! PostgreSQL database named `candor_test_<pid>_<n>_<nanos>`, dropped when the value is dropped,
+//! so parallel test runs never see each other's data.
+//!
+//! PostgreSQL is reached at `CANDOR_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). Tests fail, not skip, when it is unreachable:
+//! the suite promises both stores.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+// Database names here are generated from digits only, never from input.
+use sqlx::{AssertSqlSafe, Connection, Executor};
+
+use crate::{Backend, Result, Store};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn admin_postgres_url() -> String {
+    std::env::var("CANDOR_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+/// A database that exists for the lifetime of this value.
+pub struct TestDb {
+    pub url: String,
+    backend: Backend,
+    dir: Option<PathBuf>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("candor_test_{}", unique_suffix()));
+                std::fs::create_dir_all(&dir).expect("create test dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.join("candor.db").display());
+                TestDb { url, backend, dir: Some(dir), pg_name: None }
+            }
+            Backend::Postgres => {
+                let name = format!("candor_test_{}", unique_suffix());
+                let admin = admin_postgres_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL is required for tests at {admin}: {e}"));
+                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+                TestDb { url: format!("{base}/{name}"), backend, dir: None, pg_name: Some(name) }
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Result<Store> {
+        Store::connect(&self.url).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite database file, for tests that inspect or tamper with it.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("candor.db"))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(name) = self.pg_name.take() {
+            // Drop may run inside a runtime; a plain thread with its own runtime avoids nesting.
+            let admin = admin_postgres_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async move {
+                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                    conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await.ok()?;
+                    conn.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs the same async test body against SQLite and PostgreSQL:
+/// `both_stores!(name, |db: TestDb| async move { ... });` makes `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::testing::TestDb::new($crate::Backend::Sqlite).await;
+                ($body)(db).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let db = $crate::testing::TestDb::new($crate::Backend::Postgres).await;
+                ($body)(db).await;
+            }
+        }
+    };
+}
