@@ -4,15 +4,20 @@
 //! Timings are wall-clock seconds on the current rayon pool (the caller sizes it, e.g. with
 //! [`with_threads`]). Fit time covers everything from the training matrix to a servable model.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::data::Dataset;
 use crate::error::{RecError, Result};
 use crate::metrics::{Metrics, evaluate};
-use crate::models::{Als, AlsParams, ItemKnn, KnnParams, Model, Popularity, Query, Scorer, top_k};
-use crate::split::Split;
+use crate::models::{
+    Als, AlsParams, AlsSolver, ItemKnn, KnnParams, Model, Popularity, Query, Scorer, Weighting,
+    top_k,
+};
+use crate::split::{Split, eval1_split};
 
 /// EVAL-1's list length.
 pub const K: usize = 10;
@@ -148,11 +153,240 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Re
     Ok(pool.install(f))
 }
 
-/// Default model line-up of `candor eval --model all`: the tuned defaults per data set kind.
-pub fn default_specs() -> Vec<ModelSpec> {
-    vec![
-        ModelSpec::Popularity,
-        ModelSpec::ItemKnn(KnnParams::default()),
-        ModelSpec::Als(AlsParams::default()),
-    ]
+
+/// Lists of hyper-parameter values; every combination becomes one [`ModelSpec`]. Single-value
+/// lists give one model. Field defaults are the tuned defaults documented in
+/// `docs/RECOMMENDATIONS.md`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamGrid {
+    pub knn_neighbours: Vec<usize>,
+    /// `cosine`, `bm25` or `tfidf`.
+    pub knn_weighting: Vec<String>,
+    pub knn_asymmetry: Vec<f32>,
+    pub knn_power: Vec<f32>,
+    /// 0 = no recency weighting.
+    pub knn_recency: Vec<f32>,
+    pub bm25_k1: f32,
+    pub bm25_b: f32,
+    pub als_factors: Vec<usize>,
+    pub als_iterations: Vec<usize>,
+    pub als_regularization: Vec<f32>,
+    pub als_alpha: Vec<f32>,
+    /// 0 = exact Cholesky solves.
+    pub als_cg_steps: usize,
+    pub seed: u64,
+}
+
+impl Default for ParamGrid {
+    fn default() -> Self {
+        let knn = KnnParams::default();
+        let als = AlsParams::default();
+        ParamGrid {
+            knn_neighbours: vec![knn.neighbours],
+            knn_weighting: vec!["cosine".into()],
+            knn_asymmetry: vec![0.5],
+            knn_power: vec![knn.power],
+            knn_recency: vec![0.0],
+            bm25_k1: 1.2,
+            bm25_b: 0.75,
+            als_factors: vec![als.factors],
+            als_iterations: vec![als.iterations],
+            als_regularization: vec![als.regularization],
+            als_alpha: vec![als.alpha],
+            als_cg_steps: 3,
+            seed: als.seed,
+        }
+    }
+}
+
+impl ParamGrid {
+    /// Specs for a `--model` value: `popularity`, `item-knn`, `als`, `all`, or a comma list.
+    pub fn specs(&self, models: &str) -> Result<Vec<ModelSpec>> {
+        let mut out = Vec::new();
+        for m in models.split(',').map(str::trim) {
+            match m {
+                "popularity" => out.push(ModelSpec::Popularity),
+                "item-knn" => out.extend(self.knn_specs()?),
+                "als" => out.extend(self.als_specs()),
+                "all" => {
+                    out.push(ModelSpec::Popularity);
+                    out.extend(self.knn_specs()?);
+                    out.extend(self.als_specs());
+                }
+                other => {
+                    return Err(RecError::Invalid(format!(
+                        "unknown model `{other}` (expected popularity, item-knn, als or all)"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn knn_specs(&self) -> Result<Vec<ModelSpec>> {
+        let mut out = Vec::new();
+        for w in &self.knn_weighting {
+            for &neighbours in &self.knn_neighbours {
+                for &power in &self.knn_power {
+                    for &rec in &self.knn_recency {
+                        let recency_half_life = (rec > 0.0).then_some(rec);
+                        let base = KnnParams {
+                            neighbours,
+                            weighting: Weighting::TfIdf,
+                            power,
+                            recency_half_life,
+                        };
+                        match w.as_str() {
+                            "cosine" => {
+                                for &asymmetry in &self.knn_asymmetry {
+                                    out.push(ModelSpec::ItemKnn(KnnParams {
+                                        weighting: Weighting::Cosine { asymmetry },
+                                        ..base
+                                    }));
+                                }
+                            }
+                            "bm25" => out.push(ModelSpec::ItemKnn(KnnParams {
+                                weighting: Weighting::Bm25 {
+                                    k1: self.bm25_k1,
+                                    b: self.bm25_b,
+                                },
+                                ..base
+                            })),
+                            "tfidf" => out.push(ModelSpec::ItemKnn(base)),
+                            other => {
+                                return Err(RecError::Invalid(format!(
+                                    "unknown kNN weighting `{other}` (cosine, bm25, tfidf)"
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn als_specs(&self) -> Vec<ModelSpec> {
+        let solver = if self.als_cg_steps == 0 {
+            AlsSolver::Cholesky
+        } else {
+            AlsSolver::Cg {
+                steps: self.als_cg_steps,
+            }
+        };
+        let mut out = Vec::new();
+        for &factors in &self.als_factors {
+            for &iterations in &self.als_iterations {
+                for &regularization in &self.als_regularization {
+                    for &alpha in &self.als_alpha {
+                        out.push(ModelSpec::Als(AlsParams {
+                            factors,
+                            iterations,
+                            regularization,
+                            alpha,
+                            solver,
+                            seed: self.seed,
+                        }));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What `candor eval` runs.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub dataset: Dataset,
+    pub data_dir: PathBuf,
+    pub specs: Vec<ModelSpec>,
+    /// Write the split as TSV here (the format of `peer_eval1.py --dump-split`).
+    pub split_out: Option<PathBuf>,
+    /// Rayon threads (0 = all cores).
+    pub threads: usize,
+    /// Fit and recommend each model this many times; times are medians, metrics from run 1.
+    pub repeats: usize,
+}
+
+/// The outcome of `candor eval`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Eval1Report {
+    pub protocol: &'static str,
+    pub k: usize,
+    pub dataset: &'static str,
+    pub source: String,
+    pub threads: usize,
+    pub load_s: f64,
+    pub split_s: f64,
+    pub info: SplitInfo,
+    pub results: Vec<ModelResult>,
+}
+
+/// Loads, splits, optionally writes the split, then fits and evaluates every spec;
+/// `on_result` sees each result as soon as it is ready (for progress output).
+pub fn run_eval1(
+    opts: &EvalOptions,
+    mut on_result: impl FnMut(&ModelResult) + Send,
+) -> Result<Eval1Report> {
+    let t = Instant::now();
+    let data = opts.dataset.load(&opts.data_dir)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let split = eval1_split(data)?;
+    let split_s = t.elapsed().as_secs_f64();
+    if let Some(path) = &opts.split_out {
+        split.write_tsv_file(path)?;
+    }
+    let threads = if opts.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        opts.threads
+    };
+    let results = with_threads(threads, || -> Result<Vec<ModelResult>> {
+        let mut results = Vec::new();
+        for spec in &opts.specs {
+            let mut runs = Vec::new();
+            for _ in 0..opts.repeats.max(1) {
+                runs.push(run_model(&split, *spec)?);
+            }
+            let median = |f: fn(&ModelResult) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (fit_s, recommend_s) = (median(|r| r.fit_s), median(|r| r.recommend_s));
+            let mut r = runs.swap_remove(0);
+            r.fit_s = fit_s;
+            r.recommend_s = recommend_s;
+            on_result(&r);
+            results.push(r);
+        }
+        Ok(results)
+    })??;
+    Ok(Eval1Report {
+        protocol: "EVAL-1",
+        k: K,
+        dataset: opts.dataset.name(),
+        source: opts.dataset.path(&opts.data_dir).display().to_string(),
+        threads,
+        load_s,
+        split_s,
+        info: SplitInfo::of(&split),
+        results,
+    })
+}
+
+/// One line per result, aligned, for terminals and logs.
+pub fn format_result(r: &ModelResult) -> String {
+    format!(
+        "{:70} p={:.4} r={:.4} ndcg={:.4} cov={:.4} fit={:.3}s rec={:.3}s",
+        r.label,
+        r.metrics.precision,
+        r.metrics.recall,
+        r.metrics.ndcg,
+        r.metrics.coverage,
+        r.fit_s,
+        r.recommend_s
+    )
 }
