@@ -1,0 +1,47 @@
+use candor_domain::DomainError;
+use candor_store::StoreError;
+
+/// Every way a use case can fail. The HTTP layer maps each variant to one status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("unknown purpose `{0}`")]
+    UnknownPurpose(String),
+    #[error("{what} `{id}` not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{what} `{id}` already exists")]
+    Conflict { what: &'static str, id: String },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage failure: {0}")]
+    Store(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        AppError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { field, reason } => AppError::Invalid { field, reason },
+            DomainError::UnknownPurpose(p) => AppError::UnknownPurpose(p),
+            DomainError::UnknownScope(s) => AppError::invalid("scope", format!("`{s}` is not one of ingest, recommend, admin, auditor")),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { what, id } => AppError::Conflict { what, id },
+            StoreError::NotFound { what, id } => AppError::NotFound { what, id },
+            other => AppError::Store(other),
+        }
+    }
+}

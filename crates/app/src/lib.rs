@@ -1,0 +1,98 @@
+//! Candor's application layer: the use cases the HTTP API and the CLI share.
+//!
+//! Invariants:
+//! - Handlers and commands call these functions; none of them talks to the store directly for
+//!   anything that changes state, so every change is validated, audited and propagated here.
+//! - Every read of consent goes through [`App::consent_status`] (the in-memory cache backed by the
+//!   append-only log). A local change is applied to the cache before its call returns, so the
+//!   next request on this node sees it; other nodes learn of it through the store's change feed.
+//! - No external id, secret or contact value is logged; logs carry subject keys at most.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod cache;
+mod clock;
+pub mod config;
+mod consent;
+pub mod demo;
+mod error;
+mod keys;
+mod purposes;
+mod runtime;
+mod webhooks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use candor_domain::{Pseudonymizer, Purpose, PurposeId};
+use candor_store::Store;
+
+pub use audit::AuditVerification;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigError};
+pub use consent::{ConsentOutcome, ConsentRequest, PurposeConsent};
+pub use error::AppError;
+pub use keys::{CreatedKey, KeyInfo};
+pub use runtime::Background;
+pub use webhooks::CreatedWebhook;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The running application: configuration, store, caches. Shared behind an `Arc`.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pseudonymizer: Pseudonymizer,
+    clock: Arc<dyn Clock>,
+    purposes: RwLock<Arc<BTreeMap<PurposeId, Purpose>>>,
+    keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
+    consents: cache::ConsentCache,
+    http: reqwest::Client,
+}
+
+impl App {
+    /// Opens the store named by the configuration and warms the caches.
+    pub async fn open(config: Config) -> Result<Arc<App>> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+        let url = config.database_url()?;
+        let secret = config.pseudonymization_secret()?;
+        let pseudonymizer = Pseudonymizer::new(&secret)?;
+        let store = Store::connect(&url).await?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(config.webhooks.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AppError::Internal(format!("http client: {e}")))?;
+        let app = App {
+            consents: cache::ConsentCache::new(config.consent.cache_entries),
+            config,
+            store,
+            pseudonymizer,
+            clock,
+            purposes: RwLock::default(),
+            keys: RwLock::default(),
+            http,
+        };
+        app.reload_purposes().await?;
+        app.reload_keys().await?;
+        Ok(Arc::new(app))
+    }
+
+    pub fn now(&self) -> candor_domain::Micros {
+        self.clock.now()
+    }
+
+    /// Pseudonymizes an external id into the key under which the subject's data is stored.
+    pub fn subject_key(&self, external_id: &str) -> Result<candor_domain::SubjectKey> {
+        let id = candor_domain::ExternalId::parse(external_id)?;
+        Ok(self.pseudonymizer.subject_key(&id))
+    }
+
+    /// Readiness: the store answers.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+}

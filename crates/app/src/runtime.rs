@@ -1,0 +1,87 @@
+//! Background work of a running node: applying other nodes' changes, delivering webhooks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use candor_domain::SubjectKey;
+use candor_store::Change;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::{App, Result};
+
+/// Handles to the background tasks; `shutdown` stops them and waits.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl App {
+    /// Starts the change listener and, if enabled, the webhook deliverer.
+    pub async fn start_background(self: &Arc<Self>) -> Result<Background> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut changes = self.store.listen_changes().await?;
+        let app = self.clone();
+        let mut stop_rx = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    change = changes.recv() => match change {
+                        Some(c) => app.apply_change(c).await,
+                        None => break,
+                    },
+                }
+            }
+        }));
+        if self.config.webhooks.enabled {
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            let every = Duration::from_millis(self.config.webhooks.poll_interval_ms);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if let Err(e) = app.deliver_due_webhooks().await {
+                        tracing::warn!(error = %e, "webhook delivery pass failed");
+                    }
+                    tokio::select! {
+                        _ = stop_rx.changed() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                }
+            }));
+        }
+        Ok(Background { stop, tasks })
+    }
+
+    async fn apply_change(&self, change: Change) {
+        let result = match change {
+            Change::Consent(key) => {
+                if let Ok(k) = SubjectKey::parse(&key) {
+                    self.invalidate_subject(&k);
+                }
+                Ok(())
+            }
+            Change::Purposes => self.reload_purposes().await,
+            Change::Keys => self.reload_keys().await,
+            Change::Resync => {
+                self.clear_consent_cache();
+                let p = self.reload_purposes().await;
+                p.and(self.reload_keys().await)
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying a change from another node failed; clearing caches");
+            self.clear_consent_cache();
+        }
+    }
+}
