@@ -3,7 +3,7 @@
 //! cargo run --release -p candor-recommend --example eval -- --dataset ml-100k \
 //!     [--model all] [--data-dir DIR] [--split-out FILE] [--threads 2] [--repeats 1]
 //!     [--json-out FILE] [--knn-k 50] [--knn-weighting cosine] [--knn-asymmetry 0.5]
-//!     [--knn-power 1] [--knn-recency 0] [--bm25-k1 1.2] [--bm25-b 0.75] [--factors 64]
+//!     [--knn-power 1] [--knn-recency 0] [--knn-recency-unit time] [--bm25-k1 1.2] [--bm25-b 0.75] [--factors 64]
 //!     [--iterations 15] [--reg 0.01] [--alpha 1] [--cg-steps 3] [--seed 42]
 //! List-valued options take comma lists; every combination is evaluated (a tuning grid).
 
@@ -49,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "knn-asymmetry" => g.knn_asymmetry = list(&v, name),
             "knn-power" => g.knn_power = list(&v, name),
             "knn-recency" => g.knn_recency = list(&v, name),
+            "knn-recency-unit" => g.knn_recency_unit = list(&v, name),
             "bm25-k1" => g.bm25_k1 = v.parse()?,
             "bm25-b" => g.bm25_b = v.parse()?,
             "factors" => g.als_factors = list(&v, name),

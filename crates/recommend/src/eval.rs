@@ -14,8 +14,8 @@ use crate::data::Dataset;
 use crate::error::{RecError, Result};
 use crate::metrics::{Metrics, evaluate};
 use crate::models::{
-    Als, AlsParams, AlsSolver, ItemKnn, KnnParams, Model, Popularity, Query, Scorer, Weighting,
-    top_k,
+    Als, AlsParams, AlsSolver, ItemKnn, KnnParams, Model, Popularity, Query, RecencyUnit, Scorer,
+    Weighting, top_k,
 };
 use crate::split::{Split, eval1_split};
 
@@ -36,8 +36,8 @@ impl ModelSpec {
         match self {
             ModelSpec::Popularity => "popularity".into(),
             ModelSpec::ItemKnn(p) => format!(
-                "item-knn({:?}, k={}, power={}, recency={:?})",
-                p.weighting, p.neighbours, p.power, p.recency_half_life
+                "item-knn({:?}, k={}, power={}, recency={:?}/{:?})",
+                p.weighting, p.neighbours, p.power, p.recency_half_life, p.recency_unit
             ),
             ModelSpec::Als(p) => format!(
                 "als(f={}, it={}, reg={}, alpha={}, {:?})",
@@ -79,6 +79,7 @@ pub fn recommend_eval_users(model: &dyn Scorer, split: &Split) -> Vec<Vec<u32>> 
                 let q = Query {
                     user: Some(u),
                     history,
+                    history_ts: &split.train_ts[u as usize],
                     declared: &[],
                 };
                 model.score(&q, scores);
@@ -153,7 +154,6 @@ pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Re
     Ok(pool.install(f))
 }
 
-
 /// Lists of hyper-parameter values; every combination becomes one [`ModelSpec`]. Single-value
 /// lists give one model. Field defaults are the tuned defaults documented in
 /// `docs/RECOMMENDATIONS.md`.
@@ -166,6 +166,8 @@ pub struct ParamGrid {
     pub knn_power: Vec<f32>,
     /// 0 = no recency weighting.
     pub knn_recency: Vec<f32>,
+    /// `time` or `position`.
+    pub knn_recency_unit: Vec<String>,
     pub bm25_k1: f32,
     pub bm25_b: f32,
     pub als_factors: Vec<usize>,
@@ -186,7 +188,8 @@ impl Default for ParamGrid {
             knn_weighting: vec!["cosine".into()],
             knn_asymmetry: vec![0.5],
             knn_power: vec![knn.power],
-            knn_recency: vec![0.0],
+            knn_recency: vec![knn.recency_half_life.unwrap_or(0.0)],
+            knn_recency_unit: vec!["time".into()],
             bm25_k1: 1.2,
             bm25_b: 0.75,
             als_factors: vec![als.factors],
@@ -228,13 +231,23 @@ impl ParamGrid {
         for w in &self.knn_weighting {
             for &neighbours in &self.knn_neighbours {
                 for &power in &self.knn_power {
-                    for &rec in &self.knn_recency {
+                    for (&rec, unit) in self.recency_pairs() {
                         let recency_half_life = (rec > 0.0).then_some(rec);
+                        let recency_unit = match unit.as_str() {
+                            "time" => RecencyUnit::Time,
+                            "position" => RecencyUnit::Position,
+                            other => {
+                                return Err(RecError::Invalid(format!(
+                                    "unknown recency unit `{other}` (time, position)"
+                                )));
+                            }
+                        };
                         let base = KnnParams {
                             neighbours,
                             weighting: Weighting::TfIdf,
                             power,
                             recency_half_life,
+                            recency_unit,
                         };
                         match w.as_str() {
                             "cosine" => {
@@ -264,6 +277,12 @@ impl ParamGrid {
             }
         }
         Ok(out)
+    }
+
+    fn recency_pairs(&self) -> impl Iterator<Item = (&f32, &String)> {
+        self.knn_recency
+            .iter()
+            .flat_map(|r| self.knn_recency_unit.iter().map(move |u| (r, u)))
     }
 
     fn als_specs(&self) -> Vec<ModelSpec> {

@@ -4,7 +4,7 @@
 //! `left[i] * right[j] * sum_u w(u,i) w(u,j)` over the subjects `u` who have both; only the
 //! `neighbours` most similar `j != i` are kept. Score of item `j` for a history `H` is
 //! `sum_{h in H} r(h) * sim(h, j)` where `r` is 1, or a recency weight halving every
-//! `recency_half_life` newer interactions. With `Cosine { asymmetry: 0.5 }`, no recency and
+//! `recency_half_life` newer events (interactions with the same time form one event). With `Cosine { asymmetry: 0.5 }`, no recency and
 //! `power = 1` this is `implicit.CosineRecommender` (which keeps `i` itself among its `K`);
 //! `Bm25` and `TfIdf` use `implicit`'s weightings.
 //!
@@ -37,17 +37,51 @@ pub struct KnnParams {
     pub weighting: Weighting,
     /// Similarities are raised to this power (> 1 sharpens: strong neighbours count more).
     pub power: f32,
-    /// If set, a history item's vote halves every this many newer interactions.
+    /// If set, a history item's vote halves every this many newer events.
     pub recency_half_life: Option<f32>,
+    /// What counts as one event for recency.
+    #[serde(default)]
+    pub recency_unit: RecencyUnit,
+}
+
+/// Unit of age for recency weighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecencyUnit {
+    /// Interactions with the same time are one event (one basket): the principled choice,
+    /// since the order inside a basket carries no information.
+    #[default]
+    Time,
+    /// Every history entry is its own event, in the given order. Under EVAL-1 on baskets this
+    /// exploits the tie-break by item id (see docs/RECOMMENDATIONS.md); kept for comparison.
+    Position,
 }
 
 impl Default for KnnParams {
+    /// The tuned default (docs/RECOMMENDATIONS.md): 20 cosine neighbours, squared
+    /// similarities, votes halving with every newer event. One setting for all three EVAL-1
+    /// data sets, not tuned per set.
     fn default() -> Self {
+        KnnParams {
+            neighbours: 20,
+            weighting: Weighting::Cosine { asymmetry: 0.5 },
+            power: 2.0,
+            recency_half_life: Some(1.0),
+            recency_unit: RecencyUnit::Time,
+        }
+    }
+}
+
+impl KnnParams {
+    /// The configuration of `implicit.CosineRecommender(K=50)` used by `peer_eval1.py`
+    /// (except that the item itself does not take one of the `K` slots).
+    pub fn implicit_cosine() -> Self {
         KnnParams {
             neighbours: 50,
             weighting: Weighting::Cosine { asymmetry: 0.5 },
             power: 1.0,
             recency_half_life: None,
+            recency_unit: RecencyUnit::Time,
         }
     }
 }
@@ -183,12 +217,28 @@ impl ItemKnn {
         (&self.neighbour[a..b], &self.similarity[a..b])
     }
 
-    /// Vote weight of the history item at `pos` in a history of length `len` (oldest first).
-    pub fn recency_weight(&self, pos: usize, len: usize) -> f32 {
+    /// Vote weight of a history entry that has `age` newer events after it.
+    pub fn recency_weight(&self, age: usize) -> f32 {
         match self.params.recency_half_life {
-            Some(h) if h > 0.0 => (-((len - 1 - pos) as f32) * std::f32::consts::LN_2 / h).exp(),
+            Some(h) if h > 0.0 => (-(age as f32) * std::f32::consts::LN_2 / h).exp(),
             _ => 1.0,
         }
+    }
+}
+
+/// Age of each history entry in events: how many distinct newer events follow it. Entries
+/// with equal times form one event (a basket has no order inside it); without times every
+/// entry is its own event.
+pub fn event_ages(history_len: usize, ts: &[i64], out: &mut Vec<usize>) {
+    out.clear();
+    out.resize(history_len, 0);
+    let timed = ts.len() == history_len;
+    let mut age = 0;
+    for pos in (0..history_len).rev() {
+        if pos + 1 < history_len && !(timed && ts[pos] == ts[pos + 1]) {
+            age += 1;
+        }
+        out[pos] = age;
     }
 }
 
@@ -198,12 +248,17 @@ impl Scorer for ItemKnn {
     }
     fn score(&self, query: &Query<'_>, scores: &mut [f32]) {
         scores.fill(0.0);
-        let len = query.history.len();
-        for (pos, &h) in query.history.iter().enumerate() {
+        let mut ages = Vec::new();
+        let ts = match self.params.recency_unit {
+            RecencyUnit::Time => query.history_ts,
+            RecencyUnit::Position => &[],
+        };
+        event_ages(query.history.len(), ts, &mut ages);
+        for (&h, &age) in query.history.iter().zip(&ages) {
             if h as usize >= self.n_items {
                 continue;
             }
-            let r = self.recency_weight(pos, len);
+            let r = self.recency_weight(age);
             let (nb, sim) = self.neighbours(h);
             for (&j, &s) in nb.iter().zip(sim) {
                 scores[j as usize] += r * s;
@@ -224,7 +279,7 @@ mod tests {
 
     #[test]
     fn cosine_similarities_hand_checked() {
-        let m = ItemKnn::fit(&toy(), KnnParams::default());
+        let m = ItemKnn::fit(&toy(), KnnParams::implicit_cosine());
         // item 0: users {0,1,3}; item 1: {0,1,2}; item 2: {1,2}; item 3: {2,3}
         let (nb, sim) = m.neighbours(0);
         assert_eq!(nb, &[1, 2, 3]);
@@ -249,11 +304,16 @@ mod tests {
         let p = KnnParams {
             neighbours: 1,
             recency_half_life: Some(1.0),
-            ..KnnParams::default()
+            ..KnnParams::implicit_cosine()
         };
         let m = ItemKnn::fit(&toy(), p);
         assert!((0..4).all(|i| m.neighbours(i).0.len() == 1));
-        assert!((m.recency_weight(0, 3) - 0.25).abs() < 1e-6);
-        assert!((m.recency_weight(2, 3) - 1.0).abs() < 1e-6);
+        assert!((m.recency_weight(2) - 0.25).abs() < 1e-6);
+        assert!((m.recency_weight(0) - 1.0).abs() < 1e-6);
+        let mut ages = Vec::new();
+        event_ages(5, &[1, 2, 2, 3, 3], &mut ages);
+        assert_eq!(ages, vec![2, 1, 1, 0, 0]);
+        event_ages(3, &[], &mut ages);
+        assert_eq!(ages, vec![2, 1, 0]);
     }
 }

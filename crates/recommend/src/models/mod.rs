@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use als::{Als, AlsParams, AlsSolver};
 pub use content::{ContentModel, ContentParams};
-pub use knn::{ItemKnn, KnnParams, Weighting};
+pub use knn::{ItemKnn, KnnParams, RecencyUnit, Weighting};
 pub use popularity::Popularity;
 
 /// What a model may look at for one request.
@@ -24,6 +24,9 @@ pub struct Query<'a> {
     pub user: Option<u32>,
     /// Item indices the subject interacted with, oldest first, without duplicates.
     pub history: &'a [u32],
+    /// Time of each history entry (same length as `history`, non-decreasing), or empty when
+    /// unknown. Recency-aware models treat entries with equal times as one event (one basket).
+    pub history_ts: &'a [i64],
     /// Declared interests: (category index, weight > 0). Only the content model reads them.
     pub declared: &'a [(u32, f32)],
 }
