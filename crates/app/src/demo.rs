@@ -5,7 +5,8 @@
 //! if, at the time it happened, the customer had allowed a purpose that may use its category.
 //! Contact details (name, email, zip) are not stored: nothing in the foundation needs them.
 
-use candor_demo::{DemoConfig, EventKind};
+pub use candor_demo::DemoConfig;
+use candor_demo::EventKind;
 use candor_domain::consent::purpose_allowing;
 use candor_domain::{ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectConsents};
 use candor_store::{CatalogCategory, DecisionRow, EventRow, Item};

@@ -45,3 +45,12 @@ impl App {
         Ok((next, material))
     }
 }
+
+impl App {
+    /// Every stored revision of a declared purpose: (version, material, purpose, at).
+    pub async fn purpose_history(&self, id: &str) -> Result<Vec<(u32, bool, Purpose, candor_domain::Micros)>> {
+        let pid = PurposeId::parse(id).map_err(|_| AppError::UnknownPurpose(id.to_owned()))?;
+        self.purpose(&pid)?;
+        Ok(self.store.purpose_history(pid.as_str()).await?)
+    }
+}

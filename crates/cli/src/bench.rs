@@ -1,0 +1,127 @@
+//! `candor bench ...`: measurements printed against the targets in PRODUCT.md.
+//!
+//! Benchmarks run on a throwaway store in a temporary directory (or the configured PostgreSQL
+//! when `--postgres` is given), never on the operator's data.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use candor_app::{App, Config};
+use candor_domain::{PurposeDraft, PurposeId, Scope};
+use clap::Subcommand;
+use hdrhistogram::Histogram;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// In-memory consent check (target < 1 µs) and grant/revoke round trips over HTTP.
+    Consent {
+        /// Subjects with consent history in the cache.
+        #[arg(long, default_value_t = 20_000)]
+        subjects: usize,
+        /// Cached checks to time.
+        #[arg(long, default_value_t = 5_000_000)]
+        checks: usize,
+        /// Grant/revoke round trips over HTTP.
+        #[arg(long, default_value_t = 2_000)]
+        round_trips: usize,
+    },
+}
+
+pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
+    match cmd {
+        BenchCommand::Consent { subjects, checks, round_trips } => consent(config, subjects, checks, round_trips).await?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64
+}
+
+async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips: usize) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("candor-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    config.data_dir = dir.clone();
+    config.webhooks.enabled = false;
+    let app = App::open(config).await?;
+    println!("store: {}", app.store.backend().name());
+    let purpose = app
+        .create_purpose(
+            "bench",
+            &PurposeDraft { id: "personalization".into(), title: "Recommendations".into(), description: "Suggestions from what you browse.".into(), legal_basis: "consent".into(), categories: vec!["browsing".into()], expires_after_days: Some(365), ..Default::default() },
+        )
+        .await?;
+    let pid = PurposeId::parse("personalization")?;
+
+    // Populate: every subject granted, every third one revoked again.
+    let t = Instant::now();
+    let mut keys = Vec::with_capacity(subjects);
+    for i in 0..subjects {
+        let key = app.subject_key(&format!("user-{i}"))?;
+        let now = app.now();
+        let mut decisions = vec![(pid.clone(), candor_domain::ConsentDecision::Granted, now)];
+        if i % 3 == 0 {
+            decisions.push((pid.clone(), candor_domain::ConsentDecision::Denied, now + 1));
+        }
+        app.import_consents("bench", &key, &decisions).await?;
+        keys.push(key);
+    }
+    println!("populated {subjects} subjects in {:.1} s", t.elapsed().as_secs_f64());
+
+    // In-process: the cached check every data path asks.
+    let now = app.now();
+    let mut allowed = 0usize;
+    let t = Instant::now();
+    for i in 0..checks {
+        let k = &keys[(i.wrapping_mul(2_654_435_761)) % keys.len()];
+        if app.cached_consent_status(k, &purpose, now).is_some_and(|s| s.allows()) {
+            allowed += 1;
+        }
+    }
+    let per = t.elapsed().as_nanos() as f64 / checks as f64;
+    let mut h = Histogram::<u64>::new(3)?;
+    for i in 0..200_000usize {
+        let k = &keys[(i.wrapping_mul(40_503)) % keys.len()];
+        let s = Instant::now();
+        std::hint::black_box(app.cached_consent_status(k, &purpose, now));
+        h.record(s.elapsed().as_nanos() as u64)?;
+    }
+    println!("consent check (in-memory, {subjects} subjects, 1 thread): mean {per:.0} ns, p50 {:.0} ns, p99 {:.0} ns  [target < 1000 ns]  ({allowed} allowed of {checks})", pct(&h, 0.5), pct(&h, 0.99));
+
+    // Over HTTP: POST grant then POST revoke, sequentially, on loopback.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let key = app.create_key("bench", "bench", Scope::Recommend).await?;
+    let server_app = app.clone();
+    let server = tokio::spawn(async move { candor_http::serve(server_app, listener, std::future::pending()).await });
+    let client = reqwest::Client::new();
+    let mut h = Histogram::<u64>::new(3)?;
+    let t = Instant::now();
+    for i in 0..round_trips {
+        let url = format!("http://{addr}/v1/subjects/rt-{}/consents", i % 100);
+        let s = Instant::now();
+        for decision in ["granted", "denied"] {
+            let r = client
+                .post(&url)
+                .bearer_auth(&key.secret)
+                .json(&serde_json::json!({"source": "api", "consents": [{"purpose": "personalization", "decision": decision}]}))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "round trip failed: {}", r.status());
+        }
+        h.record(s.elapsed().as_micros() as u64)?;
+    }
+    let total = t.elapsed();
+    println!(
+        "grant+revoke round trip over HTTP ({}): {round_trips} pairs in {:.2} s, {:.0} pairs/s, p50 {:.2} ms, p99 {:.2} ms",
+        app.store.backend().name(),
+        total.as_secs_f64(),
+        round_trips as f64 / total.as_secs_f64(),
+        pct(&h, 0.5) / 1000.0,
+        pct(&h, 0.99) / 1000.0
+    );
+    server.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), app.store.close()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! `candor`: the one binary. Parses arguments, sets up logging, and calls the app layer.
+//!
+//! Invariant: no command here holds business logic; each is a few lines over `candor-app`.
+#![forbid(unsafe_code)]
+
+mod bench;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use candor_app::{App, Config};
+use candor_domain::Scope;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "candor", version, about = "Ethical-by-construction personalization engine")]
+struct Cli {
+    /// Configuration file (TOML). CANDOR_* environment variables override it.
+    #[arg(long, global = true, env = "CANDOR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve,
+    /// Create a fresh data directory, load the synthetic demo shop, and serve it.
+    Demo(DemoArgs),
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand, name = "audit-log")]
+    AuditLog(AuditLogCommand),
+    /// Benchmarks that print figures against the targets in PRODUCT.md.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Must not exist or be empty; default: a new directory under the system temp dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 2000)]
+    customers: usize,
+    #[arg(long, default_value_t = 3000)]
+    products: usize,
+    /// Load the data, print the summary, and exit without serving.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) or fail naming what is wrong.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret once.
+    Create {
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum AuditLogCommand {
+    /// Recompute the hash chain; exit 1 naming the first broken entry.
+    Verify,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        println!("# effective configuration (secrets masked)\n{}", config.redacted());
+        config.database_url()?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    init_logging(&config);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Demo(args) => demo(config, args).await,
+            Command::Keys(cmd) => keys(config, cmd).await,
+            Command::AuditLog(AuditLogCommand::Verify) => verify(config).await,
+            Command::Bench(cmd) => bench::run(config, cmd).await,
+            Command::Config(_) => unreachable!("handled above"),
+        }
+    })
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        candor_app::config::LogFormat::Json => builder.json().init(),
+        candor_app::config::LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
+    let addr = app.config.bind_addr();
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let background = app.start_background().await?;
+    tracing::info!(%addr, store = app.store.backend().name(), "candor serving");
+    let grace = std::time::Duration::from_secs(app.config.server.shutdown_grace_secs);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(candor_http::serve(app.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    tokio::select! {
+        result = &mut server => result??,
+        _ = shutdown_signal() => {
+            let _ = stop.send(());
+            // In-flight requests get `grace` to finish; then the rest are dropped.
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result??,
+                Err(_) => {
+                    tracing::warn!("grace period over; dropping remaining connections");
+                    server.abort();
+                }
+            }
+        }
+    }
+    background.shutdown().await;
+    app.store.close().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    serve_app(app).await
+}
+
+async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCode> {
+    let dir = match args.data_dir {
+        Some(d) => {
+            if d.exists() && d.read_dir()?.next().is_some() {
+                bail!("{} is not empty; the demo needs a fresh data directory", d.display());
+            }
+            d
+        }
+        None => std::env::temp_dir().join(format!("candor-demo-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    config.data_dir = dir.clone();
+    config.database_url = String::new();
+    config.server.bind = format!("127.0.0.1:{}", args.port);
+    let app = App::open(config).await?;
+
+    let now_day = app.now() / 1_000_000 / 86_400 * 86_400;
+    let cfg = candor_app::demo::DemoConfig { seed: args.seed, customers: args.customers, products: args.products, now_unix: now_day, ..Default::default() };
+    let bar = indicatif::ProgressBar::new(cfg.customers as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("loading demo shop {bar:40} {pos}/{len} customers ({eta})")?);
+    let summary = candor_app::demo::load(&app, &cfg, |done, _| bar.set_position(done as u64)).await?;
+    bar.finish_and_clear();
+
+    let base = format!("http://127.0.0.1:{}", args.port);
+    println!("Candor demo: a synthetic shop, loaded through the same consent rules as real data");
+    println!("  data directory      {}", dir.display());
+    println!("  purposes            {}", summary.purposes);
+    println!("  products            {} in {} categories (one sensitive: health)", summary.products, summary.categories);
+    println!("  customers           {} with {} consent records", summary.customers, summary.consent_records);
+    println!("  events kept         {} (dropped for lack of consent: {})", summary.events_kept, summary.events_dropped_without_consent);
+    println!("  offer decisions     {} (with a planted bias for the fairness audit to find)", summary.decisions);
+    println!();
+    println!("  API                 {base}");
+    println!("  API docs            {base}/docs/");
+    println!("  OpenAPI             {base}/openapi.json");
+    println!("  metrics             {base}/metrics");
+    println!();
+    println!("  admin key           {}", summary.admin_key.secret);
+    println!("  ingestion write key {}", summary.ingest_key.secret);
+    println!("  recommend key       {}", summary.recommend_key.secret);
+    println!("  auditor key         {}", summary.auditor_key.secret);
+    println!();
+    println!("  try: curl -H 'Authorization: Bearer {}' {base}/v1/subjects/cust-0001/consents", summary.recommend_key.secret);
+    if args.no_serve {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    println!("\nserving on {base} (Ctrl-C to stop)");
+    serve_app(app).await
+}
+
+async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    match cmd {
+        KeysCommand::Create { scope, name } => {
+            let scope = Scope::parse(&scope).map_err(candor_app::AppError::from)?;
+            let k = app.create_key("cli", &name, scope).await?;
+            println!("created {} key `{}` ({})", k.scope.as_str(), k.name, k.id);
+            println!("secret (shown once, store it now): {}", k.secret);
+        }
+        KeysCommand::List => {
+            println!("{:<22} {:<10} {:<20} {:<24} status", "id", "scope", "prefix", "name");
+            for k in app.list_keys().await? {
+                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{:<22} {:<10} {:<20} {:<24} {status}", k.id, k.scope.as_str(), k.prefix, k.name);
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            app.revoke_key("cli", &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn verify(config: Config) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    let v = app.verify_audit_log().await?;
+    match v.broken {
+        None => {
+            println!("audit log intact: {} entries, head {}", v.entries, v.head_hash);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(b) => {
+            println!("audit log BROKEN at entry {}: {}", b.seq, b.reason);
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}

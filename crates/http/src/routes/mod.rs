@@ -1,0 +1,48 @@
+//! Route modules, one per resource, and the OpenAPI document they fill.
+
+pub mod audit;
+pub mod consents;
+pub mod keys;
+pub mod purposes;
+pub mod system;
+pub mod webhooks;
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorDetail};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Candor",
+        description = "Ethical-by-construction personalization: purposes, consent, audit. Every error is `{\"error\":{\"code\",\"message\"}}`. Authenticate with `Authorization: Bearer <key>`; each operation names the key scope it needs.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&ApiKeyScheme),
+    tags(
+        (name = "system", description = "Health, readiness, metrics"),
+        (name = "purposes", description = "Declared purposes of processing"),
+        (name = "consents", description = "A subject's consent decisions"),
+        (name = "keys", description = "API keys and scopes"),
+        (name = "audit", description = "The tamper-evident audit log"),
+        (name = "webhooks", description = "Consent-change notifications"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The security scheme every protected operation refers to as `api_key`, with its scope.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// Formats stored microseconds for the wire.
+pub(crate) fn ts(at: candor_domain::Micros) -> String {
+    candor_domain::format_micros(at)
+}
