@@ -36,6 +36,9 @@ pub enum ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }

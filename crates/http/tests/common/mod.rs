@@ -1,0 +1,132 @@
+//! A real Candor node on loopback for tests: real store, real HTTP.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use candor_app::config::Secret;
+use candor_app::{App, Clock, Config, SystemClock};
+use candor_domain::Scope;
+use candor_store::testing::TestDb;
+use serde_json::{json, Value};
+
+pub struct Node {
+    pub base: String,
+    pub app: Arc<App>,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub recommend: String,
+    pub auditor: String,
+    pub ingest: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Option<candor_app::Background>,
+    _dir: tempdir::Dir,
+}
+
+pub mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn config(db: &TestDb, dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.data_dir = dir.to_owned();
+    c.database_url = db.url.clone();
+    c.privacy.pseudonymization_key = Some(Secret::new("test-pseudonymization-key-0123456789abcdef"));
+    c.server.max_body_bytes = 64 * 1024;
+    c.webhooks.poll_interval_ms = 20;
+    c
+}
+
+impl Node {
+    pub async fn start(db: &TestDb) -> Node {
+        Self::start_with_clock(db, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(db: &TestDb, clock: Arc<dyn Clock>) -> Node {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!("candor-node-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = App::open_with_clock(config(db, &dir), clock).await.expect("open app");
+        let background = app.start_background().await.expect("background");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(candor_http::serve(app.clone(), listener, std::future::pending()));
+        let key = |scope| {
+            let app = app.clone();
+            async move { app.create_key("test", &format!("{scope:?}"), scope).await.unwrap().secret }
+        };
+        Node {
+            admin: key(Scope::Admin).await,
+            recommend: key(Scope::Recommend).await,
+            auditor: key(Scope::Auditor).await,
+            ingest: key(Scope::Ingest).await,
+            base,
+            app,
+            http: reqwest::Client::new(),
+            server,
+            background: Some(background),
+            _dir: tempdir::Dir(dir),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// Declares the purposes most tests use.
+    pub async fn declare_purposes(&self) {
+        for body in [
+            json!({"id": "personalization", "title": "Recommendations for you", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase"], "expires_after_days": 365}),
+            json!({"id": "analytics", "title": "Site analytics", "description": "We count visits to improve the shop.", "legal_basis": "consent", "categories": ["browsing"], "non_essential_tracking": true}),
+            json!({"id": "ads_sharing", "title": "Advertising partners", "description": "We share what you browse with ad partners.", "legal_basis": "consent", "categories": ["browsing"], "sale_or_sharing": true}),
+            json!({"id": "order_fulfilment", "title": "Delivering your orders", "description": "We need your address to ship orders.", "legal_basis": "contract", "categories": ["purchase", "contact"]}),
+        ] {
+            let (status, resp) = self.post("/v1/admin/purposes", &self.admin, body).await;
+            assert_eq!(status, 201, "{resp}");
+        }
+    }
+
+    pub async fn decide(&self, subject: &str, purpose: &str, decision: &str) -> (u16, Value) {
+        self.post(&format!("/v1/subjects/{subject}/consents"), &self.recommend, json!({"source": "api", "consents": [{"purpose": purpose, "decision": decision}]})).await
+    }
+
+    pub async fn state(&self, subject: &str, purpose: &str) -> String {
+        let (status, v) = self.get(&format!("/v1/subjects/{subject}/consents"), &self.recommend).await;
+        assert_eq!(status, 200, "{v}");
+        v["purposes"].as_array().unwrap().iter().find(|p| p["purpose"]["id"] == purpose).map(|p| p["consent"]["state"].as_str().unwrap().to_owned()).expect("purpose listed")
+    }
+
+    pub async fn stop(mut self) {
+        self.server.abort();
+        if let Some(b) = self.background.take() {
+            b.shutdown().await;
+        }
+        self.app.store.close().await;
+    }
+}
