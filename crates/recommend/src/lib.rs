@@ -33,6 +33,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod models;
 mod rng;
+pub mod serve;
 pub mod split;
 
 pub use error::{RecError, Result};

@@ -1,0 +1,700 @@
+//! The serving pipeline: candidates -> filters -> diversity re-ranking -> explanations.
+//!
+//! Order of C6, enforced here: the caller has already checked consent for the purpose and
+//! passes only consented data (`Request::history` is empty without consent for behavioural
+//! personalization); then the personalization level picks the sources that may be used
+//! (`off`: popularity only; `basic`: declared interests + popularity; `full`: individual
+//! behaviour too); then sensitive categories are removed unless the subject opted in; then
+//! items already owned or in the history; quiet periods are the caller's (no call is made).
+//! Then MMR re-ranking with category caps and one exploration slot, then explanations.
+//!
+//! Invariants: a response never contains an item of a sensitive category the subject did not
+//! opt into, nor an owned item; at level `off` no reason or data category refers to the
+//! subject; every item carries at least one reason, the data categories and purposes used,
+//! a confidence in [0, 1] and the model version. Work per request is proportional to
+//! history x neighbours + candidates, never to the catalogue size.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RecError, Result};
+use crate::models::ItemKnn;
+use crate::models::knn::event_ages;
+use crate::rng::SplitMix64;
+
+/// The subject's own choice of how personal recommendations may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Non-personal only (popularity).
+    Off,
+    /// Declared preferences and categories only.
+    Basic,
+    /// Individual behaviour too.
+    Full,
+}
+
+/// What the engine knows about items.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub item_ids: Vec<String>,
+    pub titles: Vec<String>,
+    /// Primary category of each item.
+    pub item_category: Vec<u32>,
+    pub category_names: Vec<String>,
+    /// Per category: sensitive (e.g. health), excluded unless the subject opted in.
+    pub category_sensitive: Vec<bool>,
+}
+
+/// Tunables of the pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeConfig {
+    /// Candidates kept before re-ranking.
+    pub candidates: usize,
+    /// MMR trade-off: 1 = relevance only, 0 = diversity only.
+    pub mmr_lambda: f32,
+    /// At most this many items of one category in a response.
+    pub category_cap: usize,
+    /// Reserve the last slot for an item from a category not otherwise shown.
+    pub exploration_slot: bool,
+    /// Data category of the behavioural data the kNN model was trained on.
+    pub behaviour_data_category: String,
+    /// Verb for "Because you {verb} X".
+    pub behaviour_verb: String,
+    /// Purpose under which recommendations are made.
+    pub purpose: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            candidates: 100,
+            mmr_lambda: 0.7,
+            category_cap: 3,
+            exploration_slot: true,
+            behaviour_data_category: "purchase".into(),
+            behaviour_verb: "bought".into(),
+            purpose: "recommendations".into(),
+        }
+    }
+}
+
+/// One request. Indices are item / category indices of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub level: Level,
+    /// Consented behavioural history, oldest first (empty without consent).
+    pub history: &'a [u32],
+    /// Times of `history` (or empty).
+    pub history_ts: &'a [i64],
+    /// Declared interests (category indices).
+    pub declared: &'a [u32],
+    /// Sensitive categories the subject explicitly opted into.
+    pub sensitive_opt_in: &'a [u32],
+    /// Items the subject already owns (besides the history).
+    pub owned: &'a [u32],
+    pub k: usize,
+    /// Seeds the exploration slot (e.g. a hash of subject and day) so a page reload is stable.
+    pub seed: u64,
+}
+
+/// Why an item was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// Similar to an item in the subject's history.
+    Because { item: u32, text: String },
+    /// Popular in a category the subject declared.
+    DeclaredCategory { category: u32, text: String },
+    /// Popular overall.
+    Popular { text: String },
+    /// The exploration slot.
+    Exploration { category: u32, text: String },
+}
+
+/// One recommended item with everything C6 requires.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    pub item: u32,
+    pub item_id: String,
+    pub score: f32,
+    /// Estimated probability the subject engages; see [`Calibration`].
+    pub confidence: f32,
+    pub reasons: Vec<Reason>,
+    pub data_categories: Vec<String>,
+    pub purposes: Vec<String>,
+    pub exploration: bool,
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Response {
+    pub level: Level,
+    pub model_version: String,
+    pub calibrated: bool,
+    pub items: Vec<Recommendation>,
+}
+
+/// Monotone map from a score to an observed hit rate (isotonic regression, pool adjacent
+/// violators), fitted offline on (score, was it a hit) pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Upper score bound of each block, ascending.
+    pub upper: Vec<f32>,
+    /// Hit rate of each block, non-decreasing.
+    pub rate: Vec<f32>,
+}
+
+impl Calibration {
+    pub fn fit(pairs: &mut [(f32, bool)]) -> Self {
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // blocks of (upper score, hits, count), merged while rates decrease
+        let mut blocks: Vec<(f32, f64, f64)> = Vec::new();
+        for &(s, hit) in pairs.iter() {
+            blocks.push((s, f64::from(u8::from(hit)), 1.0));
+            while blocks.len() > 1 {
+                let n = blocks.len();
+                let (a, b) = (blocks[n - 2], blocks[n - 1]);
+                if a.1 / a.2 >= b.1 / b.2 {
+                    blocks[n - 2] = (b.0, a.1 + b.1, a.2 + b.2);
+                    blocks.pop();
+                } else {
+                    break;
+                }
+            }
+        }
+        Calibration {
+            upper: blocks.iter().map(|b| b.0).collect(),
+            rate: blocks.iter().map(|b| (b.1 / b.2) as f32).collect(),
+        }
+    }
+
+    pub fn apply(&self, score: f32) -> f32 {
+        if self.rate.is_empty() {
+            return 0.0;
+        }
+        let i = self.upper.partition_point(|&u| u < score);
+        self.rate[i.min(self.rate.len() - 1)]
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Behaviour { because: u32 },
+    Declared { category: u32 },
+    Popular,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    item: u32,
+    score: f32,
+    source: Source,
+}
+
+/// A loaded model plus catalogue, ready to answer requests from many threads.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    catalog: Catalog,
+    knn: Option<ItemKnn>,
+    popularity: Vec<f32>,
+    pop_order: Vec<u32>,
+    by_category: Vec<Vec<u32>>,
+    model_version: String,
+    config: ServeConfig,
+    calibration: Option<Calibration>,
+}
+
+const W_BEHAVIOUR: f32 = 1.0;
+/// Declared (zero-party) preferences outrank inferred ones (C5): a declared match adds more
+/// than popularity can, and at `basic` it is the whole signal.
+const W_DECLARED: f32 = 0.5;
+const W_POPULAR: f32 = 0.1;
+
+impl Engine {
+    /// `counts[i]` is the (consented, aggregate) popularity of item `i`; `knn` the behavioural
+    /// model (None: levels above `off` use declared interests only).
+    pub fn new(
+        catalog: Catalog,
+        counts: &[u32],
+        knn: Option<ItemKnn>,
+        model_version: String,
+        config: ServeConfig,
+    ) -> Result<Self> {
+        let n = catalog.item_ids.len();
+        if catalog.titles.len() != n || catalog.item_category.len() != n || counts.len() != n {
+            return Err(RecError::Invalid(
+                "catalogue columns differ in length".into(),
+            ));
+        }
+        if catalog.category_sensitive.len() != catalog.category_names.len()
+            || catalog
+                .item_category
+                .iter()
+                .any(|&c| c as usize >= catalog.category_names.len())
+        {
+            return Err(RecError::Invalid("category index out of range".into()));
+        }
+        if let Some(m) = &knn
+            && m.n_items != n
+        {
+            return Err(RecError::Invalid(format!(
+                "kNN model has {} items, catalogue {n}",
+                m.n_items
+            )));
+        }
+        let max = counts.iter().copied().max().unwrap_or(0).max(1) as f32;
+        let popularity: Vec<f32> = counts.iter().map(|&c| c as f32 / max).collect();
+        let mut pop_order: Vec<u32> = (0..n as u32).collect();
+        pop_order.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+        let mut by_category = vec![Vec::new(); catalog.category_names.len()];
+        for &i in &pop_order {
+            by_category[catalog.item_category[i as usize] as usize].push(i);
+        }
+        Ok(Engine {
+            catalog,
+            knn,
+            popularity,
+            pop_order,
+            by_category,
+            model_version,
+            config,
+            calibration: None,
+        })
+    }
+
+    pub fn with_calibration(mut self, c: Calibration) -> Self {
+        self.calibration = Some(c);
+        self
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn allowed_category(&self, c: u32, req: &Request<'_>) -> bool {
+        !self.catalog.category_sensitive[c as usize] || req.sensitive_opt_in.contains(&c)
+    }
+
+    /// Runs the whole pipeline for one request.
+    pub fn recommend(&self, req: &Request<'_>) -> Response {
+        let blocked: std::collections::HashSet<u32> =
+            req.history.iter().chain(req.owned).copied().collect();
+        let admissible = |i: u32| {
+            (i as usize) < self.popularity.len()
+                && !blocked.contains(&i)
+                && self.allowed_category(self.catalog.item_category[i as usize], req)
+        };
+        let mut cands: HashMap<u32, Candidate> = HashMap::with_capacity(4 * self.config.candidates);
+        let mut best_part: HashMap<u32, f32> = HashMap::new();
+
+        // 1. behaviour (level full only, and only with a consented history)
+        if req.level == Level::Full
+            && let Some(knn) = &self.knn
+        {
+            let mut ages = Vec::new();
+            event_ages(req.history.len(), req.history_ts, &mut ages);
+            let mut raw: HashMap<u32, (f32, u32, f32)> = HashMap::new();
+            for (&h, &age) in req.history.iter().zip(&ages) {
+                if h as usize >= knn.n_items {
+                    continue;
+                }
+                let r = knn.recency_weight(age);
+                let (nb, sim) = knn.neighbours(h);
+                for (&j, &s) in nb.iter().zip(sim) {
+                    let e = raw.entry(j).or_insert((0.0, h, 0.0));
+                    e.0 += r * s;
+                    if r * s > e.2 {
+                        (e.1, e.2) = (h, r * s);
+                    }
+                }
+            }
+            let max = raw.values().map(|v| v.0).fold(0f32, f32::max);
+            if max > 0.0 {
+                for (j, (s, because, _)) in raw {
+                    if admissible(j) {
+                        let part = W_BEHAVIOUR * s / max;
+                        cands.insert(
+                            j,
+                            Candidate {
+                                item: j,
+                                score: part + W_POPULAR * self.popularity[j as usize],
+                                source: Source::Behaviour { because },
+                            },
+                        );
+                        best_part.insert(j, part);
+                    }
+                }
+            }
+        }
+        // 2. declared interests (basic and full)
+        if req.level >= Level::Basic && !req.declared.is_empty() {
+            let per = self.config.candidates / req.declared.len() + 1;
+            for &c in req.declared {
+                if c as usize >= self.by_category.len() || !self.allowed_category(c, req) {
+                    continue;
+                }
+                for &i in self.by_category[c as usize]
+                    .iter()
+                    .filter(|&&i| admissible(i))
+                    .take(per)
+                {
+                    let pop = W_POPULAR * self.popularity[i as usize];
+                    let e = cands.entry(i).or_insert(Candidate {
+                        item: i,
+                        score: pop,
+                        source: Source::Declared { category: c },
+                    });
+                    e.score += W_DECLARED;
+                    if best_part.get(&i).is_none_or(|&b| b < W_DECLARED) {
+                        e.source = Source::Declared { category: c };
+                        best_part.insert(i, W_DECLARED);
+                    }
+                }
+            }
+        }
+        // 3. popularity fills whatever is left (every level)
+        let mut filled = 0;
+        for &i in &self.pop_order {
+            if filled >= self.config.candidates.max(req.k * 2) {
+                break;
+            }
+            if admissible(i) {
+                cands.entry(i).or_insert(Candidate {
+                    item: i,
+                    score: W_POPULAR * self.popularity[i as usize],
+                    source: Source::Popular,
+                });
+                filled += 1;
+            }
+        }
+        let mut pool: Vec<Candidate> = cands.into_values().collect();
+        pool.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        pool.truncate(self.config.candidates.max(req.k * 4));
+
+        // 4. diversity: MMR on category overlap, with a per-category cap
+        let picked = self.mmr(&pool, req.k);
+        let head = &picked[..picked.len().min(req.k.saturating_sub(1))];
+        // 5. one exploration slot: a popular item from a category not shown yet; when no such
+        // category is admissible the slot goes back to the relevance ranking
+        let explored = (self.config.exploration_slot && req.k >= 3)
+            .then(|| self.exploration(head, req, &admissible))
+            .flatten();
+        let items: Vec<Recommendation> = match explored {
+            Some(rec) => head
+                .iter()
+                .map(|c| self.explain(c, req))
+                .chain(std::iter::once(rec))
+                .collect(),
+            None => picked.iter().map(|c| self.explain(c, req)).collect(),
+        };
+        Response {
+            level: req.level,
+            model_version: self.model_version.clone(),
+            calibrated: self.calibration.is_some(),
+            items,
+        }
+    }
+
+    fn mmr(&self, pool: &[Candidate], slots: usize) -> Vec<Candidate> {
+        let lambda = self.config.mmr_lambda;
+        let mut chosen: Vec<Candidate> = Vec::with_capacity(slots);
+        let mut per_cat: HashMap<u32, usize> = HashMap::new();
+        let mut used = vec![false; pool.len()];
+        let top = pool.first().map_or(1.0, |c| c.score.max(f32::EPSILON));
+        while chosen.len() < slots {
+            let mut best: Option<(usize, f32)> = None;
+            for (n, c) in pool.iter().enumerate() {
+                let cat = self.catalog.item_category[c.item as usize];
+                if used[n] || per_cat.get(&cat).copied().unwrap_or(0) >= self.config.category_cap {
+                    continue;
+                }
+                let redundancy = if per_cat.contains_key(&cat) { 1.0 } else { 0.0 };
+                let v = lambda * c.score / top - (1.0 - lambda) * redundancy;
+                if best.is_none_or(|(_, b)| v > b) {
+                    best = Some((n, v));
+                }
+            }
+            let Some((n, _)) = best else { break };
+            used[n] = true;
+            *per_cat
+                .entry(self.catalog.item_category[pool[n].item as usize])
+                .or_default() += 1;
+            chosen.push(pool[n]);
+        }
+        chosen
+    }
+
+    fn exploration(
+        &self,
+        picked: &[Candidate],
+        req: &Request<'_>,
+        admissible: &dyn Fn(u32) -> bool,
+    ) -> Option<Recommendation> {
+        let shown: Vec<u32> = picked
+            .iter()
+            .map(|c| self.catalog.item_category[c.item as usize])
+            .collect();
+        let open: Vec<u32> = (0..self.by_category.len() as u32)
+            .filter(|&c| {
+                !shown.contains(&c)
+                    && self.allowed_category(c, req)
+                    && !self.by_category[c as usize].is_empty()
+            })
+            .collect();
+        if open.is_empty() {
+            return None;
+        }
+        let mut rng = SplitMix64::for_stream(req.seed, 0x5EED_0E7A);
+        let start = (rng.next_u64() % open.len() as u64) as usize;
+        for off in 0..open.len() {
+            let c = open[(start + off) % open.len()];
+            // among the category's 10 most popular, so exploration stays reasonable
+            if let Some(&i) = self.by_category[c as usize]
+                .iter()
+                .take(10)
+                .find(|&&i| admissible(i) && !picked.iter().any(|p| p.item == i))
+            {
+                let name = &self.catalog.category_names[c as usize];
+                return Some(Recommendation {
+                    item: i,
+                    item_id: self.catalog.item_ids[i as usize].clone(),
+                    score: W_POPULAR * self.popularity[i as usize],
+                    confidence: self.confidence(W_POPULAR * self.popularity[i as usize]),
+                    reasons: vec![Reason::Exploration {
+                        category: c,
+                        text: format!("Something different: popular in {name}"),
+                    }],
+                    data_categories: Vec::new(),
+                    purposes: vec![self.config.purpose.clone()],
+                    exploration: true,
+                });
+            }
+        }
+        None
+    }
+
+    fn confidence(&self, score: f32) -> f32 {
+        match &self.calibration {
+            Some(c) => c.apply(score),
+            // uncalibrated: the share of the maximum attainable score, flagged in the response
+            None => (score / (W_BEHAVIOUR + W_DECLARED + W_POPULAR)).clamp(0.0, 1.0),
+        }
+    }
+
+    fn explain(&self, c: &Candidate, req: &Request<'_>) -> Recommendation {
+        let cat = self.catalog.item_category[c.item as usize];
+        let mut reasons = Vec::with_capacity(2);
+        let mut data_categories = Vec::new();
+        match c.source {
+            Source::Behaviour { because } => {
+                reasons.push(Reason::Because {
+                    item: because,
+                    text: format!(
+                        "Because you {} {}",
+                        self.config.behaviour_verb, self.catalog.titles[because as usize]
+                    ),
+                });
+                data_categories.push(self.config.behaviour_data_category.clone());
+            }
+            Source::Declared { category } => {
+                reasons.push(Reason::DeclaredCategory {
+                    category,
+                    text: format!(
+                        "Popular in {}, which you told us you like",
+                        self.catalog.category_names[category as usize]
+                    ),
+                });
+                data_categories.push("declared_preference".into());
+            }
+            Source::Popular => reasons.push(Reason::Popular {
+                text: "Popular with other customers right now".into(),
+            }),
+        }
+        // a behaviour pick that also matches a declared interest says so too
+        if matches!(c.source, Source::Behaviour { .. })
+            && req.level >= Level::Basic
+            && req.declared.contains(&cat)
+        {
+            reasons.push(Reason::DeclaredCategory {
+                category: cat,
+                text: format!(
+                    "In {}, which you told us you like",
+                    self.catalog.category_names[cat as usize]
+                ),
+            });
+            data_categories.push("declared_preference".into());
+        }
+        Recommendation {
+            item: c.item,
+            item_id: self.catalog.item_ids[c.item as usize].clone(),
+            score: c.score,
+            confidence: self.confidence(c.score),
+            reasons,
+            data_categories,
+            purposes: vec![self.config.purpose.clone()],
+            exploration: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::Interactions;
+    use crate::models::KnnParams;
+
+    /// 8 items: 0-2 garden, 3-5 kitchen, 6-7 health (sensitive).
+    fn engine() -> Engine {
+        let catalog = Catalog {
+            item_ids: (0..8).map(|i| format!("sku{i}")).collect(),
+            titles: (0..8).map(|i| format!("Item {i}")).collect(),
+            item_category: vec![0, 0, 0, 1, 1, 1, 2, 2],
+            category_names: vec!["Garden".into(), "Kitchen".into(), "Health".into()],
+            category_sensitive: vec![false, false, true],
+        };
+        let train = Interactions::from_rows(
+            8,
+            &[
+                vec![0, 1, 6],
+                vec![0, 1, 2],
+                vec![0, 6],
+                vec![3, 4],
+                vec![3, 5],
+                vec![1, 7],
+            ],
+        )
+        .unwrap();
+        let knn = ItemKnn::fit(&train, KnnParams::implicit_cosine());
+        let counts = train.col_counts();
+        Engine::new(
+            catalog,
+            &counts,
+            Some(knn),
+            "item-knn-test".into(),
+            ServeConfig::default(),
+        )
+        .unwrap()
+    }
+
+    fn req(level: Level) -> Request<'static> {
+        Request {
+            level,
+            history: &[0],
+            history_ts: &[],
+            declared: &[1],
+            sensitive_opt_in: &[],
+            owned: &[],
+            k: 4,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn full_level_explains_behaviour_and_never_shows_sensitive_or_owned() {
+        let e = engine();
+        let r = e.recommend(&Request {
+            owned: &[1],
+            ..req(Level::Full)
+        });
+        assert_eq!(r.items.len(), 4);
+        for it in &r.items {
+            assert!(
+                it.item != 0 && it.item != 1,
+                "owned or history item returned"
+            );
+            assert!(
+                e.catalog().item_category[it.item as usize] != 2,
+                "sensitive item returned"
+            );
+            assert!(!it.reasons.is_empty() && !it.purposes.is_empty());
+            assert!((0.0..=1.0).contains(&it.confidence));
+        }
+        // item 2 co-occurs with 0: explained by it
+        let two = r
+            .items
+            .iter()
+            .find(|i| i.item == 2)
+            .expect("item 2 recommended");
+        assert!(
+            matches!(&two.reasons[0], Reason::Because { item: 0, text } if text == "Because you bought Item 0")
+        );
+        assert_eq!(two.data_categories, vec!["purchase".to_string()]);
+        // garden and kitchen are shown and health is not admissible: no exploration slot
+        assert!(r.items.iter().all(|i| !i.exploration));
+        // with an opt-in, health items may appear (6 co-occurs with 0)
+        let r = e.recommend(&Request {
+            sensitive_opt_in: &[2],
+            ..req(Level::Full)
+        });
+        assert!(r.items.iter().any(|i| i.item == 6));
+        // a short history fills the last slot with exploration when a category is open
+        let r = e.recommend(&Request {
+            k: 3,
+            history: &[3],
+            declared: &[],
+            ..req(Level::Full)
+        });
+        let last = r.items.last().unwrap();
+        assert!(last.exploration, "{r:?}");
+        assert_eq!(e.catalog().item_category[last.item as usize], 0);
+    }
+
+    #[test]
+    fn lower_levels_do_not_use_behaviour() {
+        let e = engine();
+        let basic = e.recommend(&req(Level::Basic));
+        assert!(
+            basic
+                .items
+                .iter()
+                .all(|i| !i.data_categories.iter().any(|d| d == "purchase"))
+        );
+        assert!(matches!(
+            &basic.items[0].reasons[0],
+            Reason::DeclaredCategory { category: 1, text } if text == "Popular in Kitchen, which you told us you like"
+        ));
+        let off = e.recommend(&req(Level::Off));
+        assert!(off.items.iter().all(|i| i.data_categories.is_empty()));
+        assert!(off.items.iter().all(|i| matches!(
+            i.reasons[0],
+            Reason::Popular { .. } | Reason::Exploration { .. }
+        )));
+    }
+
+    #[test]
+    fn category_cap_holds() {
+        let mut e = engine();
+        e.config.category_cap = 1;
+        e.config.exploration_slot = false;
+        let r = e.recommend(&Request {
+            k: 3,
+            ..req(Level::Full)
+        });
+        let mut cats: Vec<u32> = r
+            .items
+            .iter()
+            .map(|i| e.catalog().item_category[i.item as usize])
+            .collect();
+        cats.sort();
+        cats.dedup();
+        assert_eq!(cats.len(), r.items.len());
+    }
+
+    #[test]
+    fn isotonic_calibration_is_monotone() {
+        let mut pairs = vec![
+            (0.1, false),
+            (0.2, true),
+            (0.3, false),
+            (0.4, true),
+            (0.5, true),
+        ];
+        let c = Calibration::fit(&mut pairs);
+        assert!(c.rate.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(c.apply(0.05), 0.0);
+        assert_eq!(c.apply(0.5), 1.0);
+        assert!((c.apply(0.25) - 0.5).abs() < 1e-6);
+    }
+}
