@@ -10,6 +10,7 @@
 
 mod audit;
 mod catalog;
+mod changes;
 mod consents;
 mod keys;
 mod purposes;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use changes::Change;
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use keys::ApiKeyRow;
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
