@@ -35,11 +35,11 @@ pub use csv_input::{
 pub use data_audit::{ProxyOptions, ReferenceDistribution, associate};
 pub use decision::{Decision, Decisions, DecisionsBuilder};
 pub use error::FairnessError;
-pub use findings::{Finding, Severity, Thresholds, findings};
+pub use findings::{Finding, FindingKind, IncidentDraft, Severity, Thresholds, findings};
 pub use html::render_html;
 pub use metrics::Undefined;
 pub use mitigation::{Candidate, ExposureBand, Reranked, Reweighing, Target, rerank, reweighing};
 pub use recommendation::{
     CatalogItem, RecommendationList, RecommendationReport, audit_recommendations,
 };
-pub use report::{Estimate, Report};
+pub use report::{AuditDocument, Estimate, Report, render_json};

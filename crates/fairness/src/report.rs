@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::Bootstrap;
+use crate::findings::Finding;
 use crate::metrics::{Undefined, Value};
 use crate::recommendation::RecommendationReport;
 
@@ -285,4 +286,21 @@ pub struct ProxyAssociation {
     pub normalized_mutual_information: Estimate,
     /// Above either configured threshold.
     pub strong: bool,
+}
+
+/// The JSON document the CLI writes and the API serves: the report plus the findings drawn from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditDocument {
+    pub report: Report,
+    pub findings: Vec<Finding>,
+}
+
+/// Pretty JSON of an [`AuditDocument`].
+pub fn render_json(report: &Report, findings: &[Finding]) -> String {
+    let doc = AuditDocument {
+        report: report.clone(),
+        findings: findings.to_vec(),
+    };
+    // Serialising plain data with string keys and finite numbers cannot fail.
+    serde_json::to_string_pretty(&doc).expect("report serialises")
 }
