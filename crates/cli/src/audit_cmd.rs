@@ -82,9 +82,12 @@ pub struct FairnessArgs {
     /// Field delimiter (default: detected from the first line).
     #[arg(long)]
     pub delimiter: Option<char>,
-    /// The file has no header row; columns are named 1, 2, 3...
+    /// The file has no header row; columns are named 1, 2, 3... unless --columns names them.
     #[arg(long)]
     pub no_header: bool,
+    /// Column names for a file without a header, comma-separated (implies --no-header).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
     /// Exit with an error if any finding has at least this severity.
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOn>,
@@ -111,7 +114,8 @@ pub fn run_fairness(args: &FairnessArgs) -> anyhow::Result<()> {
     };
     let format = CsvFormat {
         delimiter,
-        has_header: !args.no_header,
+        has_header: !args.no_header && args.columns.is_empty(),
+        column_names: args.columns.clone(),
         ..Default::default()
     };
     let reference = args
