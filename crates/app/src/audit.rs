@@ -26,7 +26,11 @@ impl App {
             let page = self.store.audit_entries(after, PAGE).await?;
             for e in &page {
                 if let Err(b) = v.push(e) {
-                    return Ok(AuditVerification { entries: e.seq - 1, head_hash, broken: Some(b) });
+                    return Ok(AuditVerification {
+                        entries: e.seq - 1,
+                        head_hash,
+                        broken: Some(b),
+                    });
                 }
             }
             match page.last() {
@@ -35,13 +39,24 @@ impl App {
             }
         }
         Ok(match v.finish(head_seq, &head_hash) {
-            Ok(n) => AuditVerification { entries: n, head_hash, broken: None },
-            Err(b) => AuditVerification { entries: head_seq, head_hash, broken: Some(b) },
+            Ok(n) => AuditVerification {
+                entries: n,
+                head_hash,
+                broken: None,
+            },
+            Err(b) => AuditVerification {
+                entries: head_seq,
+                head_hash,
+                broken: Some(b),
+            },
         })
     }
 
     pub async fn recent_audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        Ok(self.store.recent_audit_entries(limit.clamp(1, 1000)).await?)
+        Ok(self
+            .store
+            .recent_audit_entries(limit.clamp(1, 1000))
+            .await?)
     }
 
     /// Records an action that has no other effect on the store (a read of personal data, an

@@ -8,8 +8,8 @@
 //!   epoch; a load that started in an older epoch never marks its entry complete.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candor_domain::{ConsentRecord, SubjectConsents, SubjectKey};
 
@@ -44,9 +44,16 @@ impl ConsentCache {
     }
 
     /// Runs `f` on a complete entry, or returns `None` if the subject must be loaded first.
-    pub(crate) fn with<R>(&self, key: &SubjectKey, f: impl FnOnce(&SubjectConsents) -> R) -> Option<R> {
+    pub(crate) fn with<R>(
+        &self,
+        key: &SubjectKey,
+        f: impl FnOnce(&SubjectConsents) -> R,
+    ) -> Option<R> {
         let shard = self.shard(key).read().expect("consent cache lock");
-        shard.get(key).filter(|e| e.complete).map(|e| f(&e.consents))
+        shard
+            .get(key)
+            .filter(|e| e.complete)
+            .map(|e| f(&e.consents))
     }
 
     pub(crate) fn epoch(&self) -> u64 {
@@ -80,7 +87,12 @@ impl ConsentCache {
 
     /// Another node changed this subject: reload from the store on next use.
     pub(crate) fn invalidate(&self, key: &SubjectKey) {
-        if let Some(e) = self.shard(key).write().expect("consent cache lock").get_mut(key) {
+        if let Some(e) = self
+            .shard(key)
+            .write()
+            .expect("consent cache lock")
+            .get_mut(key)
+        {
             e.complete = false;
         }
     }
@@ -93,6 +105,9 @@ impl ConsentCache {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().expect("consent cache lock").len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.read().expect("consent cache lock").len())
+            .sum()
     }
 }

@@ -19,7 +19,10 @@ const NOT_CONFIG: &[&str] = &["CANDOR_CONFIG", "CANDOR_SHARED_DATA"];
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -27,7 +30,10 @@ pub enum ConfigError {
     #[error("invalid configuration `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
     #[error("cannot prepare {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A secret string: usable, but never printed.
@@ -129,22 +135,37 @@ impl Default for Config {
 }
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind: "127.0.0.1:8080".into(), max_body_bytes: 1024 * 1024, request_timeout_secs: 30, shutdown_grace_secs: 10 }
+        ServerConfig {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
     }
 }
 impl Default for ConsentConfig {
     fn default() -> Self {
-        ConsentConfig { cache_entries: 1_000_000 }
+        ConsentConfig {
+            cache_entries: 1_000_000,
+        }
     }
 }
 impl Default for WebhookConfig {
     fn default() -> Self {
-        WebhookConfig { enabled: true, poll_interval_ms: 250, timeout_ms: 5000, max_attempts: candor_domain::webhook::MAX_ATTEMPTS }
+        WebhookConfig {
+            enabled: true,
+            poll_interval_ms: 250,
+            timeout_ms: 5000,
+            max_attempts: candor_domain::webhook::MAX_ATTEMPTS,
+        }
     }
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Pretty, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
     }
 }
 
@@ -155,23 +176,49 @@ impl Config {
     }
 
     /// Loads with an explicit environment, for tests.
-    pub fn load_with_env(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse { path: p.to_owned(), message: e.to_string() })?
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: p.to_owned(),
+                        message: e.to_string(),
+                    })?
             }
             None => toml::Table::new(),
         };
-        let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("CANDOR_") && !NOT_CONFIG.contains(&k.as_str()) && !k.starts_with("CANDOR_TEST_")).collect();
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.starts_with("CANDOR_")
+                    && !NOT_CONFIG.contains(&k.as_str())
+                    && !k.starts_with("CANDOR_TEST_")
+            })
+            .collect();
         vars.sort();
         for (var, raw) in vars {
             apply_env(&mut table, &var, &raw)?;
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| match path {
-            Some(p) => ConfigError::Parse { path: p.to_owned(), message: e.to_string() },
-            None => ConfigError::Env { var: "CANDOR_*".into(), message: e.to_string() },
-        })?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| match path {
+                    Some(p) => ConfigError::Parse {
+                        path: p.to_owned(),
+                        message: e.to_string(),
+                    },
+                    None => ConfigError::Env {
+                        var: "CANDOR_*".into(),
+                        message: e.to_string(),
+                    },
+                })?;
         config.validate()?;
         Ok(config)
     }
@@ -179,24 +226,47 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.server.bind.parse::<SocketAddr>().is_err() {
-            return invalid("server.bind", format!("`{}` is not an address like 127.0.0.1:8080", self.server.bind));
+            return invalid(
+                "server.bind",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            );
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.server.max_body_bytes) {
-            return invalid("server.max_body_bytes", "must be between 1024 and 67108864".into());
+            return invalid(
+                "server.max_body_bytes",
+                "must be between 1024 and 67108864".into(),
+            );
         }
         if !self.database_url.is_empty() {
-            candor_store::Backend::from_url(&self.database_url).map_err(|e| ConfigError::Invalid { key: "database_url", message: e.to_string() })?;
+            candor_store::Backend::from_url(&self.database_url).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "database_url",
+                    message: e.to_string(),
+                }
+            })?;
         }
         if let Some(k) = &self.privacy.pseudonymization_key
             && k.expose().len() < 32
         {
-            return invalid("privacy.pseudonymization_key", "must be at least 32 characters".into());
+            return invalid(
+                "privacy.pseudonymization_key",
+                "must be at least 32 characters".into(),
+            );
         }
         if self.consent.cache_entries < 1000 {
             return invalid("consent.cache_entries", "must be at least 1000".into());
         }
-        if self.webhooks.max_attempts == 0 || self.webhooks.poll_interval_ms == 0 || self.webhooks.timeout_ms == 0 {
-            return invalid("webhooks", "max_attempts, poll_interval_ms and timeout_ms must be positive".into());
+        if self.webhooks.max_attempts == 0
+            || self.webhooks.poll_interval_ms == 0
+            || self.webhooks.timeout_ms == 0
+        {
+            return invalid(
+                "webhooks",
+                "max_attempts, poll_interval_ms and timeout_ms must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -210,8 +280,14 @@ impl Config {
         if !self.database_url.is_empty() {
             return Ok(self.database_url.clone());
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io { path: self.data_dir.clone(), source })?;
-        Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("candor.db").display()))
+        std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io {
+            path: self.data_dir.clone(),
+            source,
+        })?;
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("candor.db").display()
+        ))
     }
 
     fn is_postgres(&self) -> bool {
@@ -230,19 +306,30 @@ impl Config {
             None if self.is_postgres() => {
                 return Err(ConfigError::Invalid {
                     key: "privacy.pseudonymization_key",
-                    message: "required with PostgreSQL, so that every node derives the same subject keys".into(),
+                    message:
+                        "required with PostgreSQL, so that every node derives the same subject keys"
+                            .into(),
                 });
             }
             None => generated.clone(),
         };
         match std::fs::read_to_string(&path) {
             Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
-            Ok(_) => Err(ConfigError::Invalid { key: "privacy.pseudonymization_key_file", message: format!("{} holds fewer than 32 characters", path.display()) }),
+            Ok(_) => Err(ConfigError::Invalid {
+                key: "privacy.pseudonymization_key_file",
+                message: format!("{} holds fewer than 32 characters", path.display()),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == generated => {
                 let key: [u8; 32] = rand::random();
                 let text = hex::encode(key);
-                std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io { path: self.data_dir.clone(), source })?;
-                write_private(&path, &text).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+                std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io {
+                    path: self.data_dir.clone(),
+                    source,
+                })?;
+                write_private(&path, &text).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
                 Ok(text.into_bytes())
             }
             Err(source) => Err(ConfigError::Io { path, source }),
@@ -273,16 +360,31 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 fn apply_env(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
-    let path: Vec<String> = var["CANDOR_".len()..].split("__").map(str::to_lowercase).collect();
+    let path: Vec<String> = var["CANDOR_".len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
     if path.iter().any(String::is_empty) {
-        return Err(ConfigError::Env { var: var.into(), message: "malformed name".into() });
+        return Err(ConfigError::Env {
+            var: var.into(),
+            message: "malformed name".into(),
+        });
     }
-    let value = format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
     let (last, tables) = path.split_last().expect("non-empty");
     let mut cur = table;
     for key in tables {
-        let entry = cur.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| ConfigError::Env { var: var.into(), message: format!("`{key}` is not a table") })?;
+        let entry = cur
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+            var: var.into(),
+            message: format!("`{key}` is not a table"),
+        })?;
     }
     cur.insert(last.clone(), value);
     Ok(())
@@ -293,7 +395,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -301,29 +406,74 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("candor-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("candor.toml");
-        std::fs::write(&file, "data_dir = \"/tmp/x\"\n[server]\nbind = \"127.0.0.1:9000\"\n").unwrap();
-        let c = Config::load_with_env(Some(&file), env(&[("CANDOR_SERVER__MAX_BODY_BYTES", "2048"), ("CANDOR_CONFIG", "ignored"), ("PATH", "/bin")])).unwrap();
+        std::fs::write(
+            &file,
+            "data_dir = \"/tmp/x\"\n[server]\nbind = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(
+            Some(&file),
+            env(&[
+                ("CANDOR_SERVER__MAX_BODY_BYTES", "2048"),
+                ("CANDOR_CONFIG", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:9000");
         assert_eq!(c.server.max_body_bytes, 2048);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
 
         std::fs::write(&file, "[server]\nbind = 8080\n").unwrap();
-        let e = Config::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        let e = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("candor.toml") && e.contains("bind"), "{e}");
         std::fs::write(&file, "[server\n").unwrap();
-        assert!(matches!(Config::load_with_env(Some(&file), env(&[])), Err(ConfigError::Parse { .. })));
-        assert!(Config::load_with_env(None, env(&[("CANDOR_SERVER__BIND", "nowhere")])).unwrap_err().to_string().contains("server.bind"));
-        assert!(Config::load_with_env(None, env(&[("CANDOR_TYPO", "1")])).unwrap_err().to_string().contains("typo"));
+        assert!(matches!(
+            Config::load_with_env(Some(&file), env(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(
+            Config::load_with_env(None, env(&[("CANDOR_SERVER__BIND", "nowhere")]))
+                .unwrap_err()
+                .to_string()
+                .contains("server.bind")
+        );
+        assert!(
+            Config::load_with_env(None, env(&[("CANDOR_TYPO", "1")]))
+                .unwrap_err()
+                .to_string()
+                .contains("typo")
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn secrets_are_masked_and_required_for_postgres() {
-        let c = Config::load_with_env(None, env(&[("CANDOR_PRIVACY__PSEUDONYMIZATION_KEY", "k".repeat(40).as_str()), ("CANDOR_DATABASE_URL", "postgres://u:pw@h/db")])).unwrap();
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                (
+                    "CANDOR_PRIVACY__PSEUDONYMIZATION_KEY",
+                    "k".repeat(40).as_str(),
+                ),
+                ("CANDOR_DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+        )
+        .unwrap();
         let shown = c.redacted();
         assert!(!shown.contains("kkkk") && !shown.contains("pw@"), "{shown}");
         assert!(!format!("{c:?}").contains("kkkk"));
-        let no_key = Config::load_with_env(None, env(&[("CANDOR_DATABASE_URL", "postgres://h/db")])).unwrap();
-        assert!(no_key.pseudonymization_secret().unwrap_err().to_string().contains("PostgreSQL"));
+        let no_key =
+            Config::load_with_env(None, env(&[("CANDOR_DATABASE_URL", "postgres://h/db")]))
+                .unwrap();
+        assert!(
+            no_key
+                .pseudonymization_secret()
+                .unwrap_err()
+                .to_string()
+                .contains("PostgreSQL")
+        );
     }
 }

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 
 use candor_domain::{
-    AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, Micros, NewConsent, PrivacySignals, Purpose, PurposeId, SubjectKey,
+    AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, Micros,
+    NewConsent, PrivacySignals, Purpose, PurposeId, SubjectKey,
 };
 use candor_store::OutboxEvent;
 use serde::Serialize;
@@ -41,7 +42,12 @@ pub struct PurposeConsent {
 
 fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>> {
     match v {
-        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => Err(AppError::invalid(field, format!("must be at most {max} characters without control characters"))),
+        Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => {
+            Err(AppError::invalid(
+                field,
+                format!("must be at most {max} characters without control characters"),
+            ))
+        }
         other => Ok(other),
     }
 }
@@ -49,18 +55,30 @@ fn bounded(field: &str, v: Option<String>, max: usize) -> Result<Option<String>>
 impl App {
     /// May `purpose` use this subject's data right now? The hot path: a cache lookup, with one
     /// store read the first time a subject is seen.
-    pub async fn consent_status(&self, subject: &SubjectKey, purpose: &PurposeId) -> Result<ConsentStatus> {
+    pub async fn consent_status(
+        &self,
+        subject: &SubjectKey,
+        purpose: &PurposeId,
+    ) -> Result<ConsentStatus> {
         let p = self.purpose(purpose)?;
         let now = self.now();
         if let Some(s) = self.consents.with(subject, |c| c.status(&p, now)) {
             return Ok(s);
         }
         self.load_subject(subject).await?;
-        Ok(self.consents.with(subject, |c| c.status(&p, now)).unwrap_or(ConsentStatus::NotAsked))
+        Ok(self
+            .consents
+            .with(subject, |c| c.status(&p, now))
+            .unwrap_or(ConsentStatus::NotAsked))
     }
 
     /// The cached check alone, for benchmarks and callers that already loaded the subject.
-    pub fn cached_consent_status(&self, subject: &SubjectKey, purpose: &Purpose, now: Micros) -> Option<ConsentStatus> {
+    pub fn cached_consent_status(
+        &self,
+        subject: &SubjectKey,
+        purpose: &Purpose,
+        now: Micros,
+    ) -> Option<ConsentStatus> {
         self.consents.with(subject, |c| c.status(purpose, now))
     }
 
@@ -86,7 +104,10 @@ impl App {
         Ok(purposes
             .values()
             .map(|p| PurposeConsent {
-                status: self.consents.with(subject, |c| c.status(p, now)).unwrap_or(ConsentStatus::NotAsked),
+                status: self
+                    .consents
+                    .with(subject, |c| c.status(p, now))
+                    .unwrap_or(ConsentStatus::NotAsked),
                 purpose: p.clone(),
             })
             .collect())
@@ -98,36 +119,69 @@ impl App {
 
     /// Validates and records a person's decisions (plus any opt-outs their browser signals),
     /// then makes them effective on this node before returning.
-    pub async fn record_consents(&self, actor: &str, subject: &SubjectKey, req: ConsentRequest) -> Result<ConsentOutcome> {
+    pub async fn record_consents(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        req: ConsentRequest,
+    ) -> Result<ConsentOutcome> {
         let source = ConsentSource::parse(&req.source)?;
         if matches!(source, ConsentSource::Gpc | ConsentSource::Dnt) {
-            return Err(AppError::invalid("source", "gpc and dnt are recorded from request headers, not sent as a source"));
+            return Err(AppError::invalid(
+                "source",
+                "gpc and dnt are recorded from request headers, not sent as a source",
+            ));
         }
         if req.changes.len() > MAX_CHANGES {
-            return Err(AppError::invalid("consents", format!("at most {MAX_CHANGES} decisions per request")));
+            return Err(AppError::invalid(
+                "consents",
+                format!("at most {MAX_CHANGES} decisions per request"),
+            ));
         }
         let purposes = self.purposes();
         let mut wanted: Vec<(&Purpose, ConsentDecision)> = Vec::with_capacity(req.changes.len());
         for (i, (pid, decision)) in req.changes.iter().enumerate() {
             let id = PurposeId::parse(pid).map_err(|_| AppError::UnknownPurpose(pid.clone()))?;
-            let p = purposes.get(&id).ok_or_else(|| AppError::UnknownPurpose(pid.clone()))?;
-            let decision = ConsentDecision::parse(decision).map_err(|e| AppError::invalid(format!("consents[{i}].decision"), e.to_string()))?;
+            let p = purposes
+                .get(&id)
+                .ok_or_else(|| AppError::UnknownPurpose(pid.clone()))?;
+            let decision = ConsentDecision::parse(decision)
+                .map_err(|e| AppError::invalid(format!("consents[{i}].decision"), e.to_string()))?;
             if p.legal_basis.is_strictly_necessary() {
-                return Err(AppError::invalid(format!("consents[{i}].purpose"), format!("`{id}` is strictly necessary ({}) and cannot be granted or refused", p.legal_basis.as_str())));
+                return Err(AppError::invalid(
+                    format!("consents[{i}].purpose"),
+                    format!(
+                        "`{id}` is strictly necessary ({}) and cannot be granted or refused",
+                        p.legal_basis.as_str()
+                    ),
+                ));
             }
             if wanted.iter().any(|(q, _)| q.id == id) {
-                return Err(AppError::invalid(format!("consents[{i}].purpose"), format!("`{id}` appears more than once")));
+                return Err(AppError::invalid(
+                    format!("consents[{i}].purpose"),
+                    format!("`{id}` appears more than once"),
+                ));
             }
             wanted.push((p, decision));
         }
         let signals = req.signals;
         if wanted.is_empty() && !signals.gpc && !signals.dnt {
-            return Err(AppError::invalid("consents", "must contain at least one decision"));
+            return Err(AppError::invalid(
+                "consents",
+                "must contain at least one decision",
+            ));
         }
         let proof = ConsentProof {
-            ip_hash: req.ip.map(|ip| self.subject_key(&format!("ip:{ip}")).map(|k| k.to_string())).transpose()?,
+            ip_hash: req
+                .ip
+                .map(|ip| self.subject_key(&format!("ip:{ip}")).map(|k| k.to_string()))
+                .transpose()?,
             user_agent: bounded("proof.user_agent", req.user_agent, 512)?,
-            double_opt_in_token: bounded("proof.double_opt_in_token", req.double_opt_in_token, 256)?,
+            double_opt_in_token: bounded(
+                "proof.double_opt_in_token",
+                req.double_opt_in_token,
+                256,
+            )?,
         };
 
         let now = self.now();
@@ -164,7 +218,10 @@ impl App {
             }
         }
         if records.is_empty() {
-            return Ok(ConsentOutcome { records: vec![], overridden_by_signal: overridden });
+            return Ok(ConsentOutcome {
+                records: vec![],
+                overridden_by_signal: overridden,
+            });
         }
 
         let changes: Vec<_> = records
@@ -179,27 +236,65 @@ impl App {
             "subject_key": subject,
             "changes": changes,
         });
-        let event = OutboxEvent { id: event_id, event_type: "consent.changed".into(), payload: payload.to_string() };
-        let audit = AuditDraft::new(actor, "consent.change", subject.as_str(), json!({"changes": changes}));
-        let stored = self.store.append_consents(subject, &records, now, &audit, Some(&event)).await?;
+        let event = OutboxEvent {
+            id: event_id,
+            event_type: "consent.changed".into(),
+            payload: payload.to_string(),
+        };
+        let audit = AuditDraft::new(
+            actor,
+            "consent.change",
+            subject.as_str(),
+            json!({"changes": changes}),
+        );
+        let stored = self
+            .store
+            .append_consents(subject, &records, now, &audit, Some(&event))
+            .await?;
         self.consents.apply(subject, &stored);
         for r in &stored {
             metrics::counter!("candor_consent_changes_total", "purpose" => r.purpose.to_string(), "decision" => r.decision.as_str(), "source" => r.source.as_str()).increment(1);
         }
         tracing::info!(subject = %subject, changes = stored.len(), "consent recorded");
-        Ok(ConsentOutcome { records: stored, overridden_by_signal: overridden })
+        Ok(ConsentOutcome {
+            records: stored,
+            overridden_by_signal: overridden,
+        })
     }
 
     /// Records historical decisions with their original times (bulk import and the demo).
-    pub async fn import_consents(&self, actor: &str, subject: &SubjectKey, decisions: &[(PurposeId, ConsentDecision, Micros)]) -> Result<Vec<ConsentRecord>> {
+    pub async fn import_consents(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        decisions: &[(PurposeId, ConsentDecision, Micros)],
+    ) -> Result<Vec<ConsentRecord>> {
         let purposes = self.purposes();
         let mut records = Vec::with_capacity(decisions.len());
         for (id, decision, at) in decisions {
-            let p = purposes.get(id).ok_or_else(|| AppError::UnknownPurpose(id.to_string()))?;
-            records.push(NewConsent { subject: subject.clone(), purpose: id.clone(), decision: *decision, at: *at, source: ConsentSource::Import, policy_version: p.version, proof: ConsentProof::default() });
+            let p = purposes
+                .get(id)
+                .ok_or_else(|| AppError::UnknownPurpose(id.to_string()))?;
+            records.push(NewConsent {
+                subject: subject.clone(),
+                purpose: id.clone(),
+                decision: *decision,
+                at: *at,
+                source: ConsentSource::Import,
+                policy_version: p.version,
+                proof: ConsentProof::default(),
+            });
         }
-        let audit = AuditDraft::new(actor, "consent.import", subject.as_str(), json!({"records": records.len()}));
-        let stored = self.store.append_consents(subject, &records, self.now(), &audit, None).await?;
+        let audit = AuditDraft::new(
+            actor,
+            "consent.import",
+            subject.as_str(),
+            json!({"records": records.len()}),
+        );
+        let stored = self
+            .store
+            .append_consents(subject, &records, self.now(), &audit, None)
+            .await?;
         self.consents.apply(subject, &stored);
         Ok(stored)
     }

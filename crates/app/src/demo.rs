@@ -8,7 +8,9 @@
 pub use candor_demo::DemoConfig;
 use candor_demo::EventKind;
 use candor_domain::consent::purpose_allowing;
-use candor_domain::{ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectConsents};
+use candor_domain::{
+    ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectConsents,
+};
 use candor_store::{CatalogCategory, DecisionRow, EventRow, Item};
 use serde::Serialize;
 
@@ -35,7 +37,11 @@ const ACTOR: &str = "demo";
 const MICROS: Micros = 1_000_000;
 
 /// Generates the demo shop for `cfg` and loads it. `progress(done, total)` is called per customer.
-pub async fn load(app: &App, cfg: &DemoConfig, progress: impl Fn(usize, usize)) -> Result<DemoSummary> {
+pub async fn load(
+    app: &App,
+    cfg: &DemoConfig,
+    progress: impl Fn(usize, usize),
+) -> Result<DemoSummary> {
     let data = candor_demo::generate(cfg);
     for p in candor_demo::PURPOSES {
         let draft = PurposeDraft {
@@ -52,13 +58,34 @@ pub async fn load(app: &App, cfg: &DemoConfig, progress: impl Fn(usize, usize)) 
         app.create_purpose(ACTOR, &draft).await?;
     }
     let purposes = app.purposes();
-    let categories: Vec<CatalogCategory> = data.categories.iter().map(|c| CatalogCategory { id: c.id.clone(), name: c.name.clone(), sensitive_kind: c.sensitive.clone() }).collect();
-    let items: Vec<Item> = data.products.iter().map(|p| Item { id: p.id.clone(), name: p.name.clone(), category_id: p.category.clone(), price_cents: i64::from(p.price_cents) }).collect();
+    let categories: Vec<CatalogCategory> = data
+        .categories
+        .iter()
+        .map(|c| CatalogCategory {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            sensitive_kind: c.sensitive.clone(),
+        })
+        .collect();
+    let items: Vec<Item> = data
+        .products
+        .iter()
+        .map(|p| Item {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            category_id: p.category.clone(),
+            price_cents: i64::from(p.price_cents),
+        })
+        .collect();
     app.store.upsert_catalog(&categories, &items).await?;
 
-    let mut events_by_customer: std::collections::HashMap<&str, Vec<&candor_demo::Event>> = std::collections::HashMap::new();
+    let mut events_by_customer: std::collections::HashMap<&str, Vec<&candor_demo::Event>> =
+        std::collections::HashMap::new();
     for e in &data.events {
-        events_by_customer.entry(e.customer.as_str()).or_default().push(e);
+        events_by_customer
+            .entry(e.customer.as_str())
+            .or_default()
+            .push(e);
     }
     let now = app.now();
     let (mut consent_records, mut kept, mut dropped, mut interests_kept) = (0, 0, 0, 0);
@@ -68,16 +95,34 @@ pub async fn load(app: &App, cfg: &DemoConfig, progress: impl Fn(usize, usize)) 
         let mut choices: Vec<(PurposeId, ConsentDecision, Micros)> = c
             .consents
             .iter()
-            .map(|ch| Ok((PurposeId::parse(&ch.purpose)?, if ch.granted { ConsentDecision::Granted } else { ConsentDecision::Denied }, ch.at_unix * MICROS)))
+            .map(|ch| {
+                Ok((
+                    PurposeId::parse(&ch.purpose)?,
+                    if ch.granted {
+                        ConsentDecision::Granted
+                    } else {
+                        ConsentDecision::Denied
+                    },
+                    ch.at_unix * MICROS,
+                ))
+            })
             .collect::<Result<_>>()?;
         choices.sort_by_key(|c| c.2);
-        let records = if choices.is_empty() { vec![] } else { app.import_consents(ACTOR, &key, &choices).await? };
+        let records = if choices.is_empty() {
+            vec![]
+        } else {
+            app.import_consents(ACTOR, &key, &choices).await?
+        };
         consent_records += records.len();
 
         // Replay the consent history alongside the customer's events, in time order.
         let mut state = SubjectConsents::default();
         let mut next = 0;
-        for e in events_by_customer.get(c.external_id.as_str()).map(Vec::as_slice).unwrap_or_default() {
+        for e in events_by_customer
+            .get(c.external_id.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let at = e.at_unix * MICROS;
             while next < records.len() && records[next].at <= at {
                 state.apply(&records[next]);
@@ -88,20 +133,45 @@ pub async fn load(app: &App, cfg: &DemoConfig, progress: impl Fn(usize, usize)) 
                 EventKind::View | EventKind::AddToCart => DataCategory::Browsing,
             };
             if purpose_allowing(purposes.values(), &state, &category, at).is_some() {
-                batch.push(EventRow { subject_key: key.to_string(), kind: e.kind.as_str().to_owned(), item_id: e.product.clone(), quantity: i64::from(e.quantity), at });
+                batch.push(EventRow {
+                    subject_key: key.to_string(),
+                    kind: e.kind.as_str().to_owned(),
+                    item_id: e.product.clone(),
+                    quantity: i64::from(e.quantity),
+                    at,
+                });
                 kept += 1;
             } else {
                 dropped += 1;
             }
         }
         let current = SubjectConsents::from_history(&records);
-        if !c.declared_interests.is_empty() && purpose_allowing(purposes.values(), &current, &DataCategory::DeclaredPreference, now).is_some() {
-            app.store.set_declared_interests(key.as_str(), &c.declared_interests).await?;
+        if !c.declared_interests.is_empty()
+            && purpose_allowing(
+                purposes.values(),
+                &current,
+                &DataCategory::DeclaredPreference,
+                now,
+            )
+            .is_some()
+        {
+            app.store
+                .set_declared_interests(key.as_str(), &c.declared_interests)
+                .await?;
             interests_kept += 1;
         }
         // Held for fairness audits only, in their own table.
         let d = &c.demographics;
-        app.store.protected_set(key.as_str(), &[("sex".into(), d.sex.clone()), ("age_band".into(), d.age_band.clone()), ("region".into(), d.region.clone())]).await?;
+        app.store
+            .protected_set(
+                key.as_str(),
+                &[
+                    ("sex".into(), d.sex.clone()),
+                    ("age_band".into(), d.age_band.clone()),
+                    ("region".into(), d.region.clone()),
+                ],
+            )
+            .await?;
         if batch.len() >= 5000 {
             app.store.insert_events(&batch).await?;
             batch.clear();
@@ -139,8 +209,14 @@ pub async fn load(app: &App, cfg: &DemoConfig, progress: impl Fn(usize, usize)) 
         declared_interests_kept: interests_kept,
         decisions: decisions.len(),
         admin_key: app.create_key(ACTOR, "demo admin", Scope::Admin).await?,
-        ingest_key: app.create_key(ACTOR, "demo ingest (write key)", Scope::Ingest).await?,
-        recommend_key: app.create_key(ACTOR, "demo recommend", Scope::Recommend).await?,
-        auditor_key: app.create_key(ACTOR, "demo auditor", Scope::Auditor).await?,
+        ingest_key: app
+            .create_key(ACTOR, "demo ingest (write key)", Scope::Ingest)
+            .await?,
+        recommend_key: app
+            .create_key(ACTOR, "demo recommend", Scope::Recommend)
+            .await?,
+        auditor_key: app
+            .create_key(ACTOR, "demo auditor", Scope::Auditor)
+            .await?,
     })
 }

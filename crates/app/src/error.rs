@@ -22,7 +22,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        AppError::Invalid { field: field.into(), reason: reason.into() }
+        AppError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -31,7 +34,10 @@ impl From<DomainError> for AppError {
         match e {
             DomainError::Invalid { field, reason } => AppError::Invalid { field, reason },
             DomainError::UnknownPurpose(p) => AppError::UnknownPurpose(p),
-            DomainError::UnknownScope(s) => AppError::invalid("scope", format!("`{s}` is not one of ingest, recommend, admin, auditor")),
+            DomainError::UnknownScope(s) => AppError::invalid(
+                "scope",
+                format!("`{s}` is not one of ingest, recommend, admin, auditor"),
+            ),
         }
     }
 }

@@ -38,7 +38,19 @@ pub struct CreatedKey {
 impl App {
     pub(crate) async fn reload_keys(&self) -> Result<()> {
         let keys = self.store.active_keys().await?;
-        let map: HashMap<String, KeyInfo> = keys.into_iter().map(|k| (k.secret_hash, KeyInfo { id: k.id, name: k.name, scope: k.scope })).collect();
+        let map: HashMap<String, KeyInfo> = keys
+            .into_iter()
+            .map(|k| {
+                (
+                    k.secret_hash,
+                    KeyInfo {
+                        id: k.id,
+                        name: k.name,
+                        scope: k.scope,
+                    },
+                )
+            })
+            .collect();
         *self.keys.write().expect("keys lock") = Arc::new(map);
         Ok(())
     }
@@ -48,21 +60,46 @@ impl App {
         if secret.len() > 256 {
             return None;
         }
-        self.keys.read().expect("keys lock").get(&hash_secret(secret)).cloned()
+        self.keys
+            .read()
+            .expect("keys lock")
+            .get(&hash_secret(secret))
+            .cloned()
     }
 
     pub async fn create_key(&self, actor: &str, name: &str, scope: Scope) -> Result<CreatedKey> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(AppError::invalid("name", "must be 1-100 characters without control characters"));
+            return Err(AppError::invalid(
+                "name",
+                "must be 1-100 characters without control characters",
+            ));
         }
         let secret = format_secret(scope, &rand::random());
         let id = format!("key_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let row = ApiKeyRow { id: id.clone(), name: name.to_owned(), scope, secret_hash: hash_secret(&secret), prefix: display_prefix(&secret), created_at: self.now(), revoked_at: None };
-        let audit = AuditDraft::new(actor, "key.create", &id, json!({"name": name, "scope": scope}));
+        let row = ApiKeyRow {
+            id: id.clone(),
+            name: name.to_owned(),
+            scope,
+            secret_hash: hash_secret(&secret),
+            prefix: display_prefix(&secret),
+            created_at: self.now(),
+            revoked_at: None,
+        };
+        let audit = AuditDraft::new(
+            actor,
+            "key.create",
+            &id,
+            json!({"name": name, "scope": scope}),
+        );
         self.store.create_key(&row, &audit).await?;
         self.reload_keys().await?;
-        Ok(CreatedKey { id, name: name.to_owned(), scope, secret })
+        Ok(CreatedKey {
+            id,
+            name: name.to_owned(),
+            scope,
+            secret,
+        })
     }
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKeyRow>> {

@@ -1,7 +1,7 @@
 //! Declaring and revising purposes.
 
-use std::sync::Arc;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use candor_domain::{AuditDraft, Purpose, PurposeDraft, PurposeId};
 use serde_json::json;
@@ -15,7 +15,10 @@ impl App {
     }
 
     pub fn purpose(&self, id: &PurposeId) -> Result<Purpose> {
-        self.purposes().get(id).cloned().ok_or_else(|| AppError::UnknownPurpose(id.to_string()))
+        self.purposes()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| AppError::UnknownPurpose(id.to_string()))
     }
 
     pub(crate) async fn reload_purposes(&self) -> Result<()> {
@@ -27,7 +30,12 @@ impl App {
 
     pub async fn create_purpose(&self, actor: &str, draft: &PurposeDraft) -> Result<Purpose> {
         let p = draft.validate()?;
-        let audit = AuditDraft::new(actor, "purpose.create", p.id.as_str(), serde_json::to_value(&p).unwrap_or_default());
+        let audit = AuditDraft::new(
+            actor,
+            "purpose.create",
+            p.id.as_str(),
+            serde_json::to_value(&p).unwrap_or_default(),
+        );
         self.store.create_purpose(&p, self.now(), &audit).await?;
         self.reload_purposes().await?;
         Ok(p)
@@ -35,12 +43,28 @@ impl App {
 
     /// Revises a purpose; a material change bumps its version, which asks every subject who
     /// consented to the old version for fresh consent.
-    pub async fn update_purpose(&self, actor: &str, id: &str, draft: &PurposeDraft) -> Result<(Purpose, bool)> {
+    pub async fn update_purpose(
+        &self,
+        actor: &str,
+        id: &str,
+        draft: &PurposeDraft,
+    ) -> Result<(Purpose, bool)> {
         let pid = PurposeId::parse(id)?;
-        let current = self.store.get_purpose(pid.as_str()).await?.ok_or_else(|| AppError::UnknownPurpose(id.to_owned()))?;
+        let current = self
+            .store
+            .get_purpose(pid.as_str())
+            .await?
+            .ok_or_else(|| AppError::UnknownPurpose(id.to_owned()))?;
         let (next, material) = current.revise(draft)?;
-        let audit = AuditDraft::new(actor, "purpose.update", pid.as_str(), json!({"material": material, "from_version": current.version, "purpose": next}));
-        self.store.update_purpose(&next, material, self.now(), &audit).await?;
+        let audit = AuditDraft::new(
+            actor,
+            "purpose.update",
+            pid.as_str(),
+            json!({"material": material, "from_version": current.version, "purpose": next}),
+        );
+        self.store
+            .update_purpose(&next, material, self.now(), &audit)
+            .await?;
         self.reload_purposes().await?;
         Ok((next, material))
     }
@@ -48,7 +72,10 @@ impl App {
 
 impl App {
     /// Every stored revision of a declared purpose: (version, material, purpose, at).
-    pub async fn purpose_history(&self, id: &str) -> Result<Vec<(u32, bool, Purpose, candor_domain::Micros)>> {
+    pub async fn purpose_history(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(u32, bool, Purpose, candor_domain::Micros)>> {
         let pid = PurposeId::parse(id).map_err(|_| AppError::UnknownPurpose(id.to_owned()))?;
         self.purpose(&pid)?;
         Ok(self.store.purpose_history(pid.as_str()).await?)

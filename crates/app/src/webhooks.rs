@@ -4,8 +4,8 @@
 //! with exponential backoff until `max_attempts`, and every attempt's result is kept in the
 //! delivery log.
 
-use candor_domain::webhook::{retry_delay_secs, signature};
 use candor_domain::AuditDraft;
+use candor_domain::webhook::{retry_delay_secs, signature};
 use candor_store::{Delivery, DeliveryOutcome, Webhook};
 use serde::Serialize;
 use serde_json::json;
@@ -23,11 +23,22 @@ pub struct CreatedWebhook {
 fn validate_url(url: &str) -> Result<()> {
     let ok_scheme = url.starts_with("http://") || url.starts_with("https://");
     let host = url.split("://").nth(1).unwrap_or("");
-    if !ok_scheme || url.len() > 2048 || host.is_empty() || host.starts_with('/') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(AppError::invalid("url", "must be an http:// or https:// URL of at most 2048 characters"));
+    if !ok_scheme
+        || url.len() > 2048
+        || host.is_empty()
+        || host.starts_with('/')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AppError::invalid(
+            "url",
+            "must be an http:// or https:// URL of at most 2048 characters",
+        ));
     }
     if host.split('/').next().is_some_and(|h| h.contains('@')) {
-        return Err(AppError::invalid("url", "must not carry credentials; verify the Candor-Signature header instead"));
+        return Err(AppError::invalid(
+            "url",
+            "must not carry credentials; verify the Candor-Signature header instead",
+        ));
     }
     Ok(())
 }
@@ -37,14 +48,27 @@ impl App {
         validate_url(url)?;
         if url.starts_with("https://") {
             // This build's HTTP client is plain HTTP only; refuse rather than fail every delivery.
-            return Err(AppError::invalid("url", "https webhooks are not supported by this build yet; use an http:// endpoint on a trusted network"));
+            return Err(AppError::invalid(
+                "url",
+                "https webhooks are not supported by this build yet; use an http:// endpoint on a trusted network",
+            ));
         }
         let id = format!("wh_{}", hex::encode(rand::random::<[u8; 8]>()));
         let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>()));
-        let hook = Webhook { id: id.clone(), url: url.to_owned(), secret: secret.clone(), active: true, created_at: self.now() };
+        let hook = Webhook {
+            id: id.clone(),
+            url: url.to_owned(),
+            secret: secret.clone(),
+            active: true,
+            created_at: self.now(),
+        };
         let audit = AuditDraft::new(actor, "webhook.create", &id, json!({"url": url}));
         self.store.create_webhook(&hook, &audit).await?;
-        Ok(CreatedWebhook { id, url: url.to_owned(), secret })
+        Ok(CreatedWebhook {
+            id,
+            url: url.to_owned(),
+            secret,
+        })
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
@@ -53,14 +77,23 @@ impl App {
 
     pub async fn delete_webhook(&self, actor: &str, id: &str) -> Result<()> {
         let audit = AuditDraft::new(actor, "webhook.delete", id, json!({}));
-        Ok(self.store.deactivate_webhook(id, self.now(), &audit).await?)
+        Ok(self
+            .store
+            .deactivate_webhook(id, self.now(), &audit)
+            .await?)
     }
 
     pub async fn webhook_deliveries(&self, id: &str, limit: i64) -> Result<Vec<Delivery>> {
         if !self.list_webhooks().await?.iter().any(|w| w.id == id) {
-            return Err(AppError::NotFound { what: "webhook", id: id.to_owned() });
+            return Err(AppError::NotFound {
+                what: "webhook",
+                id: id.to_owned(),
+            });
         }
-        Ok(self.store.webhook_deliveries(id, limit.clamp(1, 500)).await?)
+        Ok(self
+            .store
+            .webhook_deliveries(id, limit.clamp(1, 500))
+            .await?)
     }
 
     /// Attempts every due delivery once. Returns how many were attempted.
@@ -68,7 +101,9 @@ impl App {
         let due = self.store.due_deliveries(self.now(), 64).await?;
         for d in &due {
             let outcome = self.attempt(d).await;
-            self.store.record_delivery(d.id, &outcome, self.now()).await?;
+            self.store
+                .record_delivery(d.id, &outcome, self.now())
+                .await?;
             let result = match &outcome {
                 DeliveryOutcome::Delivered { .. } => "delivered",
                 DeliveryOutcome::Retry { .. } => "retry",
@@ -93,18 +128,32 @@ impl App {
             .send()
             .await;
         let (code, error) = match sent {
-            Ok(resp) if resp.status().is_success() => return DeliveryOutcome::Delivered { status_code: i64::from(resp.status().as_u16()) },
-            Ok(resp) => (Some(i64::from(resp.status().as_u16())), format!("receiver answered {}", resp.status())),
+            Ok(resp) if resp.status().is_success() => {
+                return DeliveryOutcome::Delivered {
+                    status_code: i64::from(resp.status().as_u16()),
+                };
+            }
+            Ok(resp) => (
+                Some(i64::from(resp.status().as_u16())),
+                format!("receiver answered {}", resp.status()),
+            ),
             Err(e) => (None, format!("request failed: {}", e.without_url())),
         };
         let attempt = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
         if attempt >= self.config.webhooks.max_attempts {
-            return DeliveryOutcome::GaveUp { status_code: code, error };
+            return DeliveryOutcome::GaveUp {
+                status_code: code,
+                error,
+            };
         }
         // Jitter spreads retries from many nodes so a recovering receiver is not stampeded.
         let base = retry_delay_secs(attempt) as i64 * 1_000_000;
         let jitter = (rand::random::<u32>() % 250_000) as i64;
-        DeliveryOutcome::Retry { status_code: code, error, next_attempt_at: now + base + jitter }
+        DeliveryOutcome::Retry {
+            status_code: code,
+            error,
+            next_attempt_at: now + base + jitter,
+        }
     }
 }
 
@@ -113,7 +162,14 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         assert!(super::validate_url("http://127.0.0.1:9000/hook").is_ok());
-        for bad in ["ftp://x", "http://", "http:///x", "http://u:p@h/x", "http://h/ x", ""] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http:///x",
+            "http://u:p@h/x",
+            "http://h/ x",
+            "",
+        ] {
             assert!(super::validate_url(bad).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,11 @@ pub enum BenchCommand {
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
     match cmd {
-        BenchCommand::Consent { subjects, checks, round_trips } => consent(config, subjects, checks, round_trips).await?,
+        BenchCommand::Consent {
+            subjects,
+            checks,
+            round_trips,
+        } => consent(config, subjects, checks, round_trips).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -38,7 +42,12 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64
 }
 
-async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips: usize) -> Result<()> {
+async fn consent(
+    mut config: Config,
+    subjects: usize,
+    checks: usize,
+    round_trips: usize,
+) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("candor-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     config.data_dir = dir.clone();
@@ -48,7 +57,15 @@ async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips
     let purpose = app
         .create_purpose(
             "bench",
-            &PurposeDraft { id: "personalization".into(), title: "Recommendations".into(), description: "Suggestions from what you browse.".into(), legal_basis: "consent".into(), categories: vec!["browsing".into()], expires_after_days: Some(365), ..Default::default() },
+            &PurposeDraft {
+                id: "personalization".into(),
+                title: "Recommendations".into(),
+                description: "Suggestions from what you browse.".into(),
+                legal_basis: "consent".into(),
+                categories: vec!["browsing".into()],
+                expires_after_days: Some(365),
+                ..Default::default()
+            },
         )
         .await?;
     let pid = PurposeId::parse("personalization")?;
@@ -66,7 +83,10 @@ async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips
         app.import_consents("bench", &key, &decisions).await?;
         keys.push(key);
     }
-    println!("populated {subjects} subjects in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "populated {subjects} subjects in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // In-process: the cached check every data path asks.
     let now = app.now();
@@ -74,7 +94,10 @@ async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips
     let t = Instant::now();
     for i in 0..checks {
         let k = &keys[(i.wrapping_mul(2_654_435_761)) % keys.len()];
-        if app.cached_consent_status(k, &purpose, now).is_some_and(|s| s.allows()) {
+        if app
+            .cached_consent_status(k, &purpose, now)
+            .is_some_and(|s| s.allows())
+        {
             allowed += 1;
         }
     }
@@ -86,14 +109,20 @@ async fn consent(mut config: Config, subjects: usize, checks: usize, round_trips
         std::hint::black_box(app.cached_consent_status(k, &purpose, now));
         h.record(s.elapsed().as_nanos() as u64)?;
     }
-    println!("consent check (in-memory, {subjects} subjects, 1 thread): mean {per:.0} ns, p50 {:.0} ns, p99 {:.0} ns  [target < 1000 ns]  ({allowed} allowed of {checks})", pct(&h, 0.5), pct(&h, 0.99));
+    println!(
+        "consent check (in-memory, {subjects} subjects, 1 thread): mean {per:.0} ns, p50 {:.0} ns, p99 {:.0} ns  [target < 1000 ns]  ({allowed} allowed of {checks})",
+        pct(&h, 0.5),
+        pct(&h, 0.99)
+    );
 
     // Over HTTP: POST grant then POST revoke, sequentially, on loopback.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let key = app.create_key("bench", "bench", Scope::Recommend).await?;
     let server_app = app.clone();
-    let server = tokio::spawn(async move { candor_http::serve(server_app, listener, std::future::pending()).await });
+    let server = tokio::spawn(async move {
+        candor_http::serve(server_app, listener, std::future::pending()).await
+    });
     let client = reqwest::Client::new();
     let mut h = Histogram::<u64>::new(3)?;
     let t = Instant::now();

@@ -8,13 +8,17 @@ mod bench;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use candor_app::{App, Config};
 use candor_domain::Scope;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "candor", version, about = "Ethical-by-construction personalization engine")]
+#[command(
+    name = "candor",
+    version,
+    about = "Ethical-by-construction personalization engine"
+)]
 struct Cli {
     /// Configuration file (TOML). CANDOR_* environment variables override it.
     #[arg(long, global = true, env = "CANDOR_CONFIG")]
@@ -102,12 +106,17 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     if let Command::Config(ConfigCommand::Check) = cli.command {
-        println!("# effective configuration (secrets masked)\n{}", config.redacted());
+        println!(
+            "# effective configuration (secrets masked)\n{}",
+            config.redacted()
+        );
         config.database_url()?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     init_logging(&config);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve => serve(config).await,
@@ -122,8 +131,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         candor_app::config::LogFormat::Json => builder.json().init(),
         candor_app::config::LogFormat::Pretty => builder.init(),
@@ -136,7 +148,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -148,7 +161,9 @@ async fn shutdown_signal() {
 
 async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
     let addr = app.config.bind_addr();
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let background = app.start_background().await?;
     tracing::info!(%addr, store = app.store.backend().name(), "candor serving");
     let grace = std::time::Duration::from_secs(app.config.server.shutdown_grace_secs);
@@ -184,11 +199,19 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     let dir = match args.data_dir {
         Some(d) => {
             if d.exists() && d.read_dir()?.next().is_some() {
-                bail!("{} is not empty; the demo needs a fresh data directory", d.display());
+                bail!(
+                    "{} is not empty; the demo needs a fresh data directory",
+                    d.display()
+                );
             }
             d
         }
-        None => std::env::temp_dir().join(format!("candor-demo-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())),
+        None => std::env::temp_dir().join(format!(
+            "candor-demo-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs()
+        )),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     config.data_dir = dir.clone();
@@ -197,20 +220,41 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     let app = App::open(config).await?;
 
     let now_day = app.now() / 1_000_000 / 86_400 * 86_400;
-    let cfg = candor_app::demo::DemoConfig { seed: args.seed, customers: args.customers, products: args.products, now_unix: now_day, ..Default::default() };
+    let cfg = candor_app::demo::DemoConfig {
+        seed: args.seed,
+        customers: args.customers,
+        products: args.products,
+        now_unix: now_day,
+        ..Default::default()
+    };
     let bar = indicatif::ProgressBar::new(cfg.customers as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("loading demo shop {bar:40} {pos}/{len} customers ({eta})")?);
-    let summary = candor_app::demo::load(&app, &cfg, |done, _| bar.set_position(done as u64)).await?;
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "loading demo shop {bar:40} {pos}/{len} customers ({eta})",
+    )?);
+    let summary =
+        candor_app::demo::load(&app, &cfg, |done, _| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
 
     let base = format!("http://127.0.0.1:{}", args.port);
     println!("Candor demo: a synthetic shop, loaded through the same consent rules as real data");
     println!("  data directory      {}", dir.display());
     println!("  purposes            {}", summary.purposes);
-    println!("  products            {} in {} categories (one sensitive: health)", summary.products, summary.categories);
-    println!("  customers           {} with {} consent records", summary.customers, summary.consent_records);
-    println!("  events kept         {} (dropped for lack of consent: {})", summary.events_kept, summary.events_dropped_without_consent);
-    println!("  offer decisions     {} (with a planted bias for the fairness audit to find)", summary.decisions);
+    println!(
+        "  products            {} in {} categories (one sensitive: health)",
+        summary.products, summary.categories
+    );
+    println!(
+        "  customers           {} with {} consent records",
+        summary.customers, summary.consent_records
+    );
+    println!(
+        "  events kept         {} (dropped for lack of consent: {})",
+        summary.events_kept, summary.events_dropped_without_consent
+    );
+    println!(
+        "  offer decisions     {} (with a planted bias for the fairness audit to find)",
+        summary.decisions
+    );
     println!();
     println!("  API                 {base}");
     println!("  API docs            {base}/docs/");
@@ -222,7 +266,10 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  recommend key       {}", summary.recommend_key.secret);
     println!("  auditor key         {}", summary.auditor_key.secret);
     println!();
-    println!("  try: curl -H 'Authorization: Bearer {}' {base}/v1/subjects/cust-0001/consents", summary.recommend_key.secret);
+    println!(
+        "  try: curl -H 'Authorization: Bearer {}' {base}/v1/subjects/cust-0001/consents",
+        summary.recommend_key.secret
+    );
     if args.no_serve {
         return Ok(std::process::ExitCode::SUCCESS);
     }
@@ -240,10 +287,23 @@ async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode
             println!("secret (shown once, store it now): {}", k.secret);
         }
         KeysCommand::List => {
-            println!("{:<22} {:<10} {:<20} {:<24} status", "id", "scope", "prefix", "name");
+            println!(
+                "{:<22} {:<10} {:<20} {:<24} status",
+                "id", "scope", "prefix", "name"
+            );
             for k in app.list_keys().await? {
-                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<22} {:<10} {:<20} {:<24} {status}", k.id, k.scope.as_str(), k.prefix, k.name);
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<22} {:<10} {:<20} {:<24} {status}",
+                    k.id,
+                    k.scope.as_str(),
+                    k.prefix,
+                    k.name
+                );
             }
         }
         KeysCommand::Revoke { id } => {
@@ -259,7 +319,10 @@ async fn verify(config: Config) -> Result<std::process::ExitCode> {
     let v = app.verify_audit_log().await?;
     match v.broken {
         None => {
-            println!("audit log intact: {} entries, head {}", v.entries, v.head_hash);
+            println!(
+                "audit log intact: {} entries, head {}",
+                v.entries, v.head_hash
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(b) => {

@@ -29,7 +29,11 @@ fn candor(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -37,34 +41,63 @@ fn config_check_masks_secrets_and_names_bad_files() {
     let dir = temp("config");
     let file = dir.0.join("candor.toml");
     std::fs::write(&file, "[privacy]\npseudonymization_key = \"super-secret-pseudonymization-key-123456\"\n[server]\nbind = \"127.0.0.1:9999\"\n").unwrap();
-    let o = candor(&dir.0, &["--config", file.to_str().unwrap(), "config", "check"]);
+    let o = candor(
+        &dir.0,
+        &["--config", file.to_str().unwrap(), "config", "check"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("127.0.0.1:9999") && out.contains("***") && !out.contains("super-secret"), "{out}");
+    assert!(
+        out.contains("127.0.0.1:9999") && out.contains("***") && !out.contains("super-secret"),
+        "{out}"
+    );
 
     std::fs::write(&file, "[server]\nbind = 9999\n").unwrap();
-    let o = candor(&dir.0, &["--config", file.to_str().unwrap(), "config", "check"]);
+    let o = candor(
+        &dir.0,
+        &["--config", file.to_str().unwrap(), "config", "check"],
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("candor.toml") && text(&o).contains("bind"), "{}", text(&o));
-    let o = candor(&dir.0, &["--config", "/nonexistent/candor.toml", "config", "check"]);
+    assert!(
+        text(&o).contains("candor.toml") && text(&o).contains("bind"),
+        "{}",
+        text(&o)
+    );
+    let o = candor(
+        &dir.0,
+        &["--config", "/nonexistent/candor.toml", "config", "check"],
+    );
     assert!(!o.status.success() && text(&o).contains("/nonexistent/candor.toml"));
 }
 
 #[test]
 fn keys_are_created_listed_and_revoked_without_showing_secrets_again() {
     let dir = temp("keys");
-    let o = candor(&dir.0, &["keys", "create", "--scope", "admin", "--name", "ops"]);
+    let o = candor(
+        &dir.0,
+        &["keys", "create", "--scope", "admin", "--name", "ops"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    let secret = out.split_whitespace().find(|w| w.starts_with("cnd_admin_")).expect("secret printed").to_owned();
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("cnd_admin_"))
+        .expect("secret printed")
+        .to_owned();
     let id = out.split(['(', ')']).nth(1).unwrap().to_owned();
     let list = text(&candor(&dir.0, &["keys", "list"]));
-    assert!(list.contains("ops") && list.contains("active") && !list.contains(&secret), "{list}");
+    assert!(
+        list.contains("ops") && list.contains("active") && !list.contains(&secret),
+        "{list}"
+    );
     assert!(candor(&dir.0, &["keys", "revoke", &id]).status.success());
     assert!(text(&candor(&dir.0, &["keys", "list"])).contains("revoked"));
     let o = candor(&dir.0, &["keys", "revoke", &id]);
     assert!(!o.status.success() && text(&o).contains("not found"));
-    let o = candor(&dir.0, &["keys", "create", "--scope", "root", "--name", "x"]);
+    let o = candor(
+        &dir.0,
+        &["keys", "create", "--scope", "root", "--name", "x"],
+    );
     assert!(!o.status.success() && text(&o).contains("scope"));
 }
 
@@ -73,10 +106,21 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
     use sqlx::Connection;
     let dir = temp("audit");
     for name in ["a", "b", "c", "d"] {
-        assert!(candor(&dir.0, &["keys", "create", "--scope", "auditor", "--name", name]).status.success());
+        assert!(
+            candor(
+                &dir.0,
+                &["keys", "create", "--scope", "auditor", "--name", name]
+            )
+            .status
+            .success()
+        );
     }
     let o = candor(&dir.0, &["audit-log", "verify"]);
-    assert!(o.status.success() && text(&o).contains("intact: 4 entries"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("intact: 4 entries"),
+        "{}",
+        text(&o)
+    );
 
     let url = format!("sqlite://{}", dir.0.join("candor.db").display());
     let exec = |sql: &'static str| {
@@ -87,18 +131,27 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
             c.close().await.unwrap();
         }
     };
-    exec("UPDATE audit_log SET details = '{\"name\":\"mallory\",\"scope\":\"admin\"}' WHERE seq = 2").await;
+    exec(
+        "UPDATE audit_log SET details = '{\"name\":\"mallory\",\"scope\":\"admin\"}' WHERE seq = 2",
+    )
+    .await;
     let o = candor(&dir.0, &["audit-log", "verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("BROKEN at entry 2"), "{}", text(&o));
 
     let dir2 = temp("audit-delete");
     for name in ["a", "b", "c"] {
-        candor(&dir2.0, &["keys", "create", "--scope", "auditor", "--name", name]);
+        candor(
+            &dir2.0,
+            &["keys", "create", "--scope", "auditor", "--name", name],
+        );
     }
     let url2 = format!("sqlite://{}", dir2.0.join("candor.db").display());
     let mut c = sqlx::SqliteConnection::connect(&url2).await.unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(&mut c).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(&mut c)
+        .await
+        .unwrap();
     c.close().await.unwrap();
     let o = candor(&dir2.0, &["audit-log", "verify"]);
     assert_eq!(o.status.code(), Some(1));
@@ -109,15 +162,40 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
 fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
     let dir = temp("demo");
     let target = dir.0.join("shop");
-    let o = candor(&dir.0, &["demo", "--no-serve", "--customers", "150", "--products", "300", "--data-dir", target.to_str().unwrap()]);
+    let o = candor(
+        &dir.0,
+        &[
+            "demo",
+            "--no-serve",
+            "--customers",
+            "150",
+            "--products",
+            "300",
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    for needle in ["customers           150", "admin key           cnd_admin_", "ingestion write key cnd_ingest_", "/openapi.json", "events kept"] {
+    for needle in [
+        "customers           150",
+        "admin key           cnd_admin_",
+        "ingestion write key cnd_ingest_",
+        "/openapi.json",
+        "events kept",
+    ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }
-    let o = candor(&dir.0, &["demo", "--no-serve", "--data-dir", target.to_str().unwrap()]);
+    let o = candor(
+        &dir.0,
+        &["demo", "--no-serve", "--data-dir", target.to_str().unwrap()],
+    );
     assert!(!o.status.success() && text(&o).contains("not empty"));
     // The demo's own log is intact.
-    let o = Command::new(env!("CARGO_BIN_EXE_candor")).args(["audit-log", "verify"]).env("CANDOR_DATA_DIR", &target).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["audit-log", "verify"])
+        .env("CANDOR_DATA_DIR", &target)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }

@@ -24,7 +24,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Ingest, Scope::Recommend, Scope::Admin, Scope::Auditor];
+    pub const ALL: [Scope; 4] = [
+        Scope::Ingest,
+        Scope::Recommend,
+        Scope::Admin,
+        Scope::Auditor,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,7 +85,10 @@ mod tests {
         assert!(!Scope::Admin.permits(Scope::Ingest));
         assert!(!Scope::Auditor.permits(Scope::Admin));
         assert!(!Scope::Ingest.permits(Scope::Recommend));
-        assert!(matches!(Scope::parse("root"), Err(DomainError::UnknownScope(_))));
+        assert!(matches!(
+            Scope::parse("root"),
+            Err(DomainError::UnknownScope(_))
+        ));
     }
 
     #[test]

@@ -23,7 +23,12 @@ pub struct AuditDraft {
 }
 
 impl AuditDraft {
-    pub fn new(actor: impl Into<String>, action: &str, target: impl Into<String>, details: serde_json::Value) -> Self {
+    pub fn new(
+        actor: impl Into<String>,
+        action: &str,
+        target: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
         AuditDraft {
             actor: actor.into(),
             action: action.to_owned(),
@@ -60,9 +65,25 @@ impl std::fmt::Display for ChainBreak {
 }
 
 /// The hash of an entry given its predecessor's hash.
-pub fn entry_hash(prev_hash: &str, seq: i64, at: Micros, actor: &str, action: &str, target: &str, details: &str) -> String {
+pub fn entry_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: Micros,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: &str,
+) -> String {
     let mut h = Sha256::new();
-    for field in [prev_hash.as_bytes(), &seq.to_be_bytes(), &at.to_be_bytes(), actor.as_bytes(), action.as_bytes(), target.as_bytes(), details.as_bytes()] {
+    for field in [
+        prev_hash.as_bytes(),
+        &seq.to_be_bytes(),
+        &at.to_be_bytes(),
+        actor.as_bytes(),
+        action.as_bytes(),
+        target.as_bytes(),
+        details.as_bytes(),
+    ] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field);
     }
@@ -73,7 +94,15 @@ pub fn entry_hash(prev_hash: &str, seq: i64, at: Micros, actor: &str, action: &s
 pub fn seal(prev_seq: i64, prev_hash: &str, at: Micros, draft: &AuditDraft) -> AuditEntry {
     let seq = prev_seq + 1;
     let details = draft.details.to_string();
-    let hash = entry_hash(prev_hash, seq, at, &draft.actor, &draft.action, &draft.target, &details);
+    let hash = entry_hash(
+        prev_hash,
+        seq,
+        at,
+        &draft.actor,
+        &draft.action,
+        &draft.target,
+        &details,
+    );
     AuditEntry {
         seq,
         at,
@@ -104,7 +133,12 @@ impl Default for ChainVerifier {
 
 impl ChainVerifier {
     pub fn push(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
-        let fail = |seq, reason: &str| Err(ChainBreak { seq, reason: reason.to_owned() });
+        let fail = |seq, reason: &str| {
+            Err(ChainBreak {
+                seq,
+                reason: reason.to_owned(),
+            })
+        };
         if e.seq != self.expected_seq {
             return fail(
                 self.expected_seq,
@@ -112,9 +146,20 @@ impl ChainVerifier {
             );
         }
         if e.prev_hash != self.prev_hash {
-            return fail(e.seq, "does not link to the previous entry (previous entry altered or replaced)");
+            return fail(
+                e.seq,
+                "does not link to the previous entry (previous entry altered or replaced)",
+            );
         }
-        let recomputed = entry_hash(&e.prev_hash, e.seq, e.at, &e.actor, &e.action, &e.target, &e.details);
+        let recomputed = entry_hash(
+            &e.prev_hash,
+            e.seq,
+            e.at,
+            &e.actor,
+            &e.action,
+            &e.target,
+            &e.details,
+        );
         if recomputed != e.hash {
             return fail(e.seq, "content does not match its hash (entry altered)");
         }
@@ -130,7 +175,9 @@ impl ChainVerifier {
         if head_seq != last {
             return Err(ChainBreak {
                 seq: last + 1,
-                reason: format!("the chain ends at entry {last} but the recorded head is entry {head_seq} (entries deleted)"),
+                reason: format!(
+                    "the chain ends at entry {last} but the recorded head is entry {head_seq} (entries deleted)"
+                ),
             });
         }
         if head_hash != self.prev_hash {
@@ -150,8 +197,20 @@ mod tests {
     fn chain(n: usize) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
-            let (seq, hash) = out.last().map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()));
-            out.push(seal(seq, &hash, i as i64, &AuditDraft::new("admin", "purpose.create", format!("p{i}"), serde_json::json!({"i": i}))));
+            let (seq, hash) = out
+                .last()
+                .map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()));
+            out.push(seal(
+                seq,
+                &hash,
+                i as i64,
+                &AuditDraft::new(
+                    "admin",
+                    "purpose.create",
+                    format!("p{i}"),
+                    serde_json::json!({"i": i}),
+                ),
+            ));
         }
         out
     }
@@ -185,7 +244,15 @@ mod tests {
         // Rehashing an altered entry still breaks the link from its successor.
         let mut rehashed = c.clone();
         rehashed[2].details = "{}".into();
-        rehashed[2].hash = entry_hash(&rehashed[2].prev_hash, 3, rehashed[2].at, "admin", "purpose.create", "p2", "{}");
+        rehashed[2].hash = entry_hash(
+            &rehashed[2].prev_hash,
+            3,
+            rehashed[2].at,
+            "admin",
+            "purpose.create",
+            "p2",
+            "{}",
+        );
         assert_eq!(verify(&rehashed, head).unwrap_err().seq, 4);
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DomainError, LegalBasis, Micros, Purpose, PurposeId, SubjectKey, MICROS_PER_DAY};
+use crate::{DomainError, LegalBasis, MICROS_PER_DAY, Micros, Purpose, PurposeId, SubjectKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,7 +31,10 @@ impl ConsentDecision {
         match s {
             "granted" => Ok(ConsentDecision::Granted),
             "denied" => Ok(ConsentDecision::Denied),
-            _ => Err(DomainError::invalid("decision", format!("`{s}` is not `granted` or `denied`"))),
+            _ => Err(DomainError::invalid(
+                "decision",
+                format!("`{s}` is not `granted` or `denied`"),
+            )),
         }
     }
 }
@@ -132,18 +135,28 @@ pub struct SubjectConsents {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// Explicitly granted for the current version and not expired.
-    Granted { since: Micros, expires_at: Option<Micros> },
+    Granted {
+        since: Micros,
+        expires_at: Option<Micros>,
+    },
     /// Contract or legal obligation: no consent needed, no opt-out possible.
     NotRequired,
     /// Legitimate interest and the person has not objected.
     LegitimateInterest,
-    Denied { since: Micros },
+    Denied {
+        since: Micros,
+    },
     /// Never asked (or never answered): opt-in means no.
     NotAsked,
     /// Granted once, but the grant is older than the purpose's `expires_after_days`.
-    Expired { at: Micros },
+    Expired {
+        at: Micros,
+    },
     /// Granted for an older version of a purpose that has since changed materially.
-    NeedsRenewal { consented_version: u32, current_version: u32 },
+    NeedsRenewal {
+        consented_version: u32,
+        current_version: u32,
+    },
 }
 
 impl ConsentStatus {
@@ -151,7 +164,9 @@ impl ConsentStatus {
     pub fn allows(&self) -> bool {
         matches!(
             self,
-            ConsentStatus::Granted { .. } | ConsentStatus::NotRequired | ConsentStatus::LegitimateInterest
+            ConsentStatus::Granted { .. }
+                | ConsentStatus::NotRequired
+                | ConsentStatus::LegitimateInterest
         )
     }
     pub fn name(&self) -> &'static str {
@@ -213,12 +228,16 @@ pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros
     match purpose.legal_basis {
         LegalBasis::Contract | LegalBasis::LegalObligation => ConsentStatus::NotRequired,
         LegalBasis::LegitimateInterest => match latest {
-            Some(d) if d.decision == ConsentDecision::Denied => ConsentStatus::Denied { since: d.at },
+            Some(d) if d.decision == ConsentDecision::Denied => {
+                ConsentStatus::Denied { since: d.at }
+            }
             _ => ConsentStatus::LegitimateInterest,
         },
         LegalBasis::Consent => match latest {
             None => ConsentStatus::NotAsked,
-            Some(d) if d.decision == ConsentDecision::Denied => ConsentStatus::Denied { since: d.at },
+            Some(d) if d.decision == ConsentDecision::Denied => {
+                ConsentStatus::Denied { since: d.at }
+            }
             Some(d) if d.policy_version < purpose.version => ConsentStatus::NeedsRenewal {
                 consented_version: d.policy_version,
                 current_version: purpose.version,
@@ -229,7 +248,10 @@ pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros
                     .map(|days| d.at.saturating_add(i64::from(days) * MICROS_PER_DAY));
                 match expires_at {
                     Some(at) if now >= at => ConsentStatus::Expired { at },
-                    _ => ConsentStatus::Granted { since: d.at, expires_at },
+                    _ => ConsentStatus::Granted {
+                        since: d.at,
+                        expires_at,
+                    },
                 }
             }
         },
@@ -303,14 +325,21 @@ mod tests {
         let p = purpose("consent", Some(1));
         let s = SubjectConsents::from_history(&[rec(1, Granted, 0, 1)]);
         assert!(s.status(&p, MICROS_PER_DAY - 1).allows());
-        assert_eq!(s.status(&p, MICROS_PER_DAY), ConsentStatus::Expired { at: MICROS_PER_DAY });
+        assert_eq!(
+            s.status(&p, MICROS_PER_DAY),
+            ConsentStatus::Expired { at: MICROS_PER_DAY }
+        );
         let mut v2 = purpose("consent", None);
         v2.version = 2;
         assert_eq!(
             s.status(&v2, 5),
-            ConsentStatus::NeedsRenewal { consented_version: 1, current_version: 2 }
+            ConsentStatus::NeedsRenewal {
+                consented_version: 1,
+                current_version: 2
+            }
         );
-        let renewed = SubjectConsents::from_history(&[rec(1, Granted, 0, 1), rec(3, Granted, 9, 2)]);
+        let renewed =
+            SubjectConsents::from_history(&[rec(1, Granted, 0, 1), rec(3, Granted, 9, 2)]);
         assert!(renewed.status(&v2, 10).allows());
     }
 
@@ -327,7 +356,10 @@ mod tests {
     #[test]
     fn legal_bases_other_than_consent() {
         let empty = SubjectConsents::default();
-        assert_eq!(empty.status(&purpose("contract", None), 0), ConsentStatus::NotRequired);
+        assert_eq!(
+            empty.status(&purpose("contract", None), 0),
+            ConsentStatus::NotRequired
+        );
         let li = purpose("legitimate_interest", None);
         assert!(empty.status(&li, 0).allows());
         let objected = SubjectConsents::from_history(&[rec(1, Denied, 5, 1)]);

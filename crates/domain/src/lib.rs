@@ -34,7 +34,10 @@ pub fn format_micros(at: Micros) -> String {
     let nanos = i128::from(at) * 1000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| at.to_string())
 }
 

@@ -19,7 +19,8 @@ impl PurposeId {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(PurposeId(s.to_owned()))
         } else {
@@ -164,7 +165,9 @@ impl LegalBasis {
             "legal_obligation" => Ok(LegalBasis::LegalObligation),
             _ => Err(DomainError::invalid(
                 "legal_basis",
-                format!("`{s}` is not one of consent, legitimate_interest, contract, legal_obligation"),
+                format!(
+                    "`{s}` is not one of consent, legitimate_interest, contract, legal_obligation"
+                ),
             )),
         }
     }
@@ -220,10 +223,16 @@ fn plain_text(field: &str, s: &str, max: usize) -> Result<String, DomainError> {
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     if t.chars().count() > max {
-        return Err(DomainError::invalid(field, format!("must be at most {max} characters")));
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if t.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(DomainError::invalid(field, "must not contain control characters"));
+        return Err(DomainError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -236,7 +245,10 @@ impl PurposeDraft {
         let description = plain_text("description", &self.description, 2000)?;
         let legal_basis = LegalBasis::parse(&self.legal_basis)?;
         if self.categories.is_empty() {
-            return Err(DomainError::invalid("categories", "a purpose must name at least one data category"));
+            return Err(DomainError::invalid(
+                "categories",
+                "a purpose must name at least one data category",
+            ));
         }
         let mut categories = self
             .categories
@@ -246,9 +258,14 @@ impl PurposeDraft {
         categories.sort();
         categories.dedup();
         if let Some(0) = self.expires_after_days {
-            return Err(DomainError::invalid("expires_after_days", "must be at least 1 day"));
+            return Err(DomainError::invalid(
+                "expires_after_days",
+                "must be at least 1 day",
+            ));
         }
-        if legal_basis.is_strictly_necessary() && (self.sale_or_sharing || self.non_essential_tracking) {
+        if legal_basis.is_strictly_necessary()
+            && (self.sale_or_sharing || self.non_essential_tracking)
+        {
             return Err(DomainError::invalid(
                 "legal_basis",
                 "a strictly necessary purpose cannot be sale/sharing or non-essential tracking",
@@ -280,7 +297,10 @@ impl Purpose {
     pub fn revise(&self, draft: &PurposeDraft) -> Result<(Purpose, bool), DomainError> {
         let mut next = draft.validate()?;
         if next.id != self.id {
-            return Err(DomainError::invalid("id", "the id in the body must match the purpose being updated"));
+            return Err(DomainError::invalid(
+                "id",
+                "the id in the body must match the purpose being updated",
+            ));
         }
         let new_category = next.categories.iter().any(|c| !self.categories.contains(c));
         let material = new_category
@@ -311,7 +331,10 @@ impl Purpose {
             parts.push(format!("it now also uses {} data", added.join(", ")));
         }
         if next.legal_basis != self.legal_basis {
-            parts.push(format!("its legal basis is now {}", next.legal_basis.as_str()));
+            parts.push(format!(
+                "its legal basis is now {}",
+                next.legal_basis.as_str()
+            ));
         }
         if next.sale_or_sharing && !self.sale_or_sharing {
             parts.push("it now shares data with third parties".to_owned());
@@ -348,12 +371,17 @@ mod tests {
         for bad in ["", "Ads", "a b", &"x".repeat(65)] {
             assert!(PurposeId::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(DataCategory::parse("sensitive:health").unwrap(), DataCategory::Sensitive("health".into()));
+        assert_eq!(
+            DataCategory::parse("sensitive:health").unwrap(),
+            DataCategory::Sensitive("health".into())
+        );
         assert!(DataCategory::parse("sensitive:").is_err());
         assert!(DataCategory::parse("gossip").is_err());
         let mut d = draft();
         d.categories.clear();
-        assert!(matches!(d.validate(), Err(DomainError::Invalid { field, .. }) if field == "categories"));
+        assert!(
+            matches!(d.validate(), Err(DomainError::Invalid { field, .. }) if field == "categories")
+        );
         let mut d = draft();
         d.title = "  ".into();
         assert!(d.validate().is_err());
@@ -377,6 +405,9 @@ mod tests {
 
         let mut narrower = draft();
         narrower.categories = vec!["browsing".into()];
-        assert!(!p.revise(&narrower).unwrap().1, "dropping a category asks nothing new of people");
+        assert!(
+            !p.revise(&narrower).unwrap().1,
+            "dropping a category asks nothing new of people"
+        );
     }
 }

@@ -59,10 +59,16 @@ mod tests {
     #[test]
     fn signals_map_to_the_purposes_they_cover() {
         let s = PrivacySignals::from_headers(Some("1"), None);
-        assert_eq!(s.opts_out_of(&purpose(true, false, "consent")), Some(ConsentSource::Gpc));
+        assert_eq!(
+            s.opts_out_of(&purpose(true, false, "consent")),
+            Some(ConsentSource::Gpc)
+        );
         assert_eq!(s.opts_out_of(&purpose(false, true, "consent")), None);
         let d = PrivacySignals::from_headers(Some("0"), Some(" 1 "));
-        assert_eq!(d.opts_out_of(&purpose(false, true, "consent")), Some(ConsentSource::Dnt));
+        assert_eq!(
+            d.opts_out_of(&purpose(false, true, "consent")),
+            Some(ConsentSource::Dnt)
+        );
         assert_eq!(d.opts_out_of(&purpose(false, false, "contract")), None);
     }
 }

@@ -22,7 +22,10 @@ impl ExternalId {
             return Err(DomainError::invalid("subject id", "must be 1-256 bytes"));
         }
         if s.chars().any(char::is_control) {
-            return Err(DomainError::invalid("subject id", "must not contain control characters"));
+            return Err(DomainError::invalid(
+                "subject id",
+                "must not contain control characters",
+            ));
         }
         Ok(ExternalId(s.to_owned()))
     }
@@ -45,10 +48,16 @@ pub struct SubjectKey(String);
 impl SubjectKey {
     /// Accepts an already-computed key (from the store or a notification).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(SubjectKey(s.to_owned()))
         } else {
-            Err(DomainError::invalid("subject key", "must be 64 lowercase hex characters"))
+            Err(DomainError::invalid(
+                "subject key",
+                "must be 64 lowercase hex characters",
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -72,7 +81,10 @@ pub struct Pseudonymizer {
 impl Pseudonymizer {
     pub fn new(secret: &[u8]) -> Result<Self, DomainError> {
         if secret.len() < 16 {
-            return Err(DomainError::invalid("pseudonymization key", "must be at least 16 bytes"));
+            return Err(DomainError::invalid(
+                "pseudonymization key",
+                "must be at least 16 bytes",
+            ));
         }
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
             .map_err(|_| DomainError::invalid("pseudonymization key", "rejected by HMAC"))?;
@@ -107,12 +119,18 @@ pub(crate) mod tests {
         assert_eq!(key("alice"), key("alice"));
         assert_ne!(key("alice"), key("bob"));
         let other = Pseudonymizer::new(b"another-secret-of-32-bytes-long!").unwrap();
-        assert_ne!(other.subject_key(&ExternalId::parse("alice").unwrap()), key("alice"));
+        assert_ne!(
+            other.subject_key(&ExternalId::parse("alice").unwrap()),
+            key("alice")
+        );
         assert!(SubjectKey::parse(key("alice").as_str()).is_ok());
         assert!(!key("alice").as_str().contains("alice"));
         assert!(Pseudonymizer::new(b"short").is_err());
         assert!(ExternalId::parse("").is_err());
         assert!(ExternalId::parse("a\nb").is_err());
-        assert_eq!(format!("{:?}", ExternalId::parse("alice").unwrap()), "ExternalId(<redacted>)");
+        assert_eq!(
+            format!("{:?}", ExternalId::parse("alice").unwrap()),
+            "ExternalId(<redacted>)"
+        );
     }
 }

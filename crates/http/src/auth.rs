@@ -40,10 +40,14 @@ fn presented_secret(parts: &Parts) -> Result<String, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`"))?
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
+        })?
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
-    let (scheme, value) = header.split_once(' ').ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
+    let (scheme, value) = header
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
     match scheme.to_ascii_lowercase().as_str() {
         "bearer" => Ok(value.trim().to_owned()),
         "basic" => {
@@ -52,9 +56,14 @@ fn presented_secret(parts: &Parts) -> Result<String, ApiError> {
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
-            Ok(decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user).to_owned())
+            Ok(decoded
+                .split_once(':')
+                .map_or(decoded.as_str(), |(user, _)| user)
+                .to_owned())
         }
-        _ => Err(ApiError::unauthorized("unsupported Authorization scheme: use Bearer or Basic")),
+        _ => Err(ApiError::unauthorized(
+            "unsupported Authorization scheme: use Bearer or Basic",
+        )),
     }
 }
 
@@ -63,10 +72,19 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let secret = presented_secret(parts)?;
-        let key = app.authenticate(&secret).ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+        let key = app
+            .authenticate(&secret)
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
         if !key.scope.permits(S::SCOPE) {
-            return Err(ApiError::forbidden(format!("this route needs a key with scope `{}`; this key has `{}`", S::SCOPE.as_str(), key.scope.as_str())));
+            return Err(ApiError::forbidden(format!(
+                "this route needs a key with scope `{}`; this key has `{}`",
+                S::SCOPE.as_str(),
+                key.scope.as_str()
+            )));
         }
-        Ok(Auth { key, _scope: PhantomData })
+        Ok(Auth {
+            key,
+            _scope: PhantomData,
+        })
     }
 }

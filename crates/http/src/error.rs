@@ -29,7 +29,11 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -44,10 +48,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer realm=\"candor\""));
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer realm=\"candor\""),
+            );
         }
         resp
     }
@@ -56,28 +68,57 @@ impl IntoResponse for ApiError {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match &e {
-            AppError::Invalid { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.to_string()),
-            AppError::UnknownPurpose(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_purpose", format!("{e}; list declared purposes with GET /v1/purposes")),
-            AppError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            AppError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            AppError::Invalid { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                e.to_string(),
+            ),
+            AppError::UnknownPurpose(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_purpose",
+                format!("{e}; list declared purposes with GET /v1/purposes"),
+            ),
+            AppError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            AppError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             AppError::Config(_) | AppError::Store(_) | AppError::Internal(_) => {
                 // Details go to the log; the client gets no internals.
                 tracing::error!(error = %e, "request failed");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
             }
         }
     }
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /openapi.json",
+    )
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method; see /openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method; see /openapi.json",
+    )
 }
 
 pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log").into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; see the server log",
+    )
+    .into_response()
 }

@@ -62,12 +62,17 @@ pub fn router(app: AppState) -> Router {
                 move || async move { axum::Json(spec.as_ref().clone()) }
             }),
         )
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", spec.as_ref().clone()))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .url("/docs/openapi.json", spec.as_ref().clone()),
+        )
         .route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(move |req, next| observe::deadline(timeout, req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            observe::deadline(timeout, req, next)
+        }))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -75,8 +80,14 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(app: AppState, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    app: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     observe::install_metrics();
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

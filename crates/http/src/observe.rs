@@ -17,7 +17,9 @@ static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install_metrics() -> &'static PrometheusHandle {
     METRICS.get_or_init(|| {
         PrometheusBuilder::new()
-            .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
             .expect("static buckets are valid")
             .install_recorder()
             .expect("no other metrics recorder is installed")
@@ -33,8 +35,17 @@ pub fn render_metrics() -> String {
 pub(crate) async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
@@ -48,6 +59,11 @@ pub(crate) async fn observe(req: Request, next: Next) -> Response {
 pub(crate) async fn deadline(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took longer than server.request_timeout_secs").into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took longer than server.request_timeout_secs",
+        )
+        .into_response(),
     }
 }

@@ -10,52 +10,83 @@ use candor_store::both_stores;
 use candor_store::testing::TestDb;
 use common::Node;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Fills `{param}` segments of an OpenAPI path with harmless values.
 fn concrete(path: &str) -> String {
-    path.split('/').map(|seg| if seg.starts_with('{') { "x" } else { seg }).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-both_stores!(every_route_refuses_missing_wrong_and_wrong_scope_keys, |db: TestDb| async move {
-    let node = Node::start(&db).await;
-    let (_, spec) = node.send(Method::GET, "/openapi.json", None, None).await;
-    let keys = [(Scope::Admin, &node.admin), (Scope::Recommend, &node.recommend), (Scope::Auditor, &node.auditor), (Scope::Ingest, &node.ingest)];
-    let mut protected = 0;
-    let mut public = 0;
-    for (path, item) in spec["paths"].as_object().expect("paths") {
-        for (method, op) in item.as_object().unwrap() {
-            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let url = concrete(path);
-            let body = if m == Method::POST || m == Method::PUT { Some(json!({})) } else { None };
-            let required = op["security"][0]["api_key"][0].as_str().map(|s| Scope::parse(s).unwrap());
-            match required {
-                None => {
-                    let (status, _) = node.send(m.clone(), &url, None, body.clone()).await;
-                    assert!(status != 401 && status != 403, "{method} {path} is public but answered {status}");
-                    public += 1;
-                }
-                Some(scope) => {
-                    let (status, v) = node.send(m.clone(), &url, None, body.clone()).await;
-                    assert_eq!(status, 401, "{method} {path} without a key: {v}");
-                    assert_eq!(v["error"]["code"], "unauthorized");
-                    let (status, _) = node.send(m.clone(), &url, Some("cnd_admin_not-a-real-key"), body.clone()).await;
-                    assert_eq!(status, 401, "{method} {path} with a wrong key");
-                    for (held, secret) in &keys {
-                        if !held.permits(scope) {
-                            let (status, v) = node.send(m.clone(), &url, Some(secret), body.clone()).await;
-                            assert_eq!(status, 403, "{method} {path} with a {held:?} key: {v}");
-                            assert_eq!(v["error"]["code"], "forbidden");
-                        }
+both_stores!(
+    every_route_refuses_missing_wrong_and_wrong_scope_keys,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        let (_, spec) = node.send(Method::GET, "/openapi.json", None, None).await;
+        let keys = [
+            (Scope::Admin, &node.admin),
+            (Scope::Recommend, &node.recommend),
+            (Scope::Auditor, &node.auditor),
+            (Scope::Ingest, &node.ingest),
+        ];
+        let mut protected = 0;
+        let mut public = 0;
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().unwrap() {
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let url = concrete(path);
+                let body = if m == Method::POST || m == Method::PUT {
+                    Some(json!({}))
+                } else {
+                    None
+                };
+                let required = op["security"][0]["api_key"][0]
+                    .as_str()
+                    .map(|s| Scope::parse(s).unwrap());
+                match required {
+                    None => {
+                        let (status, _) = node.send(m.clone(), &url, None, body.clone()).await;
+                        assert!(
+                            status != 401 && status != 403,
+                            "{method} {path} is public but answered {status}"
+                        );
+                        public += 1;
                     }
-                    protected += 1;
+                    Some(scope) => {
+                        let (status, v) = node.send(m.clone(), &url, None, body.clone()).await;
+                        assert_eq!(status, 401, "{method} {path} without a key: {v}");
+                        assert_eq!(v["error"]["code"], "unauthorized");
+                        let (status, _) = node
+                            .send(
+                                m.clone(),
+                                &url,
+                                Some("cnd_admin_not-a-real-key"),
+                                body.clone(),
+                            )
+                            .await;
+                        assert_eq!(status, 401, "{method} {path} with a wrong key");
+                        for (held, secret) in &keys {
+                            if !held.permits(scope) {
+                                let (status, v) =
+                                    node.send(m.clone(), &url, Some(secret), body.clone()).await;
+                                assert_eq!(status, 403, "{method} {path} with a {held:?} key: {v}");
+                                assert_eq!(v["error"]["code"], "forbidden");
+                            }
+                        }
+                        protected += 1;
+                    }
                 }
             }
         }
+        assert!(
+            protected >= 14 && public >= 4,
+            "walked {protected} protected and {public} public operations"
+        );
+        node.stop().await;
     }
-    assert!(protected >= 14 && public >= 4, "walked {protected} protected and {public} public operations");
-    node.stop().await;
-});
+);
 
 both_stores!(consent_flow_history_and_state, |db: TestDb| async move {
     let node = Node::start(&db).await;
@@ -65,73 +96,108 @@ both_stores!(consent_flow_history_and_state, |db: TestDb| async move {
     assert_eq!(purposes.as_array().unwrap().len(), 4);
 
     assert_eq!(node.state("alice", "personalization").await, "not_asked");
-    assert_eq!(node.state("alice", "order_fulfilment").await, "not_required");
+    assert_eq!(
+        node.state("alice", "order_fulfilment").await,
+        "not_required"
+    );
     let (status, v) = node.decide("alice", "personalization", "granted").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["recorded"][0]["decision"], "granted");
-    assert!(v["recorded"][0]["proof"]["ip_hash"].as_str().is_some_and(|h| h.len() == 64 && !h.contains("127.0.0.1")));
+    assert!(
+        v["recorded"][0]["proof"]["ip_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64 && !h.contains("127.0.0.1"))
+    );
     assert_eq!(node.state("alice", "personalization").await, "granted");
     node.decide("alice", "personalization", "denied").await;
     assert_eq!(node.state("alice", "personalization").await, "denied");
-    let (_, history) = node.get("/v1/subjects/alice/consents/history", &node.recommend).await;
-    let decisions: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["decision"].as_str().unwrap()).collect();
+    let (_, history) = node
+        .get("/v1/subjects/alice/consents/history", &node.recommend)
+        .await;
+    let decisions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["decision"].as_str().unwrap())
+        .collect();
     assert_eq!(decisions, ["granted", "denied"]);
     // The subject key is a pseudonym: the external id appears nowhere in it.
-    let (_, v) = node.get("/v1/subjects/alice/consents", &node.recommend).await;
+    let (_, v) = node
+        .get("/v1/subjects/alice/consents", &node.recommend)
+        .await;
     assert_eq!(v["subject_key"].as_str().unwrap().len(), 64);
     node.stop().await;
 });
 
-both_stores!(revocation_applies_to_every_request_that_starts_after_it_returns, |db: TestDb| async move {
-    let node = Arc::new(Node::start(&db).await);
-    node.declare_purposes().await;
-    node.decide("bob", "personalization", "granted").await;
-    let seen: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut readers = Vec::new();
-    for _ in 0..4 {
-        let (node, seen, stop) = (node.clone(), seen.clone(), stop.clone());
-        readers.push(tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let started = Instant::now();
-                let state = node.state("bob", "personalization").await;
-                seen.lock().unwrap().push((started, state));
-            }
-        }));
+both_stores!(
+    revocation_applies_to_every_request_that_starts_after_it_returns,
+    |db: TestDb| async move {
+        let node = Arc::new(Node::start(&db).await);
+        node.declare_purposes().await;
+        node.decide("bob", "personalization", "granted").await;
+        let seen: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            let (node, seen, stop) = (node.clone(), seen.clone(), stop.clone());
+            readers.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let state = node.state("bob", "personalization").await;
+                    seen.lock().unwrap().push((started, state));
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (status, _) = node.decide("bob", "personalization", "denied").await;
+        assert_eq!(status, 200);
+        let returned = Instant::now();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for r in readers {
+            r.await.unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        let after: Vec<_> = seen.iter().filter(|(t, _)| *t > returned).collect();
+        let before_granted = seen
+            .iter()
+            .filter(|(t, s)| *t < returned && s == "granted")
+            .count();
+        assert!(
+            after.len() >= 5 && before_granted >= 1,
+            "{} reads after, {before_granted} granted before",
+            after.len()
+        );
+        assert!(
+            after.iter().all(|(_, s)| s == "denied"),
+            "a request that started after the revocation returned still saw a grant"
+        );
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let (status, _) = node.decide("bob", "personalization", "denied").await;
-    assert_eq!(status, 200);
-    let returned = Instant::now();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for r in readers {
-        r.await.unwrap();
-    }
-    let seen = seen.lock().unwrap();
-    let after: Vec<_> = seen.iter().filter(|(t, _)| *t > returned).collect();
-    let before_granted = seen.iter().filter(|(t, s)| *t < returned && s == "granted").count();
-    assert!(after.len() >= 5 && before_granted >= 1, "{} reads after, {before_granted} granted before", after.len());
-    assert!(after.iter().all(|(_, s)| s == "denied"), "a request that started after the revocation returned still saw a grant");
-});
+);
 
-both_stores!(bad_input_gets_typed_errors_and_stores_nothing, |db: TestDb| async move {
-    let node = Node::start(&db).await;
-    node.declare_purposes().await;
-    node.decide("carol", "personalization", "granted").await;
-    let audit_before = node.app.verify_audit_log().await.unwrap().entries;
-    let path = "/v1/subjects/carol/consents";
-    let raw = |body: &'static [u8], ctype: Option<&'static str>| {
-        let mut r = node.http.post(node.url(path)).bearer_auth(&node.recommend).body(body);
-        if let Some(c) = ctype {
-            r = r.header("content-type", c);
-        }
-        async move {
-            let resp = r.send().await.unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
-    let cases: Vec<(u16, &str, (u16, Value))> = vec![
+both_stores!(
+    bad_input_gets_typed_errors_and_stores_nothing,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        node.decide("carol", "personalization", "granted").await;
+        let audit_before = node.app.verify_audit_log().await.unwrap().entries;
+        let path = "/v1/subjects/carol/consents";
+        let raw = |body: &'static [u8], ctype: Option<&'static str>| {
+            let mut r = node
+                .http
+                .post(node.url(path))
+                .bearer_auth(&node.recommend)
+                .body(body);
+            if let Some(c) = ctype {
+                r = r.header("content-type", c);
+            }
+            async move {
+                let resp = r.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }
+        };
+        let cases: Vec<(u16, &str, (u16, Value))> = vec![
         (400, "malformed_json", raw(b"{\"source\": ", Some("application/json")).await),
         (400, "malformed_json", raw(b"{\"source\": \"api\xff\"}", Some("application/json")).await),
         (415, "unsupported_media_type", raw(b"{}", None).await),
@@ -155,22 +221,37 @@ both_stores!(bad_input_gets_typed_errors_and_stores_nothing, |db: TestDb| async 
         (405, "method_not_allowed", node.send(Method::DELETE, "/v1/purposes", None, None).await),
         (404, "not_found", node.send(Method::DELETE, "/v1/admin/keys/key_missing", Some(&node.admin), None).await),
     ];
-    for (i, (status, code, (got_status, body))) in cases.iter().enumerate() {
-        assert_eq!((got_status, body["error"]["code"].as_str()), (status, Some(*code)), "case {i}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "case {i}: {body}");
+        for (i, (status, code, (got_status, body))) in cases.iter().enumerate() {
+            assert_eq!(
+                (got_status, body["error"]["code"].as_str()),
+                (status, Some(*code)),
+                "case {i}: {body}"
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()),
+                "case {i}: {body}"
+            );
+        }
+        // Nothing partial: the mixed valid+invalid batch stored nothing, the grant still stands.
+        assert_eq!(node.state("carol", "personalization").await, "granted");
+        let (_, history) = node.get(&format!("{path}/history"), &node.recommend).await;
+        assert_eq!(history.as_array().unwrap().len(), 1);
+        assert_eq!(
+            node.app.verify_audit_log().await.unwrap().entries,
+            audit_before
+        );
+        node.stop().await;
     }
-    // Nothing partial: the mixed valid+invalid batch stored nothing, the grant still stands.
-    assert_eq!(node.state("carol", "personalization").await, "granted");
-    let (_, history) = node.get(&format!("{path}/history"), &node.recommend).await;
-    assert_eq!(history.as_array().unwrap().len(), 1);
-    assert_eq!(node.app.verify_audit_log().await.unwrap().entries, audit_before);
-    node.stop().await;
-});
+);
 
-both_stores!(privacy_signals_are_recorded_as_opt_outs, |db: TestDb| async move {
-    let node = Node::start(&db).await;
-    node.declare_purposes().await;
-    let resp = node
+both_stores!(
+    privacy_signals_are_recorded_as_opt_outs,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        let resp = node
         .http
         .post(node.url("/v1/subjects/dave/consents"))
         .bearer_auth(&node.recommend)
@@ -179,120 +260,190 @@ both_stores!(privacy_signals_are_recorded_as_opt_outs, |db: TestDb| async move {
         .send()
         .await
         .unwrap();
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["overridden_by_signal"], json!([{"purpose": "ads_sharing", "signal": "gpc"}]));
-    assert_eq!(node.state("dave", "ads_sharing").await, "denied");
-    assert_eq!(node.state("dave", "personalization").await, "granted");
-    // DNT with no decisions at all still records the opt-out of tracking purposes.
-    let resp = node.http.post(node.url("/v1/subjects/dave/consents")).bearer_auth(&node.recommend).header("DNT", "1").json(&json!({"source": "banner"})).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(node.state("dave", "analytics").await, "denied");
-    let (_, history) = node.get("/v1/subjects/dave/consents/history", &node.recommend).await;
-    let sources: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["source"].as_str().unwrap()).collect();
-    assert_eq!(sources, ["gpc", "banner", "dnt"]);
-    node.stop().await;
-});
-
-both_stores!(consent_expires_and_material_changes_need_renewal, |db: TestDb| async move {
-    let clock = Arc::new(candor_app::ManualClock::new(1_700_000_000_000_000));
-    let node = Node::start_with_clock(&db, clock.clone()).await;
-    node.declare_purposes().await;
-    node.decide("erin", "personalization", "granted").await;
-    node.decide("erin", "analytics", "granted").await;
-    clock.advance(366 * candor_domain::MICROS_PER_DAY);
-    assert_eq!(node.state("erin", "personalization").await, "expired");
-    assert_eq!(node.state("erin", "analytics").await, "granted", "analytics has no expiry");
-
-    let wider = json!({"id": "analytics", "title": "Site analytics", "description": "We count visits to improve the shop.", "legal_basis": "consent", "categories": ["browsing", "location"], "non_essential_tracking": true});
-    let (status, v) = node.send(Method::PUT, "/v1/admin/purposes/analytics", Some(&node.admin), Some(wider)).await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["material"], true);
-    assert_eq!(v["purpose"]["version"], 2);
-    assert!(v["purpose"]["change_note"].as_str().unwrap().contains("location"));
-    assert_eq!(node.state("erin", "analytics").await, "needs_renewal");
-    node.decide("erin", "analytics", "granted").await;
-    assert_eq!(node.state("erin", "analytics").await, "granted");
-    let (_, history) = node.get("/v1/admin/purposes/analytics/history", &node.admin).await;
-    assert_eq!(history.as_array().unwrap().len(), 2);
-    node.stop().await;
-});
-
-both_stores!(webhooks_are_signed_retried_and_logged, |db: TestDb| async move {
-    use axum::http::{HeaderMap, StatusCode};
-    let received: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let receiver = {
-        let (received, calls) = (received.clone(), calls.clone());
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (received, calls) = (received.clone(), calls.clone());
-                async move {
-                    // Fail the first attempt to exercise the retry.
-                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                        return StatusCode::INTERNAL_SERVER_ERROR;
-                    }
-                    received.lock().unwrap().push((headers, body));
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
-
-    let node = Node::start(&db).await;
-    node.declare_purposes().await;
-    let (status, hook) = node.post("/v1/admin/webhooks", &node.admin, json!({"url": hook_url})).await;
-    assert_eq!(status, 201, "{hook}");
-    let secret = hook["secret"].as_str().unwrap().to_owned();
-    node.decide("frank", "personalization", "granted").await;
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while received.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "webhook not delivered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            v["overridden_by_signal"],
+            json!([{"purpose": "ads_sharing", "signal": "gpc"}])
+        );
+        assert_eq!(node.state("dave", "ads_sharing").await, "denied");
+        assert_eq!(node.state("dave", "personalization").await, "granted");
+        // DNT with no decisions at all still records the opt-out of tracking purposes.
+        let resp = node
+            .http
+            .post(node.url("/v1/subjects/dave/consents"))
+            .bearer_auth(&node.recommend)
+            .header("DNT", "1")
+            .json(&json!({"source": "banner"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(node.state("dave", "analytics").await, "denied");
+        let (_, history) = node
+            .get("/v1/subjects/dave/consents/history", &node.recommend)
+            .await;
+        let sources: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(sources, ["gpc", "banner", "dnt"]);
+        node.stop().await;
     }
-    let (headers, body) = received.lock().unwrap()[0].clone();
-    let payload: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(payload["type"], "consent.changed");
-    assert_eq!(payload["changes"][0]["purpose"], "personalization");
-    let sig = headers["candor-signature"].to_str().unwrap();
-    let t: i64 = sig.split(',').next().unwrap().trim_start_matches("t=").parse().unwrap();
-    assert_eq!(sig, candor_domain::webhook::signature(&secret, t, body.as_bytes()));
+);
 
-    let id = hook["id"].as_str().unwrap();
-    let (_, log) = node.get(&format!("/v1/admin/webhooks/{id}/deliveries"), &node.admin).await;
-    assert_eq!(log[0]["status"], "delivered");
-    assert_eq!(log[0]["attempts"], 2);
-    node.stop().await;
-});
+both_stores!(
+    consent_expires_and_material_changes_need_renewal,
+    |db: TestDb| async move {
+        let clock = Arc::new(candor_app::ManualClock::new(1_700_000_000_000_000));
+        let node = Node::start_with_clock(&db, clock.clone()).await;
+        node.declare_purposes().await;
+        node.decide("erin", "personalization", "granted").await;
+        node.decide("erin", "analytics", "granted").await;
+        clock.advance(366 * candor_domain::MICROS_PER_DAY);
+        assert_eq!(node.state("erin", "personalization").await, "expired");
+        assert_eq!(
+            node.state("erin", "analytics").await,
+            "granted",
+            "analytics has no expiry"
+        );
 
-both_stores!(audit_log_records_changes_and_detects_tampering, |db: TestDb| async move {
-    let node = Node::start(&db).await;
-    node.declare_purposes().await;
-    node.decide("gina", "personalization", "granted").await;
-    let (status, v) = node.get("/v1/audit/verify", &node.auditor).await;
-    assert_eq!(status, 200);
-    assert_eq!(v["valid"], true, "{v}");
-    let (_, log) = node.get("/v1/audit/log?limit=3", &node.admin).await;
-    assert_eq!(log[0]["action"], "consent.change");
-    let entries = v["entries"].as_i64().unwrap();
-    assert!(entries >= 9, "4 keys + 4 purposes + 1 consent change: {entries}");
+        let wider = json!({"id": "analytics", "title": "Site analytics", "description": "We count visits to improve the shop.", "legal_basis": "consent", "categories": ["browsing", "location"], "non_essential_tracking": true});
+        let (status, v) = node
+            .send(
+                Method::PUT,
+                "/v1/admin/purposes/analytics",
+                Some(&node.admin),
+                Some(wider),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["material"], true);
+        assert_eq!(v["purpose"]["version"], 2);
+        assert!(
+            v["purpose"]["change_note"]
+                .as_str()
+                .unwrap()
+                .contains("location")
+        );
+        assert_eq!(node.state("erin", "analytics").await, "needs_renewal");
+        node.decide("erin", "analytics", "granted").await;
+        assert_eq!(node.state("erin", "analytics").await, "granted");
+        let (_, history) = node
+            .get("/v1/admin/purposes/analytics/history", &node.admin)
+            .await;
+        assert_eq!(history.as_array().unwrap().len(), 2);
+        node.stop().await;
+    }
+);
 
-    // Tamper with the database behind Candor's back.
-    let store = db.store().await.unwrap();
-    store.checkpoint().await.unwrap();
-    let (_, v) = node.get("/v1/audit/verify", &node.auditor).await;
-    assert_eq!(v["valid"], true);
-    node.stop().await;
-    tamper(&db, "UPDATE audit_log SET target = 'someone-else' WHERE seq = 3").await;
-    let node = Node::start(&db).await;
-    let (_, v) = node.get("/v1/audit/verify", &node.auditor).await;
-    assert_eq!((v["valid"].as_bool(), v["first_broken_seq"].as_i64()), (Some(false), Some(3)), "{v}");
-    node.stop().await;
-});
+both_stores!(
+    webhooks_are_signed_retried_and_logged,
+    |db: TestDb| async move {
+        use axum::http::{HeaderMap, StatusCode};
+        let received: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let receiver = {
+            let (received, calls) = (received.clone(), calls.clone());
+            axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let (received, calls) = (received.clone(), calls.clone());
+                    async move {
+                        // Fail the first attempt to exercise the retry.
+                        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            return StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        received.lock().unwrap().push((headers, body));
+                        StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        let (status, hook) = node
+            .post("/v1/admin/webhooks", &node.admin, json!({"url": hook_url}))
+            .await;
+        assert_eq!(status, 201, "{hook}");
+        let secret = hook["secret"].as_str().unwrap().to_owned();
+        node.decide("frank", "personalization", "granted").await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while received.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "webhook not delivered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (headers, body) = received.lock().unwrap()[0].clone();
+        let payload: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(payload["type"], "consent.changed");
+        assert_eq!(payload["changes"][0]["purpose"], "personalization");
+        let sig = headers["candor-signature"].to_str().unwrap();
+        let t: i64 = sig
+            .split(',')
+            .next()
+            .unwrap()
+            .trim_start_matches("t=")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            sig,
+            candor_domain::webhook::signature(&secret, t, body.as_bytes())
+        );
+
+        let id = hook["id"].as_str().unwrap();
+        let (_, log) = node
+            .get(&format!("/v1/admin/webhooks/{id}/deliveries"), &node.admin)
+            .await;
+        assert_eq!(log[0]["status"], "delivered");
+        assert_eq!(log[0]["attempts"], 2);
+        node.stop().await;
+    }
+);
+
+both_stores!(
+    audit_log_records_changes_and_detects_tampering,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        node.decide("gina", "personalization", "granted").await;
+        let (status, v) = node.get("/v1/audit/verify", &node.auditor).await;
+        assert_eq!(status, 200);
+        assert_eq!(v["valid"], true, "{v}");
+        let (_, log) = node.get("/v1/audit/log?limit=3", &node.admin).await;
+        assert_eq!(log[0]["action"], "consent.change");
+        let entries = v["entries"].as_i64().unwrap();
+        assert!(
+            entries >= 9,
+            "4 keys + 4 purposes + 1 consent change: {entries}"
+        );
+
+        // Tamper with the database behind Candor's back.
+        let store = db.store().await.unwrap();
+        store.checkpoint().await.unwrap();
+        let (_, v) = node.get("/v1/audit/verify", &node.auditor).await;
+        assert_eq!(v["valid"], true);
+        node.stop().await;
+        tamper(
+            &db,
+            "UPDATE audit_log SET target = 'someone-else' WHERE seq = 3",
+        )
+        .await;
+        let node = Node::start(&db).await;
+        let (_, v) = node.get("/v1/audit/verify", &node.auditor).await;
+        assert_eq!(
+            (v["valid"].as_bool(), v["first_broken_seq"].as_i64()),
+            (Some(false), Some(3)),
+            "{v}"
+        );
+        node.stop().await;
+    }
+);
 
 async fn tamper(db: &TestDb, sql: &'static str) {
     use sqlx::Connection;
@@ -310,25 +461,38 @@ async fn tamper(db: &TestDb, sql: &'static str) {
     }
 }
 
-both_stores!(health_readiness_metrics_and_request_ids, |db: TestDb| async move {
-    let node = Node::start(&db).await;
-    node.declare_purposes().await;
-    node.decide("hank", "personalization", "granted").await;
-    let (status, v) = node.send(Method::GET, "/healthz", None, None).await;
-    assert_eq!((status, v["status"].as_str()), (200, Some("ok")));
-    let (status, v) = node.send(Method::GET, "/readyz", None, None).await;
-    assert_eq!((status, v["store"].as_str()), (200, Some(db.backend().name())));
-    let resp = node.http.get(node.url("/metrics")).send().await.unwrap();
-    assert!(resp.headers().contains_key("x-request-id"));
-    let text = resp.text().await.unwrap();
-    assert!(text.contains("candor_http_requests_total") && text.contains("candor_consent_changes_total"), "{text}");
-    assert!(text.contains("route=\"/v1/subjects/{id}/consents\""), "metrics use route templates, not subject ids");
-    assert!(!text.contains("hank"));
-    let (status, spec) = node.send(Method::GET, "/openapi.json", None, None).await;
-    assert_eq!(status, 200);
-    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    node.stop().await;
-});
+both_stores!(
+    health_readiness_metrics_and_request_ids,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        node.decide("hank", "personalization", "granted").await;
+        let (status, v) = node.send(Method::GET, "/healthz", None, None).await;
+        assert_eq!((status, v["status"].as_str()), (200, Some("ok")));
+        let (status, v) = node.send(Method::GET, "/readyz", None, None).await;
+        assert_eq!(
+            (status, v["store"].as_str()),
+            (200, Some(db.backend().name()))
+        );
+        let resp = node.http.get(node.url("/metrics")).send().await.unwrap();
+        assert!(resp.headers().contains_key("x-request-id"));
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("candor_http_requests_total")
+                && text.contains("candor_consent_changes_total"),
+            "{text}"
+        );
+        assert!(
+            text.contains("route=\"/v1/subjects/{id}/consents\""),
+            "metrics use route templates, not subject ids"
+        );
+        assert!(!text.contains("hank"));
+        let (status, spec) = node.send(Method::GET, "/openapi.json", None, None).await;
+        assert_eq!(status, 200);
+        assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+        node.stop().await;
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_changes_reach_other_nodes_within_100ms_on_postgres() {
@@ -354,7 +518,12 @@ async fn consent_changes_reach_other_nodes_within_100ms_on_postgres() {
             if s.name() == decision {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_millis(100), "node B still saw {} after {:?}", s.name(), start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_millis(100),
+                "node B still saw {} after {:?}",
+                s.name(),
+                start.elapsed()
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         worst = worst.max(start.elapsed());
@@ -362,11 +531,21 @@ async fn consent_changes_reach_other_nodes_within_100ms_on_postgres() {
     eprintln!("worst cross-node propagation: {worst:?}");
     // A key revoked through node A stops working on node B too.
     let b_key = b.app.authenticate(&b.recommend).unwrap();
-    let (status, _) = a.send(Method::DELETE, &format!("/v1/admin/keys/{}", b_key.id), Some(&a.admin), None).await;
+    let (status, _) = a
+        .send(
+            Method::DELETE,
+            &format!("/v1/admin/keys/{}", b_key.id),
+            Some(&a.admin),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
     let start = Instant::now();
     while b.app.authenticate(&b.recommend).is_some() {
-        assert!(start.elapsed() < Duration::from_millis(100), "revoked key still accepted by node B");
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "revoked key still accepted by node B"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let (status, _) = b.get("/v1/subjects/ivy/consents", &b.recommend).await;

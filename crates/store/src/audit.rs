@@ -1,12 +1,16 @@
 //! The audit log table and its head row.
 
-use candor_domain::audit::{self, AuditDraft, AuditEntry};
 use candor_domain::Micros;
+use candor_domain::audit::{self, AuditDraft, AuditEntry};
 use sqlx::{Any, Row, Transaction};
 
 use crate::{Result, Store};
 
-pub(crate) async fn append_in_tx(tx: &mut Transaction<'_, Any>, at: Micros, draft: &AuditDraft) -> Result<AuditEntry> {
+pub(crate) async fn append_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    at: Micros,
+    draft: &AuditDraft,
+) -> Result<AuditEntry> {
     // Bumping the head first takes the write lock (a row lock on PostgreSQL, the database lock on
     // SQLite), which serializes concurrent appends across every node.
     let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")

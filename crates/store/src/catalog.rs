@@ -6,7 +6,7 @@
 use candor_domain::Micros;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{bool_to_db, Result, Store};
+use crate::{Result, Store, bool_to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogCategory {
@@ -45,7 +45,11 @@ pub struct DecisionRow {
 }
 
 impl Store {
-    pub async fn upsert_catalog(&self, categories: &[CatalogCategory], items: &[Item]) -> Result<()> {
+    pub async fn upsert_catalog(
+        &self,
+        categories: &[CatalogCategory],
+        items: &[Item],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for c in categories {
             sqlx::query("INSERT INTO catalog_categories (id, name, sensitive_kind) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name, sensitive_kind = excluded.sensitive_kind")
@@ -84,25 +88,35 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_declared_interests(&self, subject_key: &str, categories: &[String]) -> Result<()> {
+    pub async fn set_declared_interests(
+        &self,
+        subject_key: &str,
+        categories: &[String],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM declared_interests WHERE subject_key = $1")
             .bind(subject_key)
             .execute(&mut *tx)
             .await?;
         for c in categories {
-            sqlx::query("INSERT INTO declared_interests (subject_key, category_id) VALUES ($1, $2)")
-                .bind(subject_key)
-                .bind(c)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO declared_interests (subject_key, category_id) VALUES ($1, $2)",
+            )
+            .bind(subject_key)
+            .bind(c)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Stores protected attributes for fairness audits only.
-    pub async fn protected_set(&self, subject_key: &str, attributes: &[(String, String)]) -> Result<()> {
+    pub async fn protected_set(
+        &self,
+        subject_key: &str,
+        attributes: &[(String, String)],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (attribute, value) in attributes {
             sqlx::query("INSERT INTO protected_attributes (subject_key, attribute, value) VALUES ($1, $2, $3) ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value")
@@ -138,8 +152,19 @@ impl Store {
     /// Row counts of the shop tables, for the demo summary and readiness pages.
     pub async fn table_counts(&self) -> Result<Vec<(&'static str, i64)>> {
         let mut out = Vec::new();
-        for table in ["purposes", "consent_records", "items", "events", "declared_interests", "protected_attributes", "decisions", "audit_log"] {
-            let row = sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}"))).fetch_one(&self.pool).await?;
+        for table in [
+            "purposes",
+            "consent_records",
+            "items",
+            "events",
+            "declared_interests",
+            "protected_attributes",
+            "decisions",
+            "audit_log",
+        ] {
+            let row = sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+                .fetch_one(&self.pool)
+                .await?;
             out.push((table, row.try_get::<i64, _>("n")?));
         }
         Ok(out)

@@ -7,7 +7,7 @@
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
-use crate::{Backend, Result, Store, CHANGE_CHANNEL};
+use crate::{Backend, CHANGE_CHANNEL, Result, Store};
 
 /// What another node changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,9 @@ fn parse(payload: &str) -> Option<Change> {
     match payload {
         "purposes" => Some(Change::Purposes),
         "keys" => Some(Change::Keys),
-        other => other.strip_prefix("consent:").map(|k| Change::Consent(k.to_owned())),
+        other => other
+            .strip_prefix("consent:")
+            .map(|k| Change::Consent(k.to_owned())),
     }
 }
 

@@ -1,15 +1,17 @@
 //! The append-only consent log.
 
 use candor_domain::{
-    AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, Micros, NewConsent, PurposeId, SubjectKey,
+    AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, Micros, NewConsent,
+    PurposeId, SubjectKey,
 };
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::webhooks::OutboxEvent;
-use crate::{audit, Result, Store, StoreError};
+use crate::{Result, Store, StoreError, audit};
 
 fn decode(r: &sqlx::any::AnyRow) -> Result<ConsentRecord> {
-    let corrupt = |e: candor_domain::DomainError| StoreError::Corrupt(format!("consent record: {e}"));
+    let corrupt =
+        |e: candor_domain::DomainError| StoreError::Corrupt(format!("consent record: {e}"));
     Ok(ConsentRecord {
         seq: r.try_get("seq")?,
         subject: SubjectKey::parse(&r.try_get::<String, _>("subject_key")?).map_err(corrupt)?,
@@ -80,16 +82,20 @@ impl Store {
 
     /// The whole consent history of one subject, oldest first.
     pub async fn consent_history(&self, subject: &SubjectKey) -> Result<Vec<ConsentRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM consent_records WHERE subject_key = $1 ORDER BY seq")))
-            .bind(subject.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM consent_records WHERE subject_key = $1 ORDER BY seq"
+        )))
+        .bind(subject.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(decode).collect()
     }
 
     /// Number of consent records per (purpose, decision) among the latest decisions, for KPIs.
     pub async fn consent_record_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM consent_records").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM consent_records")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 }

@@ -3,7 +3,7 @@
 use candor_domain::{AuditDraft, Micros, Scope};
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{audit, Result, Store, StoreError};
+use crate::{Result, Store, StoreError, audit};
 
 /// A stored key. Never holds the secret, only its digest and a display prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,8 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<ApiKeyRow> {
     Ok(ApiKeyRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        scope: Scope::parse(&r.try_get::<String, _>("scope")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        scope: Scope::parse(&r.try_get::<String, _>("scope")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         secret_hash: r.try_get("secret_hash")?,
         prefix: r.try_get("prefix")?,
         created_at: r.try_get("created_at")?,
@@ -50,28 +51,33 @@ impl Store {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKeyRow>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(decode).collect()
     }
 
     /// Active (not revoked) keys, for the in-memory key cache.
     pub async fn active_keys(&self) -> Result<Vec<ApiKeyRow>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE revoked_at IS NULL")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(decode).collect()
     }
 
     /// Revokes a key; `NotFound` if no active key has that id.
     pub async fn revoke_key(&self, id: &str, at: Micros, audit: &AuditDraft) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "active api key",

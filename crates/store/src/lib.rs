@@ -23,8 +23,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use changes::Change;
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
+pub use changes::Change;
 pub use keys::ApiKeyRow;
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
@@ -79,7 +79,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -137,8 +142,16 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -161,7 +174,9 @@ impl Store {
     /// Flushes the SQLite write-ahead log into the main file (no-op on PostgreSQL).
     pub async fn checkpoint(&self) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }
@@ -194,10 +209,19 @@ mod tests {
 
     #[test]
     fn urls_are_classified_and_redacted() {
-        assert_eq!(Backend::from_url("sqlite:///tmp/x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Backend::from_url("sqlite:///tmp/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
         assert!(Backend::from_url("mysql://x").is_err());
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -3,7 +3,7 @@
 use candor_domain::{AuditDraft, AuditEntry, Micros, Purpose};
 use sqlx::Row;
 
-use crate::{audit, Result, Store, StoreError};
+use crate::{Result, Store, StoreError, audit};
 
 fn decode(body: &str) -> Result<Purpose> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("purpose body: {e}")))
@@ -15,8 +15,12 @@ fn encode(p: &Purpose) -> String {
 
 impl Store {
     pub async fn list_purposes(&self) -> Result<Vec<Purpose>> {
-        let rows = sqlx::query("SELECT body FROM purposes ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| decode(&r.try_get::<String, _>("body")?)).collect()
+        let rows = sqlx::query("SELECT body FROM purposes ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| decode(&r.try_get::<String, _>("body")?))
+            .collect()
     }
 
     pub async fn get_purpose(&self, id: &str) -> Result<Option<Purpose>> {
@@ -24,11 +28,17 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| decode(&r.try_get::<String, _>("body")?)).transpose()
+        row.map(|r| decode(&r.try_get::<String, _>("body")?))
+            .transpose()
     }
 
     /// Creates a purpose; `Conflict` if the id is taken.
-    pub async fn create_purpose(&self, p: &Purpose, at: Micros, audit: &AuditDraft) -> Result<AuditEntry> {
+    pub async fn create_purpose(
+        &self,
+        p: &Purpose,
+        at: Micros,
+        audit: &AuditDraft,
+    ) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await?;
         let exists = sqlx::query("SELECT id FROM purposes WHERE id = $1")
             .bind(p.id.as_str())
@@ -56,16 +66,24 @@ impl Store {
     }
 
     /// Replaces a purpose with its revision, keeping the old text in the history.
-    pub async fn update_purpose(&self, p: &Purpose, material: bool, at: Micros, audit: &AuditDraft) -> Result<AuditEntry> {
+    pub async fn update_purpose(
+        &self,
+        p: &Purpose,
+        material: bool,
+        at: Micros,
+        audit: &AuditDraft,
+    ) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await?;
         let body = encode(p);
-        let done = sqlx::query("UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4")
-            .bind(&body)
-            .bind(i64::from(p.version))
-            .bind(at)
-            .bind(p.id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&body)
+        .bind(i64::from(p.version))
+        .bind(at)
+        .bind(p.id.as_str())
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: "purpose",
@@ -79,7 +97,14 @@ impl Store {
         Ok(entry)
     }
 
-    async fn record_history(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, p: &Purpose, material: bool, body: &str, at: Micros) -> Result<()> {
+    async fn record_history(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        p: &Purpose,
+        material: bool,
+        body: &str,
+        at: Micros,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO purpose_history (purpose_id, version, material, body, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(p.id.as_str())
             .bind(i64::from(p.version))

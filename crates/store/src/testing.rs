@@ -19,7 +19,8 @@ use crate::{Backend, Result, Store};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub fn admin_postgres_url() -> String {
-    std::env::var("CANDOR_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("CANDOR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 fn unique_suffix() -> String {
@@ -27,7 +28,12 @@ fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
 }
 
 /// A database that exists for the lifetime of this value.
@@ -45,7 +51,12 @@ impl TestDb {
                 let dir = std::env::temp_dir().join(format!("candor_test_{}", unique_suffix()));
                 std::fs::create_dir_all(&dir).expect("create test dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.join("candor.db").display());
-                TestDb { url, backend, dir: Some(dir), pg_name: None }
+                TestDb {
+                    url,
+                    backend,
+                    dir: Some(dir),
+                    pg_name: None,
+                }
             }
             Backend::Postgres => {
                 let name = format!("candor_test_{}", unique_suffix());
@@ -53,10 +64,20 @@ impl TestDb {
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
                     .unwrap_or_else(|e| panic!("PostgreSQL is required for tests at {admin}: {e}"));
-                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
                 conn.close().await.ok();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-                TestDb { url: format!("{base}/{name}"), backend, dir: None, pg_name: Some(name) }
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(b, _)| b)
+                    .to_owned();
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    dir: None,
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -84,10 +105,17 @@ impl Drop for TestDb {
             // Drop may run inside a runtime; a plain thread with its own runtime avoids nesting.
             let admin = admin_postgres_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async move {
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    conn.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await.ok()?;
+                    conn.execute(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await
+                    .ok()?;
                     conn.close().await.ok()
                 })
             })

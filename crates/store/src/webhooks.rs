@@ -6,7 +6,7 @@
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use crate::{audit, bool_to_db, Result, Store, StoreError};
+use crate::{Result, Store, StoreError, audit, bool_to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -44,12 +44,25 @@ pub struct Delivery {
 /// What happened on one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    Delivered { status_code: i64 },
-    Retry { status_code: Option<i64>, error: String, next_attempt_at: Micros },
-    GaveUp { status_code: Option<i64>, error: String },
+    Delivered {
+        status_code: i64,
+    },
+    Retry {
+        status_code: Option<i64>,
+        error: String,
+        next_attempt_at: Micros,
+    },
+    GaveUp {
+        status_code: Option<i64>,
+        error: String,
+    },
 }
 
-pub(crate) async fn enqueue_in_tx(tx: &mut Transaction<'_, Any>, event: &OutboxEvent, at: Micros) -> Result<()> {
+pub(crate) async fn enqueue_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    event: &OutboxEvent,
+    at: Micros,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at) \
          SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4 FROM webhooks WHERE active = 1",
@@ -99,9 +112,11 @@ impl Store {
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
-        let rows = sqlx::query("SELECT id, url, secret, active, created_at FROM webhooks ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, url, secret, active, created_at FROM webhooks ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Webhook {
@@ -123,7 +138,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "active webhook", id: id.to_owned() });
+            return Err(StoreError::NotFound {
+                what: "active webhook",
+                id: id.to_owned(),
+            });
         }
         sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', updated_at = $1 WHERE webhook_id = $2 AND status = 'pending'")
             .bind(at)
@@ -163,11 +181,29 @@ impl Store {
 
     /// Records an attempt. Only a still-pending delivery is updated, so two nodes racing on the
     /// same row cannot both mark it.
-    pub async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome, now: Micros) -> Result<bool> {
+    pub async fn record_delivery(
+        &self,
+        id: i64,
+        outcome: &DeliveryOutcome,
+        now: Micros,
+    ) -> Result<bool> {
         let (status, code, error, next) = match outcome {
-            DeliveryOutcome::Delivered { status_code } => ("delivered", Some(*status_code), None, now),
-            DeliveryOutcome::Retry { status_code, error, next_attempt_at } => ("pending", *status_code, Some(error.as_str()), *next_attempt_at),
-            DeliveryOutcome::GaveUp { status_code, error } => ("failed", *status_code, Some(error.as_str()), now),
+            DeliveryOutcome::Delivered { status_code } => {
+                ("delivered", Some(*status_code), None, now)
+            }
+            DeliveryOutcome::Retry {
+                status_code,
+                error,
+                next_attempt_at,
+            } => (
+                "pending",
+                *status_code,
+                Some(error.as_str()),
+                *next_attempt_at,
+            ),
+            DeliveryOutcome::GaveUp { status_code, error } => {
+                ("failed", *status_code, Some(error.as_str()), now)
+            }
         };
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status_code = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 \

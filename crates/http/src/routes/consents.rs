@@ -3,9 +3,9 @@
 //! The `{id}` in these paths is the client's own user id; it is pseudonymized on arrival and
 //! never stored or logged.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
 use candor_app::{ConsentRequest, PurposeConsent};
 use candor_domain::{ConsentRecord, ConsentStatus, PrivacySignals};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,9 @@ use crate::extract::{ApiJson, ApiPath, PeerIp};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_consents, post_consents)).routes(routes!(consent_history))
+    OpenApiRouter::new()
+        .routes(routes!(get_consents, post_consents))
+        .routes(routes!(consent_history))
 }
 
 /// Where a subject stands on one purpose.
@@ -39,7 +41,14 @@ pub struct ConsentStateView {
 
 impl From<&ConsentStatus> for ConsentStateView {
     fn from(s: &ConsentStatus) -> Self {
-        let mut v = ConsentStateView { state: s.name().into(), allowed: s.allows(), since: None, expires_at: None, consented_version: None, current_version: None };
+        let mut v = ConsentStateView {
+            state: s.name().into(),
+            allowed: s.allows(),
+            since: None,
+            expires_at: None,
+            consented_version: None,
+            current_version: None,
+        };
         match s {
             ConsentStatus::Granted { since, expires_at } => {
                 v.since = Some(ts(*since));
@@ -47,11 +56,16 @@ impl From<&ConsentStatus> for ConsentStateView {
             }
             ConsentStatus::Denied { since } => v.since = Some(ts(*since)),
             ConsentStatus::Expired { at } => v.expires_at = Some(ts(*at)),
-            ConsentStatus::NeedsRenewal { consented_version, current_version } => {
+            ConsentStatus::NeedsRenewal {
+                consented_version,
+                current_version,
+            } => {
                 v.consented_version = Some(*consented_version);
                 v.current_version = Some(*current_version);
             }
-            ConsentStatus::NotRequired | ConsentStatus::LegitimateInterest | ConsentStatus::NotAsked => {}
+            ConsentStatus::NotRequired
+            | ConsentStatus::LegitimateInterest
+            | ConsentStatus::NotAsked => {}
         }
         v
     }
@@ -65,7 +79,10 @@ pub struct PurposeConsentView {
 
 impl From<&PurposeConsent> for PurposeConsentView {
     fn from(pc: &PurposeConsent) -> Self {
-        PurposeConsentView { purpose: (&pc.purpose).into(), consent: (&pc.status).into() }
+        PurposeConsentView {
+            purpose: (&pc.purpose).into(),
+            consent: (&pc.status).into(),
+        }
     }
 }
 
@@ -105,7 +122,11 @@ impl From<&ConsentRecord> for ConsentRecordView {
             at: ts(r.at),
             source: r.source.as_str().into(),
             policy_version: r.policy_version,
-            proof: ProofView { ip_hash: r.proof.ip_hash.clone(), user_agent: r.proof.user_agent.clone(), double_opt_in_token: r.proof.double_opt_in_token.clone() },
+            proof: ProofView {
+                ip_hash: r.proof.ip_hash.clone(),
+                user_agent: r.proof.user_agent.clone(),
+                double_opt_in_token: r.proof.double_opt_in_token.clone(),
+            },
         }
     }
 }
@@ -154,16 +175,26 @@ pub struct ConsentChangeResult {
     pub current: SubjectConsentsView,
 }
 
-async fn current(app: &AppState, key: &candor_domain::SubjectKey) -> Result<SubjectConsentsView, ApiError> {
+async fn current(
+    app: &AppState,
+    key: &candor_domain::SubjectKey,
+) -> Result<SubjectConsentsView, ApiError> {
     let purposes = app.subject_consents(key).await?;
-    Ok(SubjectConsentsView { subject_key: key.to_string(), purposes: purposes.iter().map(Into::into).collect() })
+    Ok(SubjectConsentsView {
+        subject_key: key.to_string(),
+        purposes: purposes.iter().map(Into::into).collect(),
+    })
 }
 
 /// The subject's state for every declared purpose.
 #[utoipa::path(get, path = "/v1/subjects/{id}/consents", tag = "consents", security(("api_key" = ["recommend"])),
     params(("id" = String, Path, description = "Your user id for the subject (pseudonymized on arrival)")),
     responses((status = 200, body = SubjectConsentsView), (status = 422, body = crate::error::ErrorBody)))]
-async fn get_consents(State(app): State<AppState>, _auth: Auth<Recommend>, ApiPath(id): ApiPath<String>) -> Result<Json<SubjectConsentsView>, ApiError> {
+async fn get_consents(
+    State(app): State<AppState>,
+    _auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SubjectConsentsView>, ApiError> {
     let key = app.subject_key(&id)?;
     Ok(Json(current(&app, &key).await?))
 }
@@ -186,9 +217,15 @@ async fn post_consents(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let proof = input.proof.unwrap_or_default();
     let req = ConsentRequest {
-        changes: input.consents.into_iter().map(|c| (c.purpose, c.decision)).collect(),
+        changes: input
+            .consents
+            .into_iter()
+            .map(|c| (c.purpose, c.decision))
+            .collect(),
         source: input.source,
-        user_agent: proof.user_agent.or_else(|| header("user-agent").map(str::to_owned)),
+        user_agent: proof
+            .user_agent
+            .or_else(|| header("user-agent").map(str::to_owned)),
         double_opt_in_token: proof.double_opt_in_token,
         ip,
         signals: PrivacySignals::from_headers(header("sec-gpc"), header("dnt")),
@@ -196,7 +233,14 @@ async fn post_consents(
     let outcome = app.record_consents(&auth.actor(), &key, req).await?;
     Ok(Json(ConsentChangeResult {
         recorded: outcome.records.iter().map(Into::into).collect(),
-        overridden_by_signal: outcome.overridden_by_signal.iter().map(|(p, s)| OverriddenBySignal { purpose: p.to_string(), signal: s.as_str().into() }).collect(),
+        overridden_by_signal: outcome
+            .overridden_by_signal
+            .iter()
+            .map(|(p, s)| OverriddenBySignal {
+                purpose: p.to_string(),
+                signal: s.as_str().into(),
+            })
+            .collect(),
         current: current(&app, &key).await?,
     }))
 }
@@ -205,7 +249,17 @@ async fn post_consents(
 #[utoipa::path(get, path = "/v1/subjects/{id}/consents/history", tag = "consents", security(("api_key" = ["recommend"])),
     params(("id" = String, Path, description = "Your user id for the subject")),
     responses((status = 200, body = [ConsentRecordView]), (status = 422, body = crate::error::ErrorBody)))]
-async fn consent_history(State(app): State<AppState>, _auth: Auth<Recommend>, ApiPath(id): ApiPath<String>) -> Result<Json<Vec<ConsentRecordView>>, ApiError> {
+async fn consent_history(
+    State(app): State<AppState>,
+    _auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<ConsentRecordView>>, ApiError> {
     let key = app.subject_key(&id)?;
-    Ok(Json(app.consent_history(&key).await?.iter().map(Into::into).collect()))
+    Ok(Json(
+        app.consent_history(&key)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }

@@ -1,8 +1,8 @@
 //! Purposes: public listing, admin declaration and revision.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use candor_domain::{Purpose, PurposeDraft};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -119,7 +119,11 @@ async fn list_purposes(State(app): State<AppState>) -> Json<Vec<PurposeView>> {
 /// Declares a purpose (version 1).
 #[utoipa::path(post, path = "/v1/admin/purposes", tag = "purposes", request_body = PurposeInput, security(("api_key" = ["admin"])),
     responses((status = 201, body = PurposeView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_purpose(State(app): State<AppState>, auth: Auth<Admin>, ApiJson(input): ApiJson<PurposeInput>) -> Result<(StatusCode, Json<PurposeView>), ApiError> {
+async fn create_purpose(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(input): ApiJson<PurposeInput>,
+) -> Result<(StatusCode, Json<PurposeView>), ApiError> {
     let p = app.create_purpose(&auth.actor(), &input.into()).await?;
     Ok((StatusCode::CREATED, Json(PurposeView::from(&p))))
 }
@@ -129,16 +133,40 @@ async fn create_purpose(State(app): State<AppState>, auth: Auth<Admin>, ApiJson(
 #[utoipa::path(put, path = "/v1/admin/purposes/{id}", tag = "purposes", request_body = PurposeInput, security(("api_key" = ["admin"])),
     params(("id" = String, Path, description = "Purpose id")),
     responses((status = 200, body = PurposeUpdated), (status = 422, body = crate::error::ErrorBody)))]
-async fn update_purpose(State(app): State<AppState>, auth: Auth<Admin>, ApiPath(id): ApiPath<String>, ApiJson(input): ApiJson<PurposeInput>) -> Result<Json<PurposeUpdated>, ApiError> {
-    let (p, material) = app.update_purpose(&auth.actor(), &id, &input.into()).await?;
-    Ok(Json(PurposeUpdated { purpose: PurposeView::from(&p), material }))
+async fn update_purpose(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<PurposeInput>,
+) -> Result<Json<PurposeUpdated>, ApiError> {
+    let (p, material) = app
+        .update_purpose(&auth.actor(), &id, &input.into())
+        .await?;
+    Ok(Json(PurposeUpdated {
+        purpose: PurposeView::from(&p),
+        material,
+    }))
 }
 
 /// Every stored revision of a purpose, oldest first.
 #[utoipa::path(get, path = "/v1/admin/purposes/{id}/history", tag = "purposes", security(("api_key" = ["admin"])),
     params(("id" = String, Path, description = "Purpose id")),
     responses((status = 200, body = [PurposeRevision]), (status = 422, body = crate::error::ErrorBody)))]
-async fn purpose_history(State(app): State<AppState>, _auth: Auth<Admin>, ApiPath(id): ApiPath<String>) -> Result<Json<Vec<PurposeRevision>>, ApiError> {
+async fn purpose_history(
+    State(app): State<AppState>,
+    _auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<PurposeRevision>>, ApiError> {
     let history = app.purpose_history(&id).await?;
-    Ok(Json(history.iter().map(|(version, material, p, at)| PurposeRevision { version: *version, material: *material, at: super::ts(*at), purpose: p.into() }).collect()))
+    Ok(Json(
+        history
+            .iter()
+            .map(|(version, material, p, at)| PurposeRevision {
+                version: *version,
+                material: *material,
+                at: super::ts(*at),
+                purpose: p.into(),
+            })
+            .collect(),
+    ))
 }

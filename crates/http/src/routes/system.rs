@@ -1,9 +1,9 @@
 //! Health, readiness and metrics: public, no personal data.
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,10 @@ use utoipa_axum::routes;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -30,7 +33,10 @@ pub struct Readiness {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Readiness: the store answers a query.
@@ -38,13 +44,23 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     app.ready().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the store is not reachable")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the store is not reachable",
+        )
     })?;
-    Ok(Json(Readiness { status: "ready".into(), store: app.store.backend().name().into() }))
+    Ok(Json(Readiness {
+        status: "ready".into(),
+        store: app.store.backend().name().into(),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::observe::render_metrics())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::observe::render_metrics(),
+    )
 }

@@ -1,8 +1,8 @@
 //! Consent-change webhooks: register, list, remove, read the delivery log.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,10 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_webhooks, create_webhook)).routes(routes!(delete_webhook)).routes(routes!(deliveries))
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(delete_webhook))
+        .routes(routes!(deliveries))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,22 +64,50 @@ pub struct DeliveriesQuery {
 }
 
 #[utoipa::path(get, path = "/v1/admin/webhooks", tag = "webhooks", security(("api_key" = ["admin"])), responses((status = 200, body = [WebhookView])))]
-async fn list_webhooks(State(app): State<AppState>, _auth: Auth<Admin>) -> Result<Json<Vec<WebhookView>>, ApiError> {
+async fn list_webhooks(
+    State(app): State<AppState>,
+    _auth: Auth<Admin>,
+) -> Result<Json<Vec<WebhookView>>, ApiError> {
     let hooks = app.list_webhooks().await?;
-    Ok(Json(hooks.into_iter().map(|w| WebhookView { id: w.id, url: w.url, active: w.active, created_at: ts(w.created_at) }).collect()))
+    Ok(Json(
+        hooks
+            .into_iter()
+            .map(|w| WebhookView {
+                id: w.id,
+                url: w.url,
+                active: w.active,
+                created_at: ts(w.created_at),
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/admin/webhooks", tag = "webhooks", request_body = WebhookInput, security(("api_key" = ["admin"])),
     responses((status = 201, body = CreatedWebhookView), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_webhook(State(app): State<AppState>, auth: Auth<Admin>, ApiJson(input): ApiJson<WebhookInput>) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
+async fn create_webhook(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
     let w = app.create_webhook(&auth.actor(), &input.url).await?;
-    Ok((StatusCode::CREATED, Json(CreatedWebhookView { id: w.id, url: w.url, secret: w.secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhookView {
+            id: w.id,
+            url: w.url,
+            secret: w.secret,
+        }),
+    ))
 }
 
 /// Stops deliveries to a webhook; pending ones are cancelled, the log is kept.
 #[utoipa::path(delete, path = "/v1/admin/webhooks/{id}", tag = "webhooks", security(("api_key" = ["admin"])),
     params(("id" = String, Path, description = "Webhook id")), responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_webhook(State(app): State<AppState>, auth: Auth<Admin>, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+async fn delete_webhook(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     app.delete_webhook(&auth.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -84,15 +115,32 @@ async fn delete_webhook(State(app): State<AppState>, auth: Auth<Admin>, ApiPath(
 /// The delivery log of a webhook, newest first.
 #[utoipa::path(get, path = "/v1/admin/webhooks/{id}/deliveries", tag = "webhooks", security(("api_key" = ["admin"])),
     params(("id" = String, Path, description = "Webhook id"), DeliveriesQuery), responses((status = 200, body = [DeliveryView]), (status = 404, body = crate::error::ErrorBody)))]
-async fn deliveries(State(app): State<AppState>, _auth: Auth<Admin>, ApiPath(id): ApiPath<String>, ApiQuery(q): ApiQuery<DeliveriesQuery>) -> Result<Json<Vec<DeliveryView>>, ApiError> {
+async fn deliveries(
+    State(app): State<AppState>,
+    _auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Vec<DeliveryView>>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 500"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 500",
+        ));
     }
     let list = app.webhook_deliveries(&id, limit).await?;
     Ok(Json(
         list.into_iter()
-            .map(|d| DeliveryView { id: d.id, event_id: d.event_id, event_type: d.event_type, status: d.status, attempts: d.attempts, next_attempt_at: ts(d.next_attempt_at), last_status_code: d.last_status_code, last_error: d.last_error })
+            .map(|d| DeliveryView {
+                id: d.id,
+                event_id: d.event_id,
+                event_type: d.event_type,
+                status: d.status,
+                attempts: d.attempts,
+                next_attempt_at: ts(d.next_attempt_at),
+                last_status_code: d.last_status_code,
+                last_error: d.last_error,
+            })
             .collect(),
     ))
 }

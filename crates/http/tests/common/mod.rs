@@ -7,7 +7,7 @@ use candor_app::config::Secret;
 use candor_app::{App, Clock, Config, SystemClock};
 use candor_domain::Scope;
 use candor_store::testing::TestDb;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 pub struct Node {
     pub base: String,
@@ -32,10 +32,13 @@ pub mod tempdir {
 }
 
 pub fn config(db: &TestDb, dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.to_owned();
-    c.database_url = db.url.clone();
-    c.privacy.pseudonymization_key = Some(Secret::new("test-pseudonymization-key-0123456789abcdef"));
+    let mut c = Config {
+        data_dir: dir.to_owned(),
+        database_url: db.url.clone(),
+        ..Config::default()
+    };
+    c.privacy.pseudonymization_key =
+        Some(Secret::new("test-pseudonymization-key-0123456789abcdef"));
     c.server.max_body_bytes = 64 * 1024;
     c.webhooks.poll_interval_ms = 20;
     c
@@ -48,16 +51,31 @@ impl Node {
 
     pub async fn start_with_clock(db: &TestDb, clock: Arc<dyn Clock>) -> Node {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("candor-node-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "candor-node-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        let app = App::open_with_clock(config(db, &dir), clock).await.expect("open app");
+        let app = App::open_with_clock(config(db, &dir), clock)
+            .await
+            .expect("open app");
         let background = app.start_background().await.expect("background");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(candor_http::serve(app.clone(), listener, std::future::pending()));
+        let server = tokio::spawn(candor_http::serve(
+            app.clone(),
+            listener,
+            std::future::pending(),
+        ));
         let key = |scope| {
             let app = app.clone();
-            async move { app.create_key("test", &format!("{scope:?}"), scope).await.unwrap().secret }
+            async move {
+                app.create_key("test", &format!("{scope:?}"), scope)
+                    .await
+                    .unwrap()
+                    .secret
+            }
         };
         Node {
             admin: key(Scope::Admin).await,
@@ -77,7 +95,13 @@ impl Node {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -88,7 +112,10 @@ impl Node {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
@@ -96,7 +123,8 @@ impl Node {
     }
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(key), Some(body)).await
+        self.send(reqwest::Method::POST, path, Some(key), Some(body))
+            .await
     }
 
     /// Declares the purposes most tests use.
@@ -113,13 +141,26 @@ impl Node {
     }
 
     pub async fn decide(&self, subject: &str, purpose: &str, decision: &str) -> (u16, Value) {
-        self.post(&format!("/v1/subjects/{subject}/consents"), &self.recommend, json!({"source": "api", "consents": [{"purpose": purpose, "decision": decision}]})).await
+        self.post(
+            &format!("/v1/subjects/{subject}/consents"),
+            &self.recommend,
+            json!({"source": "api", "consents": [{"purpose": purpose, "decision": decision}]}),
+        )
+        .await
     }
 
     pub async fn state(&self, subject: &str, purpose: &str) -> String {
-        let (status, v) = self.get(&format!("/v1/subjects/{subject}/consents"), &self.recommend).await;
+        let (status, v) = self
+            .get(&format!("/v1/subjects/{subject}/consents"), &self.recommend)
+            .await;
         assert_eq!(status, 200, "{v}");
-        v["purposes"].as_array().unwrap().iter().find(|p| p["purpose"]["id"] == purpose).map(|p| p["consent"]["state"].as_str().unwrap().to_owned()).expect("purpose listed")
+        v["purposes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["purpose"]["id"] == purpose)
+            .map(|p| p["consent"]["state"].as_str().unwrap().to_owned())
+            .expect("purpose listed")
     }
 
     pub async fn stop(mut self) {
