@@ -163,7 +163,17 @@ fn solve_side(m: &Interactions, x: &mut [f32], y: &[f32], p: &AlsParams) -> Resu
         AlsSolver::Cg { steps } => {
             x.par_chunks_mut(k).enumerate().for_each_init(
                 || vec![0f32; 3 * k],
-                |scratch, (r, xr)| cg_row(&g, y, m.row(r), p.alpha, steps, xr, scratch),
+                |scratch, (r, xr)| {
+                    pulp::Arch::new().dispatch(CgRow {
+                        g: &g,
+                        y,
+                        items: m.row(r),
+                        c: p.alpha,
+                        steps,
+                        x: xr,
+                        scratch,
+                    })
+                },
             );
             0
         }
@@ -198,8 +208,37 @@ fn parallel_gram(f: &[f32], k: usize, reg: f32) -> Vec<f32> {
     g
 }
 
+/// One row's CG solve as a `pulp` operation: the body is compiled once per instruction set and
+/// the best one available at run time is used (safe code; pulp does the feature detection).
+struct CgRow<'a> {
+    g: &'a [f32],
+    y: &'a [f32],
+    items: &'a [u32],
+    c: f32,
+    steps: usize,
+    x: &'a mut [f32],
+    scratch: &'a mut [f32],
+}
+
+impl pulp::WithSimd for CgRow<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        cg_row(
+            self.g,
+            self.y,
+            self.items,
+            self.c,
+            self.steps,
+            self.x,
+            self.scratch,
+        )
+    }
+}
+
 /// Conjugate gradient on one row, warm-started from the current `x`, exactly as implicit's
 /// `least_squares_cg` (so results and costs are comparable).
+#[inline(always)]
 fn cg_row(
     g: &[f32],
     y: &[f32],
