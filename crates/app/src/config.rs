@@ -66,7 +66,29 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub consent: ConsentConfig,
     pub webhooks: WebhookConfig,
+    pub fairness: FairnessConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FairnessConfig {
+    /// Seconds between scheduled audits of the decision log on this node; 0 turns them off.
+    pub audit_interval_secs: u64,
+    /// Protected attributes to slice by (their intersection is audited too).
+    pub attributes: Vec<String>,
+    /// How far back scheduled audits look.
+    pub lookback_days: u32,
+}
+
+impl Default for FairnessConfig {
+    fn default() -> Self {
+        FairnessConfig {
+            audit_interval_secs: 0,
+            attributes: vec!["sex".into(), "age_band".into()],
+            lookback_days: 90,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +151,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             consent: ConsentConfig::default(),
             webhooks: WebhookConfig::default(),
+            fairness: FairnessConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -266,6 +289,16 @@ impl Config {
             return invalid(
                 "webhooks",
                 "max_attempts, poll_interval_ms and timeout_ms must be positive".into(),
+            );
+        }
+        if self.fairness.attributes.is_empty()
+            || self.fairness.attributes.len() > 4
+            || self.fairness.lookback_days == 0
+        {
+            return invalid(
+                "fairness",
+                "attributes must name 1-4 protected attributes and lookback_days must be positive"
+                    .into(),
             );
         }
         Ok(())

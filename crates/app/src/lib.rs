@@ -16,6 +16,7 @@ pub mod config;
 mod consent;
 pub mod demo;
 mod error;
+pub mod fairness;
 mod keys;
 mod purposes;
 mod runtime;

@@ -60,6 +60,31 @@ impl App {
                 }
             }));
         }
+        if self.config.fairness.audit_interval_secs > 0 {
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            let every = Duration::from_secs(self.config.fairness.audit_interval_secs);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop_rx.changed() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    match app
+                        .run_fairness_audit("scheduler", &app.default_audit_request())
+                        .await
+                    {
+                        Ok(run) => tracing::info!(
+                            run = run.run_id,
+                            decisions = run.decisions,
+                            findings = run.findings.len(),
+                            "scheduled fairness audit"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "scheduled fairness audit failed"),
+                    }
+                }
+            }));
+        }
         Ok(Background { stop, tasks })
     }
 

@@ -102,6 +102,12 @@ async fn consent(
         }
     }
     let per = t.elapsed().as_nanos() as f64 / checks as f64;
+    // Two of every three subjects kept their grant; a miss or a wrong answer would show here.
+    let expected = checks as f64 * 2.0 / 3.0;
+    anyhow::ensure!(
+        (allowed as f64 - expected).abs() < checks as f64 * 0.01,
+        "expected about {expected:.0} allowed checks, got {allowed}"
+    );
     let mut h = Histogram::<u64>::new(3)?;
     for i in 0..200_000usize {
         let k = &keys[(i.wrapping_mul(40_503)) % keys.len()];

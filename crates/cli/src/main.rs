@@ -3,6 +3,7 @@
 //! Invariant: no command here holds business logic; each is a few lines over `candor-app`.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod bench;
 
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Fairness and bias audits.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The tamper-evident audit log.
     #[command(subcommand, name = "audit-log")]
     AuditLog(AuditLogCommand),
@@ -87,6 +91,27 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Audit any CSV of decisions (from any system) by group.
+    Fairness(Box<audit_cmd::FairnessArgs>),
+    /// Audit Candor's own decision log by protected group; findings open or update incidents.
+    Run {
+        /// Protected attributes to slice by (default: `fairness.attributes`).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Only decisions of this surface.
+        #[arg(long)]
+        surface: Option<String>,
+        /// Days back to audit (default: `fairness.lookback_days`).
+        #[arg(long)]
+        since_days: Option<u32>,
+        /// Also write the report: `.html` for the readable report, anything else for JSON.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditLogCommand {
     /// Recompute the hash chain; exit 1 naming the first broken entry.
     Verify,
@@ -105,6 +130,11 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    if let Command::Audit(AuditCommand::Fairness(args)) = &cli.command {
+        // Works on any CSV without a store or configuration.
+        audit_cmd::run_fairness(args)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     if let Command::Config(ConfigCommand::Check) = cli.command {
         println!(
             "# effective configuration (secrets masked)\n{}",
@@ -123,6 +153,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Command::Demo(args) => demo(config, args).await,
             Command::Keys(cmd) => keys(config, cmd).await,
             Command::AuditLog(AuditLogCommand::Verify) => verify(config).await,
+            Command::Audit(AuditCommand::Run {
+                groups,
+                surface,
+                since_days,
+                output,
+            }) => audit_run(config, groups, surface, since_days, output).await,
+            Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
             Command::Config(_) => unreachable!("handled above"),
         }
@@ -310,6 +347,54 @@ async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode
             app.revoke_key("cli", &id).await?;
             println!("revoked {id}");
         }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn audit_run(
+    config: Config,
+    groups: Vec<String>,
+    surface: Option<String>,
+    since_days: Option<u32>,
+    output: Option<PathBuf>,
+) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    let mut req = app.default_audit_request();
+    if !groups.is_empty() {
+        req.attributes = groups;
+    }
+    req.surface = surface;
+    if let Some(days) = since_days {
+        req.since = app.now() - i64::from(days) * candor_domain::MICROS_PER_DAY;
+    }
+    let run = app.run_fairness_audit("cli", &req).await?;
+    println!(
+        "audited {} decisions by {} (run {})",
+        run.decisions,
+        req.attributes.join(" x "),
+        run.run_id
+    );
+    if run.findings.is_empty() {
+        println!("no findings above the thresholds");
+    }
+    for f in &run.findings {
+        println!(
+            "\n[{:?}] {}\n  {}\n  what to do: {}",
+            f.severity, f.key, f.summary, f.action
+        );
+    }
+    println!(
+        "\nincidents opened: {:?}, updated: {:?}",
+        run.incidents_opened, run.incidents_updated
+    );
+    if let Some(path) = output {
+        let body = if path.extension().is_some_and(|e| e == "html") {
+            candor_fairness::render_html(&run.report, &run.findings)
+        } else {
+            candor_fairness::render_json(&run.report, &run.findings)
+        };
+        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+        println!("report written to {}", path.display());
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -553,3 +553,158 @@ async fn consent_changes_reach_other_nodes_within_100ms_on_postgres() {
     a.stop().await;
     b.stop().await;
 }
+
+both_stores!(
+    fairness_audit_of_the_decision_log_opens_and_tracks_incidents,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        let cfg = candor_app::demo::DemoConfig {
+            customers: 300,
+            products: 200,
+            now_unix: node.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&node.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+
+        let (status, v) = node
+            .send(
+                Method::GET,
+                "/v1/audit/fairness/latest",
+                Some(&node.auditor),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+
+        let (status, run) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"attributes": ["sex"], "surface": "offer", "since_days": 365}),
+            )
+            .await;
+        assert_eq!(status, 201, "{run}");
+        let keys: Vec<&str> = run["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap())
+            .collect();
+        assert!(
+            keys.contains(&"four_fifths:sex"),
+            "the planted bias against women is found: {keys:?}"
+        );
+        let opened = run["incidents_opened"].as_array().unwrap().len();
+        assert_eq!(opened, keys.len());
+
+        // A second run updates the same incidents instead of opening duplicates.
+        let (_, again) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"attributes": ["sex"], "surface": "offer", "since_days": 365}),
+            )
+            .await;
+        assert_eq!(again["incidents_opened"].as_array().unwrap().len(), 0);
+        assert_eq!(again["incidents_updated"].as_array().unwrap().len(), opened);
+
+        let (_, open) = node
+            .get("/v1/audit/incidents?status=open", &node.auditor)
+            .await;
+        let incident = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["finding_key"] == "four_fifths:sex")
+            .unwrap()
+            .clone();
+        assert!(incident["summary"].as_str().unwrap().contains("female"));
+        let id = incident["id"].as_i64().unwrap();
+        let path = format!("/v1/audit/incidents/{id}");
+        let (status, v) = node
+            .send(
+                Method::PATCH,
+                &path,
+                Some(&node.admin),
+                Some(json!({"status": "resolved"})),
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (422, Some("invalid_field")),
+            "resolving needs a resolution"
+        );
+        let (status, v) = node.send(Method::PATCH, &path, Some(&node.admin), Some(json!({"status": "mitigating", "action_taken": "Premium offer rule paused; reweighing the training data."}))).await;
+        assert_eq!(
+            (status, v["status"].as_str()),
+            (200, Some("mitigating")),
+            "{v}"
+        );
+        let (status, v) = node.send(Method::PATCH, &path, Some(&node.admin), Some(json!({"status": "resolved", "resolution": "Retrained with reweighing; re-audit passed."}))).await;
+        assert_eq!(
+            (
+                status,
+                v["status"].as_str(),
+                v["action_taken"].as_str().is_some()
+            ),
+            (200, Some("resolved"), true)
+        );
+        let (status, _) = node
+            .send(
+                Method::PATCH,
+                "/v1/audit/incidents/999999",
+                Some(&node.admin),
+                Some(json!({"status": "open"})),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = node
+            .get("/v1/audit/incidents?status=maybe", &node.auditor)
+            .await;
+        assert_eq!(status, 422);
+
+        let (status, doc) = node.get("/v1/audit/fairness/latest", &node.auditor).await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["report"]["schema_version"], 1);
+        let html = node
+            .http
+            .get(node.url("/v1/audit/fairness/latest?format=html"))
+            .bearer_auth(&node.auditor)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            html.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let body = html.text().await.unwrap();
+        assert!(
+            body.contains("<svg") && body.contains("four-fifths"),
+            "HTML report with charts"
+        );
+        let (status, _) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"attributes": []}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        let (status, _) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"since_days": 0}),
+            )
+            .await;
+        assert_eq!(status, 422);
+        node.stop().await;
+    }
+);

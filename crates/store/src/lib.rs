@@ -12,6 +12,7 @@ mod audit;
 mod catalog;
 mod changes;
 mod consents;
+mod fairness;
 mod keys;
 mod purposes;
 pub mod testing;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
+pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
 pub use keys::ApiKeyRow;
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod consents;
+pub mod fairness;
 pub mod keys;
 pub mod purposes;
 pub mod system;
