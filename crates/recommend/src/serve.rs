@@ -14,7 +14,8 @@
 //! a confidence in [0, 1] and the model version. Work per request is proportional to
 //! history x neighbours + candidates, never to the catalogue size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -179,18 +180,37 @@ impl Calibration {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    Behaviour { because: u32 },
-    Declared { category: u32 },
-    Popular,
+/// Hasher for `u32` item keys: one multiply (Fibonacci hashing). Keys are dense indices chosen
+/// by us, not by an attacker, so SipHash's flood resistance buys nothing on this hot path.
+#[derive(Default)]
+struct ItemHasher(u64);
+
+impl Hasher for ItemHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (u64::from(v) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
+type ItemMap<V> = HashMap<u32, V, BuildHasherDefault<ItemHasher>>;
+type ItemSet = HashSet<u32, BuildHasherDefault<ItemHasher>>;
+
+/// A candidate and the signals that put it there (each with its share of the score).
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     item: u32,
     score: f32,
-    source: Source,
+    /// The history item that contributed most, and the behavioural part of the score.
+    behaviour: Option<(u32, f32)>,
+    /// The declared category it matches.
+    declared: Option<u32>,
 }
 
 /// A loaded model plus catalogue, ready to answer requests from many threads.
@@ -279,15 +299,14 @@ impl Engine {
 
     /// Runs the whole pipeline for one request.
     pub fn recommend(&self, req: &Request<'_>) -> Response {
-        let blocked: std::collections::HashSet<u32> =
-            req.history.iter().chain(req.owned).copied().collect();
+        let blocked: ItemSet = req.history.iter().chain(req.owned).copied().collect();
         let admissible = |i: u32| {
             (i as usize) < self.popularity.len()
                 && !blocked.contains(&i)
                 && self.allowed_category(self.catalog.item_category[i as usize], req)
         };
-        let mut cands: HashMap<u32, Candidate> = HashMap::with_capacity(4 * self.config.candidates);
-        let mut best_part: HashMap<u32, f32> = HashMap::new();
+        let mut cands: ItemMap<Candidate> = ItemMap::default();
+        cands.reserve(4 * self.config.candidates);
 
         // 1. behaviour (level full only, and only with a consented history)
         if req.level == Level::Full
@@ -295,7 +314,8 @@ impl Engine {
         {
             let mut ages = Vec::new();
             event_ages(req.history.len(), req.history_ts, &mut ages);
-            let mut raw: HashMap<u32, (f32, u32, f32)> = HashMap::new();
+            let mut raw: ItemMap<(f32, u32, f32)> = ItemMap::default();
+            raw.reserve(req.history.len() * 16);
             for (&h, &age) in req.history.iter().zip(&ages) {
                 if h as usize >= knn.n_items {
                     continue;
@@ -320,10 +340,10 @@ impl Engine {
                             Candidate {
                                 item: j,
                                 score: part + W_POPULAR * self.popularity[j as usize],
-                                source: Source::Behaviour { because },
+                                behaviour: Some((because, part)),
+                                declared: None,
                             },
                         );
-                        best_part.insert(j, part);
                     }
                 }
             }
@@ -340,16 +360,15 @@ impl Engine {
                     .filter(|&&i| admissible(i))
                     .take(per)
                 {
-                    let pop = W_POPULAR * self.popularity[i as usize];
                     let e = cands.entry(i).or_insert(Candidate {
                         item: i,
-                        score: pop,
-                        source: Source::Declared { category: c },
+                        score: W_POPULAR * self.popularity[i as usize],
+                        behaviour: None,
+                        declared: None,
                     });
-                    e.score += W_DECLARED;
-                    if best_part.get(&i).is_none_or(|&b| b < W_DECLARED) {
-                        e.source = Source::Declared { category: c };
-                        best_part.insert(i, W_DECLARED);
+                    if e.declared.is_none() {
+                        e.score += W_DECLARED;
+                        e.declared = Some(c);
                     }
                 }
             }
@@ -364,7 +383,8 @@ impl Engine {
                 cands.entry(i).or_insert(Candidate {
                     item: i,
                     score: W_POPULAR * self.popularity[i as usize],
-                    source: Source::Popular,
+                    behaviour: None,
+                    declared: None,
                 });
                 filled += 1;
             }
@@ -483,48 +503,46 @@ impl Engine {
         }
     }
 
+    /// Reasons in order of their share of the score; data categories of every signal used.
     fn explain(&self, c: &Candidate, req: &Request<'_>) -> Recommendation {
-        let cat = self.catalog.item_category[c.item as usize];
-        let mut reasons = Vec::with_capacity(2);
-        let mut data_categories = Vec::new();
-        match c.source {
-            Source::Behaviour { because } => {
-                reasons.push(Reason::Because {
+        let mut parts: Vec<(f32, Reason, Option<String>)> = Vec::with_capacity(2);
+        if let Some((because, part)) = c.behaviour {
+            parts.push((
+                part,
+                Reason::Because {
                     item: because,
                     text: format!(
                         "Because you {} {}",
                         self.config.behaviour_verb, self.catalog.titles[because as usize]
                     ),
-                });
-                data_categories.push(self.config.behaviour_data_category.clone());
-            }
-            Source::Declared { category } => {
-                reasons.push(Reason::DeclaredCategory {
-                    category,
-                    text: format!(
-                        "Popular in {}, which you told us you like",
-                        self.catalog.category_names[category as usize]
-                    ),
-                });
-                data_categories.push("declared_preference".into());
-            }
-            Source::Popular => reasons.push(Reason::Popular {
-                text: "Popular with other customers right now".into(),
-            }),
+                },
+                Some(self.config.behaviour_data_category.clone()),
+            ));
         }
-        // a behaviour pick that also matches a declared interest says so too
-        if matches!(c.source, Source::Behaviour { .. })
-            && req.level >= Level::Basic
-            && req.declared.contains(&cat)
-        {
-            reasons.push(Reason::DeclaredCategory {
-                category: cat,
-                text: format!(
-                    "In {}, which you told us you like",
-                    self.catalog.category_names[cat as usize]
-                ),
+        if let Some(category) = c.declared.filter(|_| req.level >= Level::Basic) {
+            let name = &self.catalog.category_names[category as usize];
+            let text = if c.behaviour.is_some() {
+                format!("In {name}, which you told us you like")
+            } else {
+                format!("Popular in {name}, which you told us you like")
+            };
+            parts.push((
+                W_DECLARED,
+                Reason::DeclaredCategory { category, text },
+                Some("declared_preference".into()),
+            ));
+        }
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut reasons = Vec::with_capacity(parts.len().max(1));
+        let mut data_categories = Vec::new();
+        for (_, reason, cat) in parts {
+            reasons.push(reason);
+            data_categories.extend(cat);
+        }
+        if reasons.is_empty() {
+            reasons.push(Reason::Popular {
+                text: "Popular with other customers right now".into(),
             });
-            data_categories.push("declared_preference".into());
         }
         Recommendation {
             item: c.item,
