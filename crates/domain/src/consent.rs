@@ -273,6 +273,25 @@ pub fn purpose_allowing<'a>(
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A subject who granted `purpose` (version 1) at time 0.
+    pub(crate) fn granted(purpose: &str) -> SubjectConsents {
+        SubjectConsents::from_history(&[ConsentRecord {
+            seq: 1,
+            subject: SubjectKey::parse(&"a".repeat(64)).unwrap(),
+            purpose: PurposeId::parse(purpose).unwrap(),
+            decision: ConsentDecision::Granted,
+            at: 0,
+            source: ConsentSource::Api,
+            policy_version: 1,
+            proof: ConsentProof::default(),
+        }])
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::{PurposeDraft, subject::tests::key};

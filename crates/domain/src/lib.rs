@@ -8,8 +8,11 @@
 pub mod apikey;
 pub mod audit;
 pub mod consent;
+pub mod envelope;
+pub mod inventory;
 mod error;
 pub mod purpose;
+pub mod segment;
 pub mod signals;
 pub mod subject;
 pub mod webhook;
