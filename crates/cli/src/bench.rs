@@ -88,6 +88,11 @@ async fn consent(
         t.elapsed().as_secs_f64()
     );
 
+    // Warm the cache the way serving does: the first check of a subject loads its history.
+    for k in &keys {
+        app.consent_status(k, &pid).await?;
+    }
+
     // In-process: the cached check every data path asks.
     let now = app.now();
     let mut allowed = 0usize;
