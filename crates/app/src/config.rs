@@ -67,7 +67,39 @@ pub struct Config {
     pub consent: ConsentConfig,
     pub webhooks: WebhookConfig,
     pub fairness: FairnessConfig,
+    pub ingest: IngestConfig,
+    /// Retention rules per data category.
+    pub retention: Vec<RetentionRule>,
+    /// A tracking plan to install at start-up (the admin API can replace it later).
+    pub inventory: Option<candor_domain::inventory::Inventory>,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Hours after which data of visitors never identified (anonymousId only) is deleted.
+    pub anonymous_retention_hours: u32,
+    /// Seconds between retention passes on this node; 0 turns the background pass off.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            anonymous_retention_hours: 24,
+            retention_interval_secs: 3600,
+        }
+    }
+}
+
+/// Delete or anonymize data of one category after a number of days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub category: String,
+    pub delete_after_days: Option<u32>,
+    pub anonymize_after_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +141,10 @@ pub struct PrivacyConfig {
     /// every node derives the same subject keys; generated into `data_dir` for SQLite.
     pub pseudonymization_key: Option<Secret>,
     pub pseudonymization_key_file: Option<PathBuf>,
+    /// Master key (64 hex characters) that wraps every subject's data key. Required with
+    /// PostgreSQL; generated into `data_dir` for SQLite.
+    pub master_key: Option<Secret>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +188,20 @@ impl Default for Config {
             consent: ConsentConfig::default(),
             webhooks: WebhookConfig::default(),
             fairness: FairnessConfig::default(),
+            ingest: IngestConfig::default(),
+            retention: vec![
+                RetentionRule {
+                    category: "browsing".into(),
+                    delete_after_days: Some(90),
+                    anonymize_after_days: None,
+                },
+                RetentionRule {
+                    category: "purchase".into(),
+                    delete_after_days: None,
+                    anonymize_after_days: Some(183),
+                },
+            ],
+            inventory: None,
             log: LogConfig::default(),
         }
     }
@@ -291,6 +341,38 @@ impl Config {
                 "max_attempts, poll_interval_ms and timeout_ms must be positive".into(),
             );
         }
+        if let Some(k) = &self.privacy.master_key {
+            candor_domain::envelope::SecretKey::from_hex(k.expose()).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "privacy.master_key",
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        for (i, r) in self.retention.iter().enumerate() {
+            candor_domain::DataCategory::parse(&r.category).map_err(|e| ConfigError::Invalid {
+                key: "retention",
+                message: format!("rule {i}: {e}"),
+            })?;
+            match (r.delete_after_days, r.anonymize_after_days) {
+                (None, None) | (Some(0), _) | (_, Some(0)) => {
+                    return invalid(
+                        "retention",
+                        format!(
+                            "rule {i} ({}) needs a positive delete_after_days or anonymize_after_days",
+                            r.category
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.ingest.anonymous_retention_hours == 0 {
+            return invalid(
+                "ingest.anonymous_retention_hours",
+                "must be positive".into(),
+            );
+        }
         if self.fairness.attributes.is_empty()
             || self.fairness.attributes.len() > 4
             || self.fairness.lookback_days == 0
@@ -330,31 +412,63 @@ impl Config {
     /// The pseudonymization key: configured, read from a file, or (embedded store only)
     /// generated once into `data_dir/pseudonymization.key` with owner-only permissions.
     pub fn pseudonymization_secret(&self) -> Result<Vec<u8>, ConfigError> {
-        if let Some(k) = &self.privacy.pseudonymization_key {
-            return Ok(k.expose().as_bytes().to_vec());
+        let text = self.secret(
+            "privacy.pseudonymization_key",
+            self.privacy.pseudonymization_key.as_ref(),
+            self.privacy.pseudonymization_key_file.as_ref(),
+            "pseudonymization.key",
+            "so that every node derives the same subject keys",
+        )?;
+        if text.len() < 32 {
+            return Err(ConfigError::Invalid {
+                key: "privacy.pseudonymization_key",
+                message: "must be at least 32 characters".into(),
+            });
         }
-        let generated = self.data_dir.join("pseudonymization.key");
-        let path = match &self.privacy.pseudonymization_key_file {
+        Ok(text.into_bytes())
+    }
+
+    /// The master key that wraps subjects' data keys, found the same way.
+    pub fn master_key(&self) -> Result<candor_domain::envelope::SecretKey, ConfigError> {
+        let text = self.secret(
+            "privacy.master_key",
+            self.privacy.master_key.as_ref(),
+            self.privacy.master_key_file.as_ref(),
+            "master.key",
+            "so that every node can open what the others encrypted",
+        )?;
+        candor_domain::envelope::SecretKey::from_hex(&text).map_err(|e| ConfigError::Invalid {
+            key: "privacy.master_key",
+            message: e.to_string(),
+        })
+    }
+
+    fn secret(
+        &self,
+        key: &'static str,
+        value: Option<&Secret>,
+        file: Option<&PathBuf>,
+        generated_name: &str,
+        why_shared: &str,
+    ) -> Result<String, ConfigError> {
+        if let Some(k) = value {
+            return Ok(k.expose().to_owned());
+        }
+        let generated = self.data_dir.join(generated_name);
+        let path = match file {
             Some(p) => p.clone(),
             None if self.is_postgres() => {
                 return Err(ConfigError::Invalid {
-                    key: "privacy.pseudonymization_key",
-                    message:
-                        "required with PostgreSQL, so that every node derives the same subject keys"
-                            .into(),
+                    key,
+                    message: format!("required with PostgreSQL, {why_shared}"),
                 });
             }
             None => generated.clone(),
         };
         match std::fs::read_to_string(&path) {
-            Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
-            Ok(_) => Err(ConfigError::Invalid {
-                key: "privacy.pseudonymization_key_file",
-                message: format!("{} holds fewer than 32 characters", path.display()),
-            }),
+            Ok(s) => Ok(s.trim().to_owned()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == generated => {
-                let key: [u8; 32] = rand::random();
-                let text = hex::encode(key);
+                let text = hex::encode(rand::random::<[u8; 32]>());
                 std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io {
                     path: self.data_dir.clone(),
                     source,
@@ -363,7 +477,7 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
-                Ok(text.into_bytes())
+                Ok(text)
             }
             Err(source) => Err(ConfigError::Io { path, source }),
         }
@@ -374,6 +488,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.privacy.pseudonymization_key.is_some() {
             shown.privacy.pseudonymization_key = Some(Secret("***".into()));
+        }
+        if shown.privacy.master_key.is_some() {
+            shown.privacy.master_key = Some(Secret("***".into()));
         }
         shown.database_url = candor_store::redact_url(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))

@@ -17,8 +17,11 @@ mod consent;
 pub mod demo;
 mod error;
 pub mod fairness;
+pub mod ingest;
+mod inventory;
 mod keys;
 mod purposes;
+pub mod retention;
 mod runtime;
 mod webhooks;
 
@@ -33,6 +36,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};
 pub use consent::{ConsentOutcome, ConsentRequest, PurposeConsent};
 pub use error::AppError;
+pub use inventory::InventoryView;
 pub use keys::{CreatedKey, KeyInfo};
 pub use runtime::Background;
 pub use webhooks::CreatedWebhook;
@@ -49,6 +53,9 @@ pub struct App {
     keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
     consents: cache::ConsentCache,
     http: reqwest::Client,
+    inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
+    master_key: candor_domain::envelope::SecretKey,
+    data_keys: std::sync::Mutex<HashMap<String, candor_domain::envelope::SecretKey>>,
 }
 
 impl App {
@@ -61,6 +68,7 @@ impl App {
         let url = config.database_url()?;
         let secret = config.pseudonymization_secret()?;
         let pseudonymizer = Pseudonymizer::new(&secret)?;
+        let master_key = config.master_key()?;
         let store = Store::connect(&url).await?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(config.webhooks.timeout_ms))
@@ -76,9 +84,14 @@ impl App {
             purposes: RwLock::default(),
             keys: RwLock::default(),
             http,
+            inventory: RwLock::default(),
+            master_key,
+            data_keys: std::sync::Mutex::default(),
         };
         app.reload_purposes().await?;
         app.reload_keys().await?;
+        app.install_configured_inventory().await?;
+        app.reload_inventory().await?;
         Ok(Arc::new(app))
     }
 

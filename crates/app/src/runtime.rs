@@ -60,6 +60,26 @@ impl App {
                 }
             }));
         }
+        if self.config.ingest.retention_interval_secs > 0 {
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            let every = Duration::from_secs(self.config.ingest.retention_interval_secs);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop_rx.changed() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    match app.run_retention("scheduler").await {
+                        Ok(r) => tracing::info!(
+                            anonymous_sessions_deleted = r.anonymous_sessions_deleted,
+                            "retention pass"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                    }
+                }
+            }));
+        }
         if self.config.fairness.audit_interval_secs > 0 {
             let app = self.clone();
             let mut stop_rx = stopped.clone();
@@ -98,10 +118,12 @@ impl App {
             }
             Change::Purposes => self.reload_purposes().await,
             Change::Keys => self.reload_keys().await,
+            Change::Inventory => self.reload_inventory().await,
             Change::Resync => {
                 self.clear_consent_cache();
                 let p = self.reload_purposes().await;
                 p.and(self.reload_keys().await)
+                    .and(self.reload_inventory().await)
             }
         };
         if let Err(e) = result {

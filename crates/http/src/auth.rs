@@ -36,9 +36,8 @@ impl<S> Auth<S> {
     }
 }
 
-fn presented_secret(parts: &Parts) -> Result<String, ApiError> {
-    let header = parts
-        .headers
+fn secret_from_headers(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| {
             ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
@@ -67,23 +66,45 @@ fn presented_secret(parts: &Parts) -> Result<String, ApiError> {
     }
 }
 
+/// Checks a presented secret against the scope a route needs.
+pub fn authorize(app: &AppState, secret: &str, scope: Scope) -> Result<KeyInfo, ApiError> {
+    let key = app
+        .authenticate(secret)
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+    if !key.scope.permits(scope) {
+        return Err(ApiError::forbidden(format!(
+            "this route needs a key with scope `{}`; this key has `{}`",
+            scope.as_str(),
+            key.scope.as_str()
+        )));
+    }
+    Ok(key)
+}
+
+/// The key from the Authorization header, or else from the `writeKey` a body carried (how some
+/// Segment clients send it).
+pub fn authorize_ingest(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+    body_write_key: Option<&str>,
+) -> Result<KeyInfo, ApiError> {
+    let secret = match (
+        headers.get(axum::http::header::AUTHORIZATION),
+        body_write_key,
+    ) {
+        (None, Some(k)) => k.to_owned(),
+        _ => secret_from_headers(headers)?,
+    };
+    authorize(app, &secret, Scope::Ingest)
+}
+
 impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let secret = presented_secret(parts)?;
-        let key = app
-            .authenticate(&secret)
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-        if !key.scope.permits(S::SCOPE) {
-            return Err(ApiError::forbidden(format!(
-                "this route needs a key with scope `{}`; this key has `{}`",
-                S::SCOPE.as_str(),
-                key.scope.as_str()
-            )));
-        }
+        let secret = secret_from_headers(&parts.headers)?;
         Ok(Auth {
-            key,
+            key: authorize(app, &secret, S::SCOPE)?,
             _scope: PhantomData,
         })
     }

@@ -40,6 +40,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
         .merge(routes::fairness::routes())
+        .merge(routes::ingest::routes())
+        .merge(routes::inventory::routes())
         .merge(routes::webhooks::routes())
         .split_for_parts()
 }

@@ -500,9 +500,14 @@ async fn consent_changes_reach_other_nodes_within_100ms_on_postgres() {
     let a = Node::start(&db).await;
     let b = Node::start(&db).await;
     a.declare_purposes().await;
+    // Purpose declarations reach node B through the same notification channel.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.app.purposes().len() < 4 {
+        assert!(Instant::now() < deadline, "purposes did not reach node B");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     a.decide("ivy", "personalization", "granted").await;
     // Node B caches the grant.
-    let deadline = Instant::now() + Duration::from_secs(2);
     while b.state("ivy", "personalization").await != "granted" {
         assert!(Instant::now() < deadline);
     }

@@ -16,6 +16,7 @@ pub enum Change {
     Consent(String),
     Purposes,
     Keys,
+    Inventory,
     /// Notifications may have been missed: refresh all caches.
     Resync,
 }
@@ -23,6 +24,7 @@ pub enum Change {
 fn parse(payload: &str) -> Option<Change> {
     match payload {
         "purposes" => Some(Change::Purposes),
+        "inventory" => Some(Change::Inventory),
         "keys" => Some(Change::Keys),
         other => other
             .strip_prefix("consent:")

@@ -13,6 +13,7 @@ mod catalog;
 mod changes;
 mod consents;
 mod fairness;
+mod ingest;
 mod keys;
 mod purposes;
 pub mod testing;
@@ -27,6 +28,7 @@ use sqlx::{AnyPool, Executor};
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
 pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
+pub use ingest::{IngestBatch, IngestResult, NewEvent, PreparedMessage};
 pub use keys::ApiKeyRow;
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 

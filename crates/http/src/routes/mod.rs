@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod consents;
 pub mod fairness;
+pub mod ingest;
+pub mod inventory;
 pub mod keys;
 pub mod purposes;
 pub mod system;
@@ -29,6 +31,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "keys", description = "API keys and scopes"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "webhooks", description = "Consent-change notifications"),
+        (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
     )
 )]
 pub struct ApiDoc;

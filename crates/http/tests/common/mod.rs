@@ -39,6 +39,9 @@ pub fn config(db: &TestDb, dir: &std::path::Path) -> Config {
     };
     c.privacy.pseudonymization_key =
         Some(Secret::new("test-pseudonymization-key-0123456789abcdef"));
+    c.privacy.master_key = Some(Secret::new(
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    ));
     c.server.max_body_bytes = 64 * 1024;
     c.webhooks.poll_interval_ms = 20;
     c

@@ -1,0 +1,356 @@
+//! Storing ingested messages.
+//!
+//! Invariants:
+//! - A batch is one transaction: its message ids are claimed first (`messages_seen`), and only
+//!   the rows of messages that were new are written, so a retried batch stores nothing twice and
+//!   a failed batch stores nothing at all.
+//! - Contact values arrive here already sealed; this module never sees plaintext identifiers.
+
+use std::collections::{HashMap, HashSet};
+
+use candor_domain::{AuditDraft, Micros};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use crate::{Result, Store, StoreError, audit};
+
+/// A behavioral event row, already minimized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub subject_key: String,
+    pub anonymous: bool,
+    pub kind: String,
+    pub name: String,
+    pub item_id: String,
+    pub category: String,
+    pub purpose: String,
+    /// Kept properties as JSON; contact values inside are sealed.
+    pub properties: String,
+    pub at: Micros,
+}
+
+/// Everything one new message writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreparedMessage {
+    pub message_id: String,
+    pub event: Option<NewEvent>,
+    /// (subject, field, sealed hex)
+    pub contacts: Vec<(String, String, String)>,
+    /// (subject, attribute, value), for fairness audits only.
+    pub protected: Vec<(String, String, String)>,
+    /// (subject, inventory key, sealed payload hex)
+    pub quarantine: Option<(String, String, String)>,
+    /// (anonymous key, known subject key, purposes the known subject allows)
+    pub link: Option<(String, String, Vec<String>)>,
+    /// (inventory key, counter) to increment by one if the message is new.
+    pub counts: Vec<(String, String)>,
+}
+
+/// Rows that do not depend on a message being new (rejections are counted even when retried).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestBatch {
+    pub messages: Vec<PreparedMessage>,
+    pub extra_counts: Vec<(String, String)>,
+    pub received_at: Micros,
+}
+
+/// Message ids of the batch that had been seen before and were skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestResult {
+    pub duplicates: HashSet<String>,
+}
+
+/// Rows per multi-row INSERT; keeps every statement well under both backends' parameter limits.
+const CHUNK: usize = 100;
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+impl Store {
+    /// Writes a batch atomically; see the module invariants.
+    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestResult> {
+        let mut tx = self.pool.begin().await?;
+        let mut new_ids: HashSet<String> = HashSet::with_capacity(batch.messages.len());
+        for chunk in batch.messages.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO messages_seen (message_id, received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                placeholders(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q.bind(&m.message_id).bind(batch.received_at);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                new_ids.insert(row.try_get("message_id")?);
+            }
+        }
+        let fresh: Vec<&PreparedMessage> = batch
+            .messages
+            .iter()
+            .filter(|m| new_ids.contains(&m.message_id))
+            .collect();
+        let duplicates = batch
+            .messages
+            .iter()
+            .filter(|m| !new_ids.contains(&m.message_id))
+            .map(|m| m.message_id.clone())
+            .collect();
+
+        let events: Vec<(&str, &NewEvent)> = fresh
+            .iter()
+            .filter_map(|m| m.event.as_ref().map(|e| (m.message_id.as_str(), e)))
+            .collect();
+        for chunk in events.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (subject_key, kind, item_id, quantity, at, message_id, name, category, purpose, properties, received_at, anonymous) VALUES {}",
+                placeholders(chunk.len(), 12)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, e) in chunk {
+                q = q
+                    .bind(&e.subject_key)
+                    .bind(&e.kind)
+                    .bind(&e.item_id)
+                    .bind(1i64)
+                    .bind(e.at)
+                    .bind(*id)
+                    .bind(&e.name)
+                    .bind(&e.category)
+                    .bind(&e.purpose)
+                    .bind(&e.properties)
+                    .bind(batch.received_at)
+                    .bind(crate::bool_to_db(e.anonymous));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for m in &fresh {
+            for (subject, field, sealed) in &m.contacts {
+                sqlx::query("INSERT INTO contact_fields (subject_key, field, sealed, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
+                    .bind(subject)
+                    .bind(field)
+                    .bind(sealed)
+                    .bind(batch.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (subject, attribute, value) in &m.protected {
+                sqlx::query("INSERT INTO protected_attributes (subject_key, attribute, value) VALUES ($1, $2, $3) ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value")
+                    .bind(subject)
+                    .bind(attribute)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((subject, key, sealed)) = &m.quarantine {
+                sqlx::query("INSERT INTO quarantined_events (message_id, subject_key, inventory_key, sealed_payload, received_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&m.message_id)
+                    .bind(subject)
+                    .bind(key)
+                    .bind(sealed)
+                    .bind(batch.received_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((anon, known, purposes)) = &m.link {
+                link_in_tx(&mut tx, anon, known, purposes, batch.received_at).await?;
+            }
+        }
+        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+        for (k, c) in fresh
+            .iter()
+            .flat_map(|m| m.counts.iter())
+            .chain(batch.extra_counts.iter())
+        {
+            *counts.entry((k.as_str(), c.as_str())).or_default() += 1;
+        }
+        for ((key, counter), n) in counts {
+            sqlx::query("INSERT INTO inventory_counts (event_key, counter, value) VALUES ($1, $2, $3) ON CONFLICT (event_key, counter) DO UPDATE SET value = inventory_counts.value + excluded.value")
+                .bind(key)
+                .bind(counter)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(IngestResult { duplicates })
+    }
+
+    /// The wrapped data key of a subject, creating it from `candidate` if there is none yet.
+    /// Returns the stored one, so concurrent creators converge on a single key.
+    pub async fn data_key(&self, subject: &str, candidate: &str, at: Micros) -> Result<String> {
+        sqlx::query("INSERT INTO subject_data_keys (subject_key, wrapped, created_at) VALUES ($1, $2, $3) ON CONFLICT (subject_key) DO NOTHING")
+            .bind(subject)
+            .bind(candidate)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT wrapped FROM subject_data_keys WHERE subject_key = $1")
+            .bind(subject)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("wrapped")?)
+    }
+
+    /// Sealed contact fields of a subject: (field, sealed hex).
+    pub async fn contact_fields(&self, subject: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT field, sealed FROM contact_fields WHERE subject_key = $1 ORDER BY field",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("field")?, r.try_get("sealed")?)))
+            .collect()
+    }
+
+    /// Stored events of a subject, oldest first: (kind, name, category, purpose, properties, at).
+    pub async fn subject_events(
+        &self,
+        subject: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String, String, String, Micros)>> {
+        let rows = sqlx::query("SELECT kind, name, category, purpose, properties, at FROM events WHERE subject_key = $1 ORDER BY at, id LIMIT $2").bind(subject).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("kind")?,
+                    r.try_get("name")?,
+                    r.try_get("category")?,
+                    r.try_get("purpose")?,
+                    r.try_get("properties")?,
+                    r.try_get("at")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn quarantined_count(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM quarantined_events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    pub async fn inventory_body(&self) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT body FROM inventory WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("body").map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Replaces the tracking plan, audited.
+    pub async fn set_inventory(
+        &self,
+        body: &str,
+        at: Micros,
+        audit_draft: &AuditDraft,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO inventory (id, body, updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
+            .bind(body)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        audit::append_in_tx(&mut tx, at, audit_draft).await?;
+        self.notify(&mut tx, "inventory").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Live counts: (event key, counter, value).
+    pub async fn inventory_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT event_key, counter, value FROM inventory_counts ORDER BY event_key, counter",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("event_key")?,
+                    r.try_get("counter")?,
+                    r.try_get("value")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+async fn link_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    anon: &str,
+    known: &str,
+    purposes: &[String],
+    at: Micros,
+) -> Result<()> {
+    sqlx::query("INSERT INTO identity_links (anonymous_key, subject_key, at) VALUES ($1, $2, $3) ON CONFLICT (anonymous_key, subject_key) DO NOTHING")
+        .bind(anon)
+        .bind(known)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    // Session data joins the profile only for purposes the known person allows; the rest stays
+    // session-scoped until the anonymous retention removes it.
+    for p in purposes {
+        sqlx::query("UPDATE events SET subject_key = $1, anonymous = 0 WHERE subject_key = $2 AND anonymous = 1 AND purpose = $3")
+            .bind(known)
+            .bind(anon)
+            .bind(p)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Subject key that anonymized rows carry: they still count in aggregates but belong to no one.
+pub const ANONYMIZED: &str = "anonymized";
+
+impl Store {
+    /// Deletes events of `category` that happened before `cutoff`.
+    pub async fn delete_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE category = $1 AND at < $2")
+            .bind(category)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Cuts events of `category` before `cutoff` loose from their subject and drops their
+    /// properties, keeping what aggregate analytics need (kind, name, item, time).
+    pub async fn anonymize_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
+        let r = sqlx::query("UPDATE events SET subject_key = $1, properties = '{}', message_id = NULL WHERE category = $2 AND at < $3 AND subject_key <> $1")
+            .bind(ANONYMIZED)
+            .bind(category)
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes session data of visitors never linked to a known subject.
+    pub async fn delete_anonymous_events_before(&self, cutoff: Micros) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE anonymous = 1 AND received_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
