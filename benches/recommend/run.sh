@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install implicit==0.7.3 numpy scipy pandas threadpoolctl
 fi
-(cd "$ROOT" && cargo build --release -p candor-recommend --example eval)
+(cd "$ROOT" && cargo build --release -p candor-recommend --example eval --example serve_bench)
 EVAL="$CARGO_TARGET_DIR/release/examples/eval"
 
 for d in $DATASETS; do
@@ -48,9 +48,17 @@ for d in $DATASETS; do
     echo "split $d: DIFFERS from peer_eval1.py --dump-split" | tee "$OUT/split_check_$d.txt" >&2
     exit 1
   fi
+  # ALS fit time, interleaved with implicit (BLAS at 1 and 2 threads), the peer's best alpha and 10
+  for a in 1 10; do
+    "$VENV/bin/python" "$ROOT/benches/recommend/als_fit.py" --dataset "$d" --eval "$EVAL" \
+        --peer "$PEER" --data-dir "$DATA" --threads "$THREADS" --rounds 5 --reg 0.01 --alpha "$a" \
+        --out "$OUT/als_fit_${d}_alpha$a.json"
+  done
   if [ "${PEER_TUNE:-0}" = 1 ]; then
     "$VENV/bin/python" "$ROOT/benches/recommend/peer_tune.py" --dataset "$d" --peer "$PEER" \
         --data-dir "$DATA" --out "$OUT" --threads "$THREADS" --quick
   fi
 done
+echo "== serving pipeline, synthetic 100k-item catalogue (3 runs)" >&2
+for i in 1 2 3; do "$CARGO_TARGET_DIR/release/examples/serve_bench" | sed -n 1,2p; done | tee "$OUT/serve_bench.txt"
 python3 "$ROOT/benches/recommend/summarize.py" "$OUT" $DATASETS

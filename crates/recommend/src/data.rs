@@ -269,6 +269,69 @@ mod tests {
     }
 
     #[test]
+    fn parse_errors_name_file_line_and_field() {
+        let dir =
+            std::env::temp_dir().join(format!("candor-recommend-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("u.data");
+        std::fs::write(&path, "1\t2\t5\t100\n1\t3\t4\tsoon\n").unwrap();
+        let err = load_separated(&path, "\t").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecError::Parse {
+                    line: 2,
+                    field: "timestamp",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("u.data:2: field `timestamp`"),
+            "{err}"
+        );
+        let csv = dir.join("retail.csv");
+        std::fs::write(
+            &csv,
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
+             1,A,\"x, y\",2,2010-12-01 08:26:00,1.0,17850,UK\n\
+             C2,A,x,2,2010-12-01 08:26:00,1.0,17850,UK\n\
+             3,a,x,-1,2010-12-01 08:26:00,1.0,17850,UK\n\
+             4,B,x,1,2010-12-01 08:26:00,1.0,,UK\n\
+             5,A,x,1,2010-11-01 08:00:00,1.0,17850,UK\n\
+             6,B,x,one,2010-12-01 08:26:00,1.0,17850,UK\n",
+        )
+        .unwrap();
+        let err = load_online_retail(&csv).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RecError::Parse {
+                    line: 7,
+                    field: "Quantity",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let content = std::fs::read_to_string(&csv).unwrap();
+        let valid: Vec<&str> = content.lines().take(6).collect();
+        std::fs::write(&csv, valid.join("\n")).unwrap();
+        let rows = load_online_retail(&csv).unwrap();
+        // cancellation, negative quantity and missing customer dropped; earliest (17850, A) kept
+        assert_eq!(
+            rows,
+            vec![Interaction {
+                user: "17850".into(),
+                item: "A".into(),
+                ts: 1_288_598_400
+            }]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn earliest_pair_wins_and_case_is_kept() {
         let r = |u: &str, i: &str, ts| Interaction {
             user: u.into(),

@@ -171,6 +171,22 @@ impl Calibration {
         }
     }
 
+    /// Fits on the engine's own answers: for each (request, items the subject went on to use,
+    /// sorted), every returned item's score paired with whether it was used. Fit on one set of
+    /// subjects and check on another (see tests/ml100k.rs).
+    pub fn fit_engine<'a>(
+        engine: &Engine,
+        cases: impl IntoIterator<Item = (Request<'a>, &'a [u32])>,
+    ) -> Self {
+        let mut pairs = Vec::new();
+        for (req, used) in cases {
+            for it in engine.recommend(&req).items {
+                pairs.push((it.score, used.binary_search(&it.item).is_ok()));
+            }
+        }
+        Calibration::fit(&mut pairs)
+    }
+
     pub fn apply(&self, score: f32) -> f32 {
         if self.rate.is_empty() {
             return 0.0;
