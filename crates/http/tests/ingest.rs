@@ -13,42 +13,7 @@ const IP: &str = "203.0.113.77";
 
 async fn setup(db: &TestDb, undeclared: &str) -> Node {
     let node = Node::start(db).await;
-    for body in [
-        json!({"id": "personalization", "title": "Recommendations", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase", "declared_preference"]}),
-        json!({"id": "analytics", "title": "Analytics", "description": "We count visits.", "legal_basis": "consent", "categories": ["browsing"], "non_essential_tracking": true}),
-        json!({"id": "order_fulfilment", "title": "Orders", "description": "We need your details to ship orders.", "legal_basis": "contract", "categories": ["purchase", "contact"]}),
-        json!({"id": "fairness_audit", "title": "Fairness checks", "description": "We check our decisions treat groups fairly.", "legal_basis": "legal_obligation", "categories": ["demographic"]}),
-    ] {
-        let (s, v) = node.post("/v1/admin/purposes", &node.admin, body).await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let inventory = json!({
-        "undeclared_events": undeclared,
-        "events": {
-            "track:Product Viewed": {"category": "browsing", "purposes": ["personalization", "analytics"], "properties": {
-                "product_id": {"category": "browsing", "purposes": ["personalization", "analytics"]},
-                "price": {"category": "browsing", "purposes": ["personalization"]}}},
-            "track:Order Completed": {"category": "purchase", "purposes": ["order_fulfilment"], "properties": {
-                "order_id": {"category": "purchase", "purposes": ["order_fulfilment"]},
-                "email": {"category": "contact", "purposes": ["order_fulfilment"]}}},
-            "page": {"category": "browsing", "purposes": ["analytics"], "properties": {"url": {"category": "browsing", "purposes": ["analytics"]}}}
-        },
-        "traits": {
-            "email": {"category": "contact", "purposes": ["order_fulfilment"]},
-            "favorite_category": {"category": "declared_preference", "purposes": ["personalization"]},
-            "gender": {"category": "demographic", "purposes": ["fairness_audit"], "protected": true}
-        },
-        "context": {"ip": {"category": "contact", "purposes": ["order_fulfilment"]}}
-    });
-    let (s, v) = node
-        .send(
-            Method::PUT,
-            "/v1/admin/inventory",
-            Some(&node.admin),
-            Some(inventory),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    node.declare_shop_plan(undeclared).await;
     node
 }
 

@@ -143,6 +143,48 @@ impl Node {
         }
     }
 
+    /// Purposes and a tracking plan for a small shop: product views (personalization,
+    /// analytics), orders (contract), page views (analytics), contact traits (encrypted),
+    /// a protected gender trait (fairness audits only), and `context.ip` as contact data.
+    pub async fn declare_shop_plan(&self, undeclared: &str) {
+        for body in [
+            json!({"id": "personalization", "title": "Recommendations", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase", "declared_preference"]}),
+            json!({"id": "analytics", "title": "Analytics", "description": "We count visits.", "legal_basis": "consent", "categories": ["browsing"], "non_essential_tracking": true}),
+            json!({"id": "order_fulfilment", "title": "Orders", "description": "We need your details to ship orders.", "legal_basis": "contract", "categories": ["purchase", "contact"]}),
+            json!({"id": "fairness_audit", "title": "Fairness checks", "description": "We check our decisions treat groups fairly.", "legal_basis": "legal_obligation", "categories": ["demographic"]}),
+        ] {
+            let (s, v) = self.post("/v1/admin/purposes", &self.admin, body).await;
+            assert_eq!(s, 201, "{v}");
+        }
+        let inventory = json!({
+            "undeclared_events": undeclared,
+            "events": {
+                "track:Product Viewed": {"category": "browsing", "purposes": ["personalization", "analytics"], "properties": {
+                    "product_id": {"category": "browsing", "purposes": ["personalization", "analytics"]},
+                    "price": {"category": "browsing", "purposes": ["personalization"]}}},
+                "track:Order Completed": {"category": "purchase", "purposes": ["order_fulfilment"], "properties": {
+                    "order_id": {"category": "purchase", "purposes": ["order_fulfilment"]},
+                    "email": {"category": "contact", "purposes": ["order_fulfilment"]}}},
+                "page": {"category": "browsing", "purposes": ["analytics"], "properties": {"url": {"category": "browsing", "purposes": ["analytics"]}}}
+            },
+            "traits": {
+                "email": {"category": "contact", "purposes": ["order_fulfilment"]},
+                "favorite_category": {"category": "declared_preference", "purposes": ["personalization"]},
+                "gender": {"category": "demographic", "purposes": ["fairness_audit"], "protected": true}
+            },
+            "context": {"ip": {"category": "contact", "purposes": ["order_fulfilment"]}}
+        });
+        let (s, v) = self
+            .send(
+                reqwest::Method::PUT,
+                "/v1/admin/inventory",
+                Some(&self.admin),
+                Some(inventory),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+
     pub async fn decide(&self, subject: &str, purpose: &str, decision: &str) -> (u16, Value) {
         self.post(
             &format!("/v1/subjects/{subject}/consents"),
