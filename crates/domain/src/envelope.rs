@@ -9,8 +9,8 @@
 //! - Nonces are 96-bit random values supplied by the caller (this crate does no I/O and owns no
 //!   randomness); the format is `version(1) || nonce(12) || ciphertext+tag`.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 
 use crate::DomainError;
 
@@ -29,8 +29,11 @@ impl SecretKey {
 
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Result<Self, DomainError> {
-        let bytes = hex::decode(s.trim()).map_err(|_| DomainError::invalid("master key", "must be 64 hex characters"))?;
-        let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| DomainError::invalid("master key", "must be 64 hex characters (32 bytes)"))?;
+        let bytes = hex::decode(s.trim())
+            .map_err(|_| DomainError::invalid("master key", "must be 64 hex characters"))?;
+        let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
+            DomainError::invalid("master key", "must be 64 hex characters (32 bytes)")
+        })?;
         Ok(SecretKey(arr))
     }
 
@@ -40,7 +43,16 @@ impl SecretKey {
 
     /// Seals `plaintext`, bound to `context` (e.g. `subject-key|field`).
     pub fn seal(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], context: &[u8]) -> Vec<u8> {
-        let ct = self.cipher().encrypt(&nonce.into(), Payload { msg: plaintext, aad: context }).expect("AES-GCM encryption of in-memory data cannot fail");
+        let ct = self
+            .cipher()
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .expect("AES-GCM encryption of in-memory data cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
         out.extend_from_slice(&nonce);
@@ -51,12 +63,23 @@ impl SecretKey {
     /// Opens a value sealed with this key and the same context.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, DomainError> {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
-            return Err(DomainError::invalid("ciphertext", "not a Candor sealed value"));
+            return Err(DomainError::invalid(
+                "ciphertext",
+                "not a Candor sealed value",
+            ));
         }
         let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN].try_into().expect("length checked");
         self.cipher()
-            .decrypt(&nonce.into(), Payload { msg: &sealed[1 + NONCE_LEN..], aad: context })
-            .map_err(|_| DomainError::invalid("ciphertext", "cannot be opened with this key and context"))
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: context,
+                },
+            )
+            .map_err(|_| {
+                DomainError::invalid("ciphertext", "cannot be opened with this key and context")
+            })
     }
 
     /// Wraps a subject's data key with this (master) key.
@@ -66,7 +89,9 @@ impl SecretKey {
 
     pub fn unwrap_key(&self, wrapped: &[u8], subject: &str) -> Result<SecretKey, DomainError> {
         let raw = self.open(wrapped, format!("dek|{subject}").as_bytes())?;
-        let arr: [u8; KEY_LEN] = raw.try_into().map_err(|_| DomainError::invalid("wrapped key", "wrong length"))?;
+        let arr: [u8; KEY_LEN] = raw
+            .try_into()
+            .map_err(|_| DomainError::invalid("wrapped key", "wrong length"))?;
         Ok(SecretKey(arr))
     }
 }
@@ -91,19 +116,43 @@ mod tests {
         let master = SecretKey::from_bytes([1; 32]);
         let dek = SecretKey::from_bytes([2; 32]);
         let wrapped = master.wrap([3; 12], &dek, "subj-a");
-        assert!(!wrapped.windows(32).any(|w| w == [2; 32]), "the data key never appears in clear");
+        assert!(
+            !wrapped.windows(32).any(|w| w == [2; 32]),
+            "the data key never appears in clear"
+        );
         let dek2 = master.unwrap_key(&wrapped, "subj-a").unwrap();
         assert_eq!(dek2, dek);
-        assert!(master.unwrap_key(&wrapped, "subj-b").is_err(), "a wrapped key is bound to its subject");
+        assert!(
+            master.unwrap_key(&wrapped, "subj-b").is_err(),
+            "a wrapped key is bound to its subject"
+        );
 
-        let sealed = dek.seal([4; 12], b"alice@example.com", &field_context("subj-a", "email"));
+        let sealed = dek.seal(
+            [4; 12],
+            b"alice@example.com",
+            &field_context("subj-a", "email"),
+        );
         assert!(!sealed.windows(5).any(|w| w == b"alice"));
-        assert_eq!(dek.open(&sealed, &field_context("subj-a", "email")).unwrap(), b"alice@example.com");
-        assert!(dek.open(&sealed, &field_context("subj-a", "phone")).is_err());
-        assert!(SecretKey::from_bytes([9; 32]).open(&sealed, &field_context("subj-a", "email")).is_err());
+        assert_eq!(
+            dek.open(&sealed, &field_context("subj-a", "email"))
+                .unwrap(),
+            b"alice@example.com"
+        );
+        assert!(
+            dek.open(&sealed, &field_context("subj-a", "phone"))
+                .is_err()
+        );
+        assert!(
+            SecretKey::from_bytes([9; 32])
+                .open(&sealed, &field_context("subj-a", "email"))
+                .is_err()
+        );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(dek.open(&tampered, &field_context("subj-a", "email")).is_err());
+        assert!(
+            dek.open(&tampered, &field_context("subj-a", "email"))
+                .is_err()
+        );
         assert!(SecretKey::from_hex("zz").is_err());
         assert_eq!(format!("{dek:?}"), "SecretKey(<redacted>)");
     }

@@ -64,40 +64,61 @@ pub struct Inventory {
 impl Inventory {
     /// Checks names and that every referenced purpose is declared.
     pub fn validate(&self, purposes: &BTreeMap<PurposeId, Purpose>) -> Result<(), DomainError> {
-        let check_purposes = |at: &str, category: &DataCategory, ids: &[PurposeId]| -> Result<(), DomainError> {
-            if ids.is_empty() {
-                return Err(DomainError::invalid(at, "must name at least one purpose"));
-            }
-            for id in ids {
-                let p = purposes.get(id).ok_or_else(|| DomainError::UnknownPurpose(id.to_string()))?;
-                if !p.may_use(category) {
-                    return Err(DomainError::invalid(at, format!("purpose `{id}` does not cover category `{category}`")));
+        let check_purposes =
+            |at: &str, category: &DataCategory, ids: &[PurposeId]| -> Result<(), DomainError> {
+                if ids.is_empty() {
+                    return Err(DomainError::invalid(at, "must name at least one purpose"));
                 }
-            }
-            Ok(())
-        };
+                for id in ids {
+                    let p = purposes
+                        .get(id)
+                        .ok_or_else(|| DomainError::UnknownPurpose(id.to_string()))?;
+                    if !p.may_use(category) {
+                        return Err(DomainError::invalid(
+                            at,
+                            format!("purpose `{id}` does not cover category `{category}`"),
+                        ));
+                    }
+                }
+                Ok(())
+            };
         let check_name = |at: &str, name: &str| -> Result<(), DomainError> {
             if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                return Err(DomainError::invalid(at, "names must be 1-200 characters without control characters"));
+                return Err(DomainError::invalid(
+                    at,
+                    "names must be 1-200 characters without control characters",
+                ));
             }
             Ok(())
         };
         for (key, e) in &self.events {
             check_name("events", key)?;
-            let valid_key = matches!(key.as_str(), "page" | "screen" | "group") || key.strip_prefix("track:").is_some_and(|n| !n.is_empty());
+            let valid_key = matches!(key.as_str(), "page" | "screen" | "group")
+                || key.strip_prefix("track:").is_some_and(|n| !n.is_empty());
             if !valid_key {
-                return Err(DomainError::invalid(format!("events.{key}"), "event keys are `track:<name>`, `page`, `screen` or `group`"));
+                return Err(DomainError::invalid(
+                    format!("events.{key}"),
+                    "event keys are `track:<name>`, `page`, `screen` or `group`",
+                ));
             }
             check_purposes(&format!("events.{key}.purposes"), &e.category, &e.purposes)?;
             for (name, p) in &e.properties {
                 check_name(&format!("events.{key}.properties"), name)?;
-                check_purposes(&format!("events.{key}.properties.{name}.purposes"), &p.category, &p.purposes)?;
+                check_purposes(
+                    &format!("events.{key}.properties.{name}.purposes"),
+                    &p.category,
+                    &p.purposes,
+                )?;
             }
         }
         for (section, map) in [("traits", &self.traits), ("context", &self.context)] {
             for (name, p) in map {
                 check_name(section, name)?;
-                check_purposes(&format!("{section}.{name}.purposes"), &p.category, &p.purposes)?;
+                check_purposes(
+                    &format!("{section}.{name}.purposes"),
+                    &p.category,
+                    &p.purposes,
+                )?;
             }
         }
         Ok(())
@@ -130,8 +151,18 @@ pub struct Minimized<'a> {
 }
 
 /// The first of `ids` that is allowed now and may use `category`.
-pub fn allowing_purpose<'a>(ids: &'a [PurposeId], category: &DataCategory, purposes: &BTreeMap<PurposeId, Purpose>, consents: &SubjectConsents, now: Micros) -> Option<&'a PurposeId> {
-    ids.iter().find(|id| purposes.get(*id).is_some_and(|p| p.may_use(category) && consents.status(p, now).allows()))
+pub fn allowing_purpose<'a>(
+    ids: &'a [PurposeId],
+    category: &DataCategory,
+    purposes: &BTreeMap<PurposeId, Purpose>,
+    consents: &SubjectConsents,
+    now: Micros,
+) -> Option<&'a PurposeId> {
+    ids.iter().find(|id| {
+        purposes
+            .get(*id)
+            .is_some_and(|p| p.may_use(category) && consents.status(p, now).allows())
+    })
 }
 
 /// Applies the inventory and the consent gate to a JSON object of properties.
@@ -147,10 +178,17 @@ pub fn minimize<'a>(
         match specs.get(name) {
             None => out.dropped.push((name, DropReason::Undeclared)),
             Some(spec) if spec.protected => out.protected.push((name, value)),
-            Some(spec) => match allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now) {
-                Some(purpose) => out.kept.push(KeptProperty { name, value, category: &spec.category, purpose }),
-                None => out.dropped.push((name, DropReason::NoConsent)),
-            },
+            Some(spec) => {
+                match allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now) {
+                    Some(purpose) => out.kept.push(KeptProperty {
+                        name,
+                        value,
+                        category: &spec.category,
+                        purpose,
+                    }),
+                    None => out.dropped.push((name, DropReason::NoConsent)),
+                }
+            }
         }
     }
     out
@@ -170,32 +208,68 @@ pub struct EventCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::tests_support::granted;
     use crate::PurposeDraft;
+    use crate::consent::tests_support::granted;
 
     fn purposes() -> BTreeMap<PurposeId, Purpose> {
         let mk = |id: &str, cats: &[&str], basis: &str| {
-            PurposeDraft { id: id.into(), title: "t".into(), description: "d".into(), legal_basis: basis.into(), categories: cats.iter().map(|c| c.to_string()).collect(), ..Default::default() }.validate().unwrap()
+            PurposeDraft {
+                id: id.into(),
+                title: "t".into(),
+                description: "d".into(),
+                legal_basis: basis.into(),
+                categories: cats.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap()
         };
-        [mk("personalization", &["browsing", "purchase"], "consent"), mk("fulfilment", &["purchase", "contact"], "contract")].into_iter().map(|p| (p.id.clone(), p)).collect()
+        [
+            mk("personalization", &["browsing", "purchase"], "consent"),
+            mk("fulfilment", &["purchase", "contact"], "contract"),
+        ]
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect()
     }
 
     fn spec(cat: &str, purposes: &[&str]) -> PropertySpec {
-        PropertySpec { category: DataCategory::parse(cat).unwrap(), purposes: purposes.iter().map(|p| PurposeId::parse(p).unwrap()).collect(), protected: false }
+        PropertySpec {
+            category: DataCategory::parse(cat).unwrap(),
+            purposes: purposes
+                .iter()
+                .map(|p| PurposeId::parse(p).unwrap())
+                .collect(),
+            protected: false,
+        }
     }
 
     #[test]
     fn undeclared_and_unconsented_properties_are_dropped() {
         let ps = purposes();
-        let specs: BTreeMap<String, PropertySpec> =
-            [("sku".to_string(), spec("browsing", &["personalization"])), ("email".to_string(), spec("contact", &["fulfilment"])), ("gender".to_string(), PropertySpec { protected: true, ..spec("demographic", &["personalization"]) })].into();
-        let props = serde_json::json!({"sku": "A1", "email": "a@b.c", "shoe_size": 42, "gender": "f"});
+        let specs: BTreeMap<String, PropertySpec> = [
+            ("sku".to_string(), spec("browsing", &["personalization"])),
+            ("email".to_string(), spec("contact", &["fulfilment"])),
+            (
+                "gender".to_string(),
+                PropertySpec {
+                    protected: true,
+                    ..spec("demographic", &["personalization"])
+                },
+            ),
+        ]
+        .into();
+        let props =
+            serde_json::json!({"sku": "A1", "email": "a@b.c", "shoe_size": 42, "gender": "f"});
         let props = props.as_object().unwrap();
         let none = SubjectConsents::default();
         let m = minimize(props, &specs, &ps, &none, 0);
         let kept: Vec<_> = m.kept.iter().map(|k| k.name).collect();
         assert_eq!(kept, ["email"], "contract purposes need no consent");
-        assert!(m.dropped.contains(&("sku", DropReason::NoConsent)) && m.dropped.contains(&("shoe_size", DropReason::Undeclared)));
+        assert!(
+            m.dropped.contains(&("sku", DropReason::NoConsent))
+                && m.dropped.contains(&("shoe_size", DropReason::Undeclared))
+        );
         assert_eq!(m.protected.len(), 1);
         let yes = granted("personalization");
         let m = minimize(props, &specs, &ps, &yes, 0);
@@ -206,12 +280,37 @@ mod tests {
     fn validation_names_the_bad_declaration() {
         let ps = purposes();
         let mut inv = Inventory::default();
-        inv.events.insert("track:Order Completed".into(), EventSpec { category: DataCategory::Purchase, purposes: vec![PurposeId::parse("fulfilment").unwrap()], properties: BTreeMap::new() });
+        inv.events.insert(
+            "track:Order Completed".into(),
+            EventSpec {
+                category: DataCategory::Purchase,
+                purposes: vec![PurposeId::parse("fulfilment").unwrap()],
+                properties: BTreeMap::new(),
+            },
+        );
         assert!(inv.validate(&ps).is_ok());
-        inv.events.insert("click".into(), EventSpec { category: DataCategory::Browsing, purposes: vec![PurposeId::parse("personalization").unwrap()], properties: BTreeMap::new() });
-        assert!(inv.validate(&ps).unwrap_err().to_string().contains("events.click"));
+        inv.events.insert(
+            "click".into(),
+            EventSpec {
+                category: DataCategory::Browsing,
+                purposes: vec![PurposeId::parse("personalization").unwrap()],
+                properties: BTreeMap::new(),
+            },
+        );
+        assert!(
+            inv.validate(&ps)
+                .unwrap_err()
+                .to_string()
+                .contains("events.click")
+        );
         inv.events.remove("click");
-        inv.traits.insert("email".into(), spec("contact", &["personalization"]));
-        assert!(inv.validate(&ps).unwrap_err().to_string().contains("does not cover"));
+        inv.traits
+            .insert("email".into(), spec("contact", &["personalization"]));
+        assert!(
+            inv.validate(&ps)
+                .unwrap_err()
+                .to_string()
+                .contains("does not cover")
+        );
     }
 }

@@ -86,7 +86,10 @@ impl std::fmt::Display for MessageError {
 }
 
 fn err(field: &'static str, reason: impl Into<String>) -> MessageError {
-    MessageError { field, reason: reason.into() }
+    MessageError {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Largest accepted future skew after correction.
@@ -98,10 +101,15 @@ fn id_field(m: &Map<String, Value>, field: &'static str) -> Result<Option<String
     match m.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() <= 256 && !s.chars().any(char::is_control) => Ok(Some(s.clone())),
+        Some(Value::String(s)) if s.len() <= 256 && !s.chars().any(char::is_control) => {
+            Ok(Some(s.clone()))
+        }
         // Some clients send numeric ids; Segment accepts them as strings.
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(err(field, "must be a string of at most 256 characters without control characters")),
+        Some(_) => Err(err(
+            field,
+            "must be a string of at most 256 characters without control characters",
+        )),
     }
 }
 
@@ -116,22 +124,40 @@ fn object(m: &Map<String, Value>, field: &'static str) -> Result<Map<String, Val
 fn time(m: &Map<String, Value>, field: &'static str) -> Result<Option<Micros>, MessageError> {
     match m.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => crate::parse_rfc3339(s).map(Some).map_err(|_| err(field, "must be an ISO 8601 / RFC 3339 date-time")),
+        Some(Value::String(s)) => crate::parse_rfc3339(s)
+            .map(Some)
+            .map_err(|_| err(field, "must be an ISO 8601 / RFC 3339 date-time")),
         Some(_) => Err(err(field, "must be an ISO 8601 string")),
     }
 }
 
 /// Validates one message. `kind` is the endpoint's type (`None` inside a batch, where `type`
 /// decides). `received_at` is the server's clock when the request arrived.
-pub fn parse_message(value: &Value, kind: Option<MessageKind>, received_at: Micros) -> Result<Message, MessageError> {
-    let m = value.as_object().ok_or_else(|| err("message", "must be a JSON object"))?;
+pub fn parse_message(
+    value: &Value,
+    kind: Option<MessageKind>,
+    received_at: Micros,
+) -> Result<Message, MessageError> {
+    let m = value
+        .as_object()
+        .ok_or_else(|| err("message", "must be a JSON object"))?;
     let declared = match m.get("type") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(MessageKind::parse(s).ok_or_else(|| err("type", format!("`{s}` is not track, identify, page, screen, group or alias")))?),
+        Some(Value::String(s)) => Some(MessageKind::parse(s).ok_or_else(|| {
+            err(
+                "type",
+                format!("`{s}` is not track, identify, page, screen, group or alias"),
+            )
+        })?),
         Some(_) => return Err(err("type", "must be a string")),
     };
     let kind = match (kind, declared) {
-        (Some(k), Some(d)) if k != d => return Err(err("type", format!("`{}` sent to the {} endpoint", d.as_str(), k.as_str()))),
+        (Some(k), Some(d)) if k != d => {
+            return Err(err(
+                "type",
+                format!("`{}` sent to the {} endpoint", d.as_str(), k.as_str()),
+            ));
+        }
         (Some(k), _) | (None, Some(k)) => k,
         (None, None) => return Err(err("type", "is required in a batch")),
     };
@@ -140,15 +166,30 @@ pub fn parse_message(value: &Value, kind: Option<MessageKind>, received_at: Micr
     let previous_id = id_field(m, "previousId")?;
     let group_id = id_field(m, "groupId")?;
     match kind {
-        MessageKind::Alias if user_id.is_none() || previous_id.is_none() => return Err(err("userId", "alias needs userId and previousId")),
-        MessageKind::Group if group_id.is_none() => return Err(err("groupId", "is required for group")),
-        _ if user_id.is_none() && anonymous_id.is_none() => return Err(err("userId", "userId or anonymousId is required")),
+        MessageKind::Alias if user_id.is_none() || previous_id.is_none() => {
+            return Err(err("userId", "alias needs userId and previousId"));
+        }
+        MessageKind::Group if group_id.is_none() => {
+            return Err(err("groupId", "is required for group"));
+        }
+        _ if user_id.is_none() && anonymous_id.is_none() => {
+            return Err(err("userId", "userId or anonymousId is required"));
+        }
         _ => {}
     }
     let name = match kind {
         MessageKind::Track => match m.get("event") {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) => Some(s.clone()),
-            _ => return Err(err("event", "track needs an event name of 1-200 characters")),
+            Some(Value::String(s))
+                if !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) =>
+            {
+                Some(s.clone())
+            }
+            _ => {
+                return Err(err(
+                    "event",
+                    "track needs an event name of 1-200 characters",
+                ));
+            }
         },
         MessageKind::Page | MessageKind::Screen => match m.get("name") {
             None | Some(Value::Null) => None,
@@ -174,15 +215,34 @@ pub fn parse_message(value: &Value, kind: Option<MessageKind>, received_at: Micr
         return Err(err("timestamp", "is before the year 2000"));
     }
     let message_id = match m.get("messageId") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) => s.clone(),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) =>
+        {
+            s.clone()
+        }
         None | Some(Value::Null) => {
             // Without an id, retries of the same message must still deduplicate: derive it from
             // the content.
-            format!("derived-{}", hex::encode(&Sha256::digest(value.to_string().as_bytes())[..16]))
+            format!(
+                "derived-{}",
+                hex::encode(&Sha256::digest(value.to_string().as_bytes())[..16])
+            )
         }
         Some(_) => return Err(err("messageId", "must be a string of 1-200 characters")),
     };
-    Ok(Message { kind, message_id, user_id, anonymous_id, previous_id, group_id, name, properties, traits, context, timestamp })
+    Ok(Message {
+        kind,
+        message_id,
+        user_id,
+        anonymous_id,
+        previous_id,
+        group_id,
+        name,
+        properties,
+        traits,
+        context,
+        timestamp,
+    })
 }
 
 #[cfg(test)]
@@ -199,25 +259,82 @@ mod tests {
         let received = crate::parse_rfc3339("2027-01-15T08:05:10Z").unwrap();
         let m = parse_message(&v, None, received).unwrap();
         assert_eq!(m.inventory_key(), "track:Product Viewed");
-        assert_eq!(m.timestamp, crate::parse_rfc3339("2027-01-15T08:05:00Z").unwrap(), "the client clock was 5 minutes slow");
-        let no_time = parse_message(&json!({"userId": 7, "event": "x"}), Some(MessageKind::Track), NOW).unwrap();
-        assert_eq!((no_time.timestamp, no_time.user_id.as_deref()), (NOW, Some("7")));
+        assert_eq!(
+            m.timestamp,
+            crate::parse_rfc3339("2027-01-15T08:05:00Z").unwrap(),
+            "the client clock was 5 minutes slow"
+        );
+        let no_time = parse_message(
+            &json!({"userId": 7, "event": "x"}),
+            Some(MessageKind::Track),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(
+            (no_time.timestamp, no_time.user_id.as_deref()),
+            (NOW, Some("7"))
+        );
         assert!(no_time.message_id.starts_with("derived-"));
-        assert_eq!(parse_message(&json!({"userId": 7, "event": "x"}), Some(MessageKind::Track), NOW).unwrap().message_id, no_time.message_id);
+        assert_eq!(
+            parse_message(
+                &json!({"userId": 7, "event": "x"}),
+                Some(MessageKind::Track),
+                NOW
+            )
+            .unwrap()
+            .message_id,
+            no_time.message_id
+        );
     }
 
     #[test]
     fn names_the_bad_field() {
         let bad = |v: Value, kind| parse_message(&v, kind, NOW).unwrap_err().field;
-        assert_eq!(bad(json!({"event": "x"}), Some(MessageKind::Track)), "userId");
-        assert_eq!(bad(json!({"userId": "u"}), Some(MessageKind::Track)), "event");
-        assert_eq!(bad(json!({"userId": "u", "type": "page"}), Some(MessageKind::Track)), "type");
+        assert_eq!(
+            bad(json!({"event": "x"}), Some(MessageKind::Track)),
+            "userId"
+        );
+        assert_eq!(
+            bad(json!({"userId": "u"}), Some(MessageKind::Track)),
+            "event"
+        );
+        assert_eq!(
+            bad(
+                json!({"userId": "u", "type": "page"}),
+                Some(MessageKind::Track)
+            ),
+            "type"
+        );
         assert_eq!(bad(json!({"userId": "u"}), None), "type");
-        assert_eq!(bad(json!({"userId": "u", "properties": [1]}), Some(MessageKind::Page)), "properties");
-        assert_eq!(bad(json!({"userId": "u", "timestamp": "2099-01-01T00:00:00Z"}), Some(MessageKind::Page)), "timestamp");
-        assert_eq!(bad(json!({"userId": "u", "timestamp": "yesterday"}), Some(MessageKind::Page)), "timestamp");
-        assert_eq!(bad(json!({"userId": {"a": 1}}), Some(MessageKind::Identify)), "userId");
-        assert_eq!(bad(json!({"userId": "u"}), Some(MessageKind::Alias)), "userId");
+        assert_eq!(
+            bad(
+                json!({"userId": "u", "properties": [1]}),
+                Some(MessageKind::Page)
+            ),
+            "properties"
+        );
+        assert_eq!(
+            bad(
+                json!({"userId": "u", "timestamp": "2099-01-01T00:00:00Z"}),
+                Some(MessageKind::Page)
+            ),
+            "timestamp"
+        );
+        assert_eq!(
+            bad(
+                json!({"userId": "u", "timestamp": "yesterday"}),
+                Some(MessageKind::Page)
+            ),
+            "timestamp"
+        );
+        assert_eq!(
+            bad(json!({"userId": {"a": 1}}), Some(MessageKind::Identify)),
+            "userId"
+        );
+        assert_eq!(
+            bad(json!({"userId": "u"}), Some(MessageKind::Alias)),
+            "userId"
+        );
         assert_eq!(bad(json!([1]), Some(MessageKind::Identify)), "message");
     }
 }
