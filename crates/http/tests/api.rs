@@ -713,3 +713,42 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    scheduled_fairness_audits_run_on_their_own,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, Arc::new(candor_app::SystemClock), |c| {
+            c.fairness.audit_interval_secs = 1;
+            c.fairness.attributes = vec!["sex".into()];
+            c.fairness.lookback_days = 365;
+        })
+        .await;
+        let cfg = candor_app::demo::DemoConfig {
+            customers: 200,
+            products: 100,
+            now_unix: node.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&node.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, doc) = node.get("/v1/audit/fairness/latest", &node.auditor).await;
+            if status == 200 {
+                assert_eq!(doc["report"]["input"]["attributes"], json!(["sex"]));
+                break;
+            }
+            assert!(Instant::now() < deadline, "no scheduled audit ran");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (_, log) = node.get("/v1/audit/log?limit=50", &node.auditor).await;
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "fairness.audit" && e["actor"] == "scheduler")
+        );
+        node.stop().await;
+    }
+);

@@ -53,6 +53,15 @@ impl Node {
     }
 
     pub async fn start_with_clock(db: &TestDb, clock: Arc<dyn Clock>) -> Node {
+        Self::start_with(db, clock, |_| {}).await
+    }
+
+    /// Starts a node whose configuration `tweak` adjusts.
+    pub async fn start_with(
+        db: &TestDb,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Node {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "candor-node-{}-{}",
@@ -60,9 +69,9 @@ impl Node {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let app = App::open_with_clock(config(db, &dir), clock)
-            .await
-            .expect("open app");
+        let mut cfg = config(db, &dir);
+        tweak(&mut cfg);
+        let app = App::open_with_clock(cfg, clock).await.expect("open app");
         let background = app.start_background().await.expect("background");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
