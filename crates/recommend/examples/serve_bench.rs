@@ -5,14 +5,15 @@
 //!
 //! Each request runs consent-level source selection, sensitive/owned filters, kNN candidate
 //! generation from the history, declared-interest candidates, MMR with category caps, the
-//! exploration slot and explanations; nothing is cached between requests. One thread issues
+//! exploration slot, the small-seller exposure floor and explanations; nothing is cached
+//! between requests. One thread issues
 //! requests (latency, not throughput); the kNN fit uses `--threads`.
 
 use std::time::Instant;
 
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams};
-use candor_recommend::serve::{Catalog, Engine, Level, Request, ServeConfig};
+use candor_recommend::serve::{Catalog, Consent, Engine, Level, Request, ServeConfig};
 
 struct Rng(u64);
 impl Rng {
@@ -66,6 +67,8 @@ fn main() {
             })
             .collect(),
         category_sensitive: (0..n_cats).map(|c| c == 49).collect(),
+        // 10% of items come from small sellers (group 1), guaranteed 2 of the 10 slots
+        item_group: (0..n_items).map(|i| u32::from(i % 10 == 0)).collect(),
     };
 
     // users: 1-3 favourite categories, 5-40 items, skewed popularity inside a category
@@ -95,18 +98,18 @@ fn main() {
     let knn = pool.install(|| ItemKnn::fit(&train, KnnParams::default()));
     let fit_s = t.elapsed().as_secs_f64();
     let counts = train.col_counts();
-    let engine = Engine::new(
-        catalog,
-        &counts,
-        Some(knn),
-        "item-knn-bench".into(),
-        ServeConfig::default(),
-    )
-    .expect("engine");
+    // exposure floor: 2 of 10 slots for small sellers, as a fairness constraint would set it
+    let config = ServeConfig {
+        group_min_slots: vec![0, 2],
+        ..ServeConfig::default()
+    };
+    let engine =
+        Engine::new(catalog, &counts, Some(knn), "item-knn-bench".into(), config).expect("engine");
 
     let mut lat_us: Vec<f64> = Vec::with_capacity(n_requests);
     let mut sample = None;
     let mut checksum = 0u64;
+    let mut adjusted = 0usize;
     for n in 0..(n_requests + 1000) {
         let u = rng.below(n_users);
         let history = train.row(u);
@@ -118,6 +121,10 @@ fn main() {
         let declared: &[u32] = &favourites[u][..1];
         let req = Request {
             level,
+            consent: Consent {
+                behaviour: true,
+                declared: true,
+            },
             history: if level == Level::Full { history } else { &[] },
             history_ts: &[],
             declared,
@@ -129,6 +136,7 @@ fn main() {
         let t = Instant::now();
         let resp = engine.recommend(&req);
         let us = t.elapsed().as_secs_f64() * 1e6;
+        adjusted += usize::from(resp.fairness_adjusted);
         checksum = checksum.wrapping_add(resp.items.iter().map(|i| i.item as u64).sum::<u64>());
         if n >= 1000 {
             lat_us.push(us);
@@ -148,7 +156,7 @@ fn main() {
         fit_s
     );
     println!(
-        "{} requests (70% full, 20% basic, 10% off), k=10, 1 thread: p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us, mean {:.0} us (checksum {checksum})",
+        "{} requests (70% full, 20% basic, 10% off), k=10, 1 thread: p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us, mean {:.0} us (checksum {checksum}); exposure floor changed {adjusted} responses",
         lat_us.len(),
         q(0.50),
         q(0.90),

@@ -46,6 +46,9 @@ pub struct Catalog {
     pub category_names: Vec<String>,
     /// Per category: sensitive (e.g. health), excluded unless the subject opted in.
     pub category_sensitive: Vec<bool>,
+    /// Provider group of each item for exposure constraints (e.g. small vs large sellers);
+    /// empty = no groups.
+    pub item_group: Vec<u32>,
 }
 
 /// Tunables of the pipeline.
@@ -65,6 +68,9 @@ pub struct ServeConfig {
     pub behaviour_verb: String,
     /// Purpose under which recommendations are made.
     pub purpose: String,
+    /// Fairness of exposure: `group_min_slots[g]` items of provider group `g` in every
+    /// response, when the candidate pool has them (empty = no constraint).
+    pub group_min_slots: Vec<usize>,
 }
 
 impl Default for ServeConfig {
@@ -77,14 +83,26 @@ impl Default for ServeConfig {
             behaviour_data_category: "purchase".into(),
             behaviour_verb: "bought".into(),
             purpose: "recommendations".into(),
+            group_min_slots: Vec::new(),
         }
     }
+}
+
+/// The caller's consent decisions for the recommendation purpose, per kind of data. The engine
+/// checks them again (defence in depth): without `behaviour` the history is never read, and
+/// without `declared` the declared interests are never read, whatever the level says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Consent {
+    pub behaviour: bool,
+    pub declared: bool,
 }
 
 /// One request. Indices are item / category indices of the catalogue.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    /// The subject's chosen personalization level.
     pub level: Level,
+    pub consent: Consent,
     /// Consented behavioural history, oldest first (empty without consent).
     pub history: &'a [u32],
     /// Times of `history` (or empty).
@@ -131,9 +149,12 @@ pub struct Recommendation {
 /// The answer to a [`Request`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Response {
+    /// The level actually applied: the requested one, lowered where consent is missing.
     pub level: Level,
     pub model_version: String,
     pub calibrated: bool,
+    /// True when the exposure constraint changed at least one pick (for the audit log).
+    pub fairness_adjusted: bool,
     pub items: Vec<Recommendation>,
 }
 
@@ -264,6 +285,11 @@ impl Engine {
                 "catalogue columns differ in length".into(),
             ));
         }
+        if !catalog.item_group.is_empty() && catalog.item_group.len() != n {
+            return Err(RecError::Invalid(
+                "item_group must be empty or one per item".into(),
+            ));
+        }
         if catalog.category_sensitive.len() != catalog.category_names.len()
             || catalog
                 .item_category
@@ -315,6 +341,15 @@ impl Engine {
 
     /// Runs the whole pipeline for one request.
     pub fn recommend(&self, req: &Request<'_>) -> Response {
+        let use_behaviour = req.level == Level::Full && req.consent.behaviour;
+        let use_declared = req.level >= Level::Basic && req.consent.declared;
+        let level = if use_behaviour {
+            Level::Full
+        } else if use_declared {
+            Level::Basic
+        } else {
+            Level::Off
+        };
         let blocked: ItemSet = req.history.iter().chain(req.owned).copied().collect();
         let admissible = |i: u32| {
             (i as usize) < self.popularity.len()
@@ -325,9 +360,7 @@ impl Engine {
         cands.reserve(4 * self.config.candidates);
 
         // 1. behaviour (level full only, and only with a consented history)
-        if req.level == Level::Full
-            && let Some(knn) = &self.knn
-        {
+        if use_behaviour && let Some(knn) = &self.knn {
             let mut ages = Vec::new();
             event_ages(req.history.len(), req.history_ts, &mut ages);
             let mut raw: ItemMap<(f32, u32, f32)> = ItemMap::default();
@@ -365,7 +398,7 @@ impl Engine {
             }
         }
         // 2. declared interests (basic and full)
-        if req.level >= Level::Basic && !req.declared.is_empty() {
+        if use_declared && !req.declared.is_empty() {
             let per = self.config.candidates / req.declared.len() + 1;
             for &c in req.declared {
                 if c as usize >= self.by_category.len() || !self.allowed_category(c, req) {
@@ -410,7 +443,7 @@ impl Engine {
         pool.truncate(self.config.candidates.max(req.k * 4));
 
         // 4. diversity: MMR on category overlap, with a per-category cap
-        let picked = self.mmr(&pool, req.k);
+        let (picked, fairness_adjusted) = self.mmr(&pool, req.k);
         let head = &picked[..picked.len().min(req.k.saturating_sub(1))];
         // 5. one exploration slot: a popular item from a category not shown yet; when no such
         // category is admissible the slot goes back to the relevance ranking
@@ -420,46 +453,87 @@ impl Engine {
         let items: Vec<Recommendation> = match explored {
             Some(rec) => head
                 .iter()
-                .map(|c| self.explain(c, req))
+                .map(|c| self.explain(c))
                 .chain(std::iter::once(rec))
                 .collect(),
-            None => picked.iter().map(|c| self.explain(c, req)).collect(),
+            None => picked.iter().map(|c| self.explain(c)).collect(),
         };
         Response {
-            level: req.level,
+            level,
             model_version: self.model_version.clone(),
             calibrated: self.calibration.is_some(),
+            fairness_adjusted,
             items,
         }
     }
 
-    fn mmr(&self, pool: &[Candidate], slots: usize) -> Vec<Candidate> {
+    /// Greedy MMR: relevance minus redundancy (same category), under the category cap and the
+    /// group exposure floors. Returns the picks and whether a floor changed any pick.
+    fn mmr(&self, pool: &[Candidate], slots: usize) -> (Vec<Candidate>, bool) {
         let lambda = self.config.mmr_lambda;
+        let mins = &self.config.group_min_slots;
+        let group = |i: u32| self.catalog.item_group.get(i as usize).copied();
         let mut chosen: Vec<Candidate> = Vec::with_capacity(slots);
         let mut per_cat: HashMap<u32, usize> = HashMap::new();
+        let mut per_group = vec![0usize; mins.len()];
         let mut used = vec![false; pool.len()];
+        let mut adjusted = false;
         let top = pool.first().map_or(1.0, |c| c.score.max(f32::EPSILON));
         while chosen.len() < slots {
-            let mut best: Option<(usize, f32)> = None;
-            for (n, c) in pool.iter().enumerate() {
-                let cat = self.catalog.item_category[c.item as usize];
-                if used[n] || per_cat.get(&cat).copied().unwrap_or(0) >= self.config.category_cap {
-                    continue;
+            let pick = |only_short_groups: bool| {
+                let mut best: Option<(usize, f32)> = None;
+                for (n, c) in pool.iter().enumerate() {
+                    let cat = self.catalog.item_category[c.item as usize];
+                    if used[n]
+                        || per_cat.get(&cat).copied().unwrap_or(0) >= self.config.category_cap
+                    {
+                        continue;
+                    }
+                    if only_short_groups
+                        && !group(c.item).is_some_and(|g| {
+                            (g as usize) < mins.len() && per_group[g as usize] < mins[g as usize]
+                        })
+                    {
+                        continue;
+                    }
+                    let redundancy = if per_cat.contains_key(&cat) { 1.0 } else { 0.0 };
+                    let v = lambda * c.score / top - (1.0 - lambda) * redundancy;
+                    if best.is_none_or(|(_, b)| v > b) {
+                        best = Some((n, v));
+                    }
                 }
-                let redundancy = if per_cat.contains_key(&cat) { 1.0 } else { 0.0 };
-                let v = lambda * c.score / top - (1.0 - lambda) * redundancy;
-                if best.is_none_or(|(_, b)| v > b) {
-                    best = Some((n, v));
+                best.map(|b| b.0)
+            };
+            let deficit: usize = mins
+                .iter()
+                .zip(&per_group)
+                .map(|(m, c)| m.saturating_sub(*c))
+                .sum();
+            let free = pick(false);
+            // when the remaining slots are all needed to meet the floors, pick only from groups
+            // below their floor; if the pool has none of them the floor cannot be met
+            let n = if deficit > 0 && deficit >= slots - chosen.len() {
+                match pick(true) {
+                    Some(n) => {
+                        adjusted |= Some(n) != free;
+                        Some(n)
+                    }
+                    None => free,
                 }
-            }
-            let Some((n, _)) = best else { break };
+            } else {
+                free
+            };
+            let Some(n) = n else { break };
             used[n] = true;
             *per_cat
                 .entry(self.catalog.item_category[pool[n].item as usize])
                 .or_default() += 1;
+            if let Some(g) = group(pool[n].item).filter(|&g| (g as usize) < per_group.len()) {
+                per_group[g as usize] += 1;
+            }
             chosen.push(pool[n]);
         }
-        chosen
+        (chosen, adjusted)
     }
 
     fn exploration(
@@ -520,7 +594,7 @@ impl Engine {
     }
 
     /// Reasons in order of their share of the score; data categories of every signal used.
-    fn explain(&self, c: &Candidate, req: &Request<'_>) -> Recommendation {
+    fn explain(&self, c: &Candidate) -> Recommendation {
         let mut parts: Vec<(f32, Reason, Option<String>)> = Vec::with_capacity(2);
         if let Some((because, part)) = c.behaviour {
             parts.push((
@@ -535,7 +609,7 @@ impl Engine {
                 Some(self.config.behaviour_data_category.clone()),
             ));
         }
-        if let Some(category) = c.declared.filter(|_| req.level >= Level::Basic) {
+        if let Some(category) = c.declared {
             let name = &self.catalog.category_names[category as usize];
             let text = if c.behaviour.is_some() {
                 format!("In {name}, which you told us you like")
@@ -587,6 +661,7 @@ mod tests {
             item_category: vec![0, 0, 0, 1, 1, 1, 2, 2],
             category_names: vec!["Garden".into(), "Kitchen".into(), "Health".into()],
             category_sensitive: vec![false, false, true],
+            item_group: vec![0, 0, 0, 0, 0, 1, 0, 0],
         };
         let train = Interactions::from_rows(
             8,
@@ -615,6 +690,10 @@ mod tests {
     fn req(level: Level) -> Request<'static> {
         Request {
             level,
+            consent: Consent {
+                behaviour: true,
+                declared: true,
+            },
             history: &[0],
             history_ts: &[],
             declared: &[1],
@@ -695,6 +774,43 @@ mod tests {
             i.reasons[0],
             Reason::Popular { .. } | Reason::Exploration { .. }
         )));
+    }
+
+    #[test]
+    fn missing_consent_lowers_the_level() {
+        let e = engine();
+        let no_behaviour = Consent {
+            behaviour: false,
+            declared: true,
+        };
+        let r = e.recommend(&Request {
+            consent: no_behaviour,
+            ..req(Level::Full)
+        });
+        assert_eq!(r.level, Level::Basic);
+        assert!(
+            r.items
+                .iter()
+                .all(|i| !i.data_categories.iter().any(|d| d == "purchase"))
+        );
+        let r = e.recommend(&Request {
+            consent: Consent::default(),
+            ..req(Level::Full)
+        });
+        assert_eq!(r.level, Level::Off);
+        assert!(r.items.iter().all(|i| i.data_categories.is_empty()));
+    }
+
+    #[test]
+    fn exposure_floor_brings_in_the_small_group() {
+        let mut e = engine();
+        e.config.exploration_slot = false;
+        let plain = e.recommend(&req(Level::Full));
+        assert!(!plain.fairness_adjusted);
+        e.config.group_min_slots = vec![0, 1];
+        let r = e.recommend(&req(Level::Full));
+        assert!(r.items.iter().any(|i| i.item == 5), "{r:?}");
+        assert_eq!(r.items.len(), plain.items.len());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use candor_recommend::data::{Dataset, default_data_dir};
 use candor_recommend::eval::{ModelSpec, run_model};
 use candor_recommend::models::{ItemKnn, KnnParams};
-use candor_recommend::serve::{Calibration, Catalog, Engine, Level, Request, ServeConfig};
+use candor_recommend::serve::{Calibration, Catalog, Consent, Engine, Level, Request, ServeConfig};
 use candor_recommend::split::eval1_split;
 
 #[test]
@@ -46,6 +46,7 @@ fn ml100k_split_and_ndcg_floor() {
         item_category: vec![0; n],
         category_names: vec!["Movies".into()],
         category_sensitive: vec![false],
+        item_group: Vec::new(),
     };
     let config = ServeConfig {
         category_cap: 10,
@@ -64,6 +65,10 @@ fn ml100k_split_and_ndcg_floor() {
     let case = |u: u32| {
         let req = Request {
             level: Level::Full,
+            consent: Consent {
+                behaviour: true,
+                declared: true,
+            },
             history: split.train.row(u as usize),
             history_ts: &split.train_ts[u as usize],
             declared: &[],
