@@ -326,6 +326,28 @@ impl Engine {
         })
     }
 
+    /// An engine over a loaded model file. The catalogue must list exactly the file's items in
+    /// the same order (indices are shared), else the file belongs to another catalogue and is
+    /// refused. An item-kNN file serves `full`; any other kind serves `basic`/`off` only.
+    pub fn from_model_file(
+        catalog: Catalog,
+        counts: &[u32],
+        file: &crate::codec::ModelFile,
+        config: ServeConfig,
+    ) -> Result<Self> {
+        if file.meta.item_ids != catalog.item_ids {
+            return Err(RecError::Invalid(format!(
+                "model {} was trained on a different item list than this catalogue",
+                file.meta.version
+            )));
+        }
+        let knn = match &file.model {
+            crate::models::Model::ItemKnn(m) => Some(m.clone()),
+            _ => None,
+        };
+        Engine::new(catalog, counts, knn, file.meta.version.clone(), config)
+    }
+
     pub fn with_calibration(mut self, c: Calibration) -> Self {
         self.calibration = Some(c);
         self
@@ -811,6 +833,30 @@ mod tests {
         let r = e.recommend(&req(Level::Full));
         assert!(r.items.iter().any(|i| i.item == 5), "{r:?}");
         assert_eq!(r.items.len(), plain.items.len());
+    }
+
+    #[test]
+    fn engine_from_model_file_checks_the_item_list() {
+        let e = engine();
+        let knn = e.knn.clone().unwrap();
+        let ids = e.catalog().item_ids.clone();
+        let file = crate::codec::ModelFile::new(
+            crate::models::Model::ItemKnn(knn),
+            ids,
+            vec!["purchase".into()],
+            vec!["recommendations".into()],
+            0,
+        )
+        .unwrap();
+        let counts = vec![1; 8];
+        let ok =
+            Engine::from_model_file(e.catalog().clone(), &counts, &file, ServeConfig::default())
+                .unwrap();
+        let r = ok.recommend(&req(Level::Full));
+        assert_eq!(r.model_version, file.meta.version);
+        let mut other = e.catalog().clone();
+        other.item_ids.swap(0, 1);
+        assert!(Engine::from_model_file(other, &counts, &file, ServeConfig::default()).is_err());
     }
 
     #[test]
