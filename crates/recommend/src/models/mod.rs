@@ -1,6 +1,6 @@
 //! Recommendation models behind one trait.
 //!
-//! Every model is fitted on an [`Interactions`](crate::matrix::Interactions) matrix that the
+//! Every model is fitted on an [`Interactions`] matrix that the
 //! caller has already restricted to consented data, and scores items for a [`Query`] (a user's
 //! history and declared interests). Scoring never mutates the model, so one fitted model serves
 //! concurrent requests. Item indices are the columns of the training matrix.
@@ -11,6 +11,8 @@ pub mod knn;
 pub mod popularity;
 
 use serde::{Deserialize, Serialize};
+
+use crate::matrix::Interactions;
 
 pub use als::{Als, AlsParams, AlsSolver};
 pub use content::{ContentModel, ContentParams};
@@ -38,6 +40,34 @@ pub trait Scorer: Send + Sync {
     /// Writes one score per item into `scores` (length [`Scorer::n_items`]); higher is better.
     /// Items the model has nothing to say about get 0.
     fn score(&self, query: &Query<'_>, scores: &mut [f32]);
+}
+
+/// A model fitted on an interaction matrix of consented data (subjects x items).
+pub trait Fit: Scorer + Sized {
+    type Params;
+    /// Fits on `train`; parallel work runs on the current rayon pool.
+    fn fit_on(train: &Interactions, params: Self::Params) -> crate::Result<Self>;
+}
+
+impl Fit for Popularity {
+    type Params = ();
+    fn fit_on(train: &Interactions, _: ()) -> crate::Result<Self> {
+        Ok(Popularity::fit(train))
+    }
+}
+
+impl Fit for ItemKnn {
+    type Params = KnnParams;
+    fn fit_on(train: &Interactions, params: KnnParams) -> crate::Result<Self> {
+        Ok(ItemKnn::fit(train, params))
+    }
+}
+
+impl Fit for Als {
+    type Params = AlsParams;
+    fn fit_on(train: &Interactions, params: AlsParams) -> crate::Result<Self> {
+        Als::fit(train, params)
+    }
 }
 
 /// The model families of C6.
@@ -147,6 +177,42 @@ pub fn recommend(model: &dyn Scorer, query: &Query<'_>, k: usize) -> Vec<(u32, f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_interaction_model_fits_through_one_trait() {
+        fn top1<M: Fit>(train: &Interactions, p: M::Params) -> u32 {
+            let m = M::fit_on(train, p).unwrap();
+            recommend(
+                &m,
+                &Query {
+                    user: Some(0),
+                    history: train.row(0),
+                    ..Query::default()
+                },
+                1,
+            )[0]
+            .0
+        }
+        let train = Interactions::from_rows(
+            4,
+            &[
+                vec![0, 1],
+                vec![0, 1, 2],
+                vec![0, 1, 2],
+                vec![3],
+                vec![2, 3],
+            ],
+        )
+        .unwrap();
+        assert_eq!(top1::<Popularity>(&train, ()), 2);
+        assert_eq!(top1::<ItemKnn>(&train, KnnParams::implicit_cosine()), 2);
+        let als = AlsParams {
+            factors: 4,
+            iterations: 10,
+            ..AlsParams::default()
+        };
+        assert_eq!(top1::<Als>(&train, als), 2);
+    }
 
     #[test]
     fn top_k_orders_and_breaks_ties_by_index() {
