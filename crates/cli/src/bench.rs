@@ -25,6 +25,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         round_trips: usize,
     },
+    /// Sustained ingestion through /v1/batch (target >= 100,000 events/s) with latency and RSS.
+    Ingest(crate::bench_ingest::IngestBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -34,6 +36,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
             checks,
             round_trips,
         } => consent(config, subjects, checks, round_trips).await?,
+        BenchCommand::Ingest(args) => crate::bench_ingest::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

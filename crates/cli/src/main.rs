@@ -5,6 +5,8 @@
 
 mod audit_cmd;
 mod bench;
+mod bench_ingest;
+mod import_cmd;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +51,9 @@ enum Command {
     /// Benchmarks that print figures against the targets in PRODUCT.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Bulk import of historical data through the same consent gate as live ingestion.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
 }
 
 #[derive(Args)]
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }) => audit_run(config, groups, surface, since_days, output).await,
             Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
+            Command::Import(cmd) => import_cmd::run(config, cmd).await,
             Command::Config(_) => unreachable!("handled above"),
         }
     })

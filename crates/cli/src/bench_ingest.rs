@@ -1,0 +1,506 @@
+//! `candor bench ingest`: sustained ingestion throughput through `/v1/batch` over loopback.
+//!
+//! A throwaway node (temporary SQLite data dir, or a throwaway PostgreSQL database created and
+//! dropped with `--postgres URL`) gets purposes, a tracking plan, and consent grants for a share
+//! of the subjects; then K concurrent HTTP clients send batches of Segment messages, the way
+//! analytics libraries do, for a fixed event count or duration. Client and server share this
+//! process (and the machine's cores), so the figure is conservative for the server alone.
+//!
+//! Printed: events/s sustained, batch latency p50/p99, the outcome totals the server reported
+//! (checked: nothing rejected, no duplicates, stored + without consent = sent), and RSS at start,
+//! middle and end.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use candor_app::config::Secret;
+use candor_app::{App, Config};
+use candor_domain::inventory::Inventory;
+use candor_domain::{ConsentDecision, PurposeDraft, PurposeId, Scope};
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+#[derive(Args, Debug, Clone)]
+pub struct IngestBenchArgs {
+    /// Events to send (ignored with --duration-secs).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Send for this long instead of a fixed count.
+    #[arg(long)]
+    pub duration_secs: Option<u64>,
+    /// Distinct subjects the events are spread over.
+    #[arg(long, default_value_t = 50_000)]
+    pub subjects: usize,
+    /// Share of subjects who granted the consent purposes (the rest exercise the
+    /// without-consent path).
+    #[arg(long, default_value_t = 0.8)]
+    pub consent_share: f64,
+    /// Messages per /v1/batch request.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Share of messages carrying `context.ip` (declared as contact data, so encrypted).
+    #[arg(long, default_value_t = 1.0)]
+    pub ip_share: f64,
+    /// Run on a throwaway database created (and dropped) on this PostgreSQL server, e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn purposes() -> Vec<PurposeDraft> {
+    let d = |id: &str, basis: &str, cats: &[&str], title: &str, desc: &str| PurposeDraft {
+        id: id.into(),
+        title: title.into(),
+        description: desc.into(),
+        legal_basis: basis.into(),
+        categories: cats.iter().map(|c| (*c).to_owned()).collect(),
+        expires_after_days: Some(365),
+        ..Default::default()
+    };
+    vec![
+        d(
+            "personalization",
+            "consent",
+            &["browsing", "purchase", "declared_preference"],
+            "Recommendations",
+            "We use what you browse and buy to suggest products.",
+        ),
+        d(
+            "analytics",
+            "consent",
+            &["browsing"],
+            "Analytics",
+            "We count visits.",
+        ),
+        d(
+            "order_fulfilment",
+            "contract",
+            &["purchase", "contact"],
+            "Orders",
+            "We need your details to ship orders.",
+        ),
+    ]
+}
+
+fn inventory() -> Result<Inventory> {
+    Ok(serde_json::from_value(json!({
+        "undeclared_events": "reject",
+        "events": {
+            "track:Product Viewed": {"category": "browsing", "purposes": ["personalization", "analytics"], "properties": {
+                "product_id": {"category": "browsing", "purposes": ["personalization", "analytics"]},
+                "price": {"category": "browsing", "purposes": ["personalization"]},
+                "category": {"category": "browsing", "purposes": ["personalization"]}}},
+            "track:Product Added": {"category": "browsing", "purposes": ["personalization"], "properties": {
+                "product_id": {"category": "browsing", "purposes": ["personalization"]},
+                "quantity": {"category": "browsing", "purposes": ["personalization"]}}},
+            "track:Order Completed": {"category": "purchase", "purposes": ["order_fulfilment"], "properties": {
+                "order_id": {"category": "purchase", "purposes": ["order_fulfilment"]},
+                "revenue": {"category": "purchase", "purposes": ["order_fulfilment"]}}}
+        },
+        "traits": {
+            "email": {"category": "contact", "purposes": ["order_fulfilment"]},
+            "favorite_category": {"category": "declared_preference", "purposes": ["personalization"]}
+        },
+        "context": {"ip": {"category": "contact", "purposes": ["order_fulfilment"]}}
+    }))?)
+}
+
+/// A cheap deterministic mixer so message content varies without a RNG dependency.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// The JSON body of batch `b`: messages `b*size .. b*size+size`, about 1% identify, the rest
+/// track (views, adds to cart, orders), with declared and undeclared properties.
+fn batch_body(b: u64, size: usize, subjects: usize, ip_share: f64, timestamp: &str) -> String {
+    let mut s = String::with_capacity(size * 330 + 64);
+    s.push_str("{\"batch\":[");
+    for j in 0..size as u64 {
+        let n = b * size as u64 + j;
+        let h = mix(n);
+        if j > 0 {
+            s.push(',');
+        }
+        let user = h % subjects as u64;
+        let ip = if ((h >> 40) % 1000) as f64 / 1000.0 < ip_share {
+            format!(
+                ",\"context\":{{\"ip\":\"10.{}.{}.{}\"}}",
+                (h >> 8) & 255,
+                (h >> 16) & 255,
+                (h >> 24) & 255
+            )
+        } else {
+            String::new()
+        };
+        let roll = (h >> 20) % 100;
+        if roll == 0 {
+            let _ = write!(
+                s,
+                "{{\"type\":\"identify\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"traits\":{{\"email\":\"user-{user}@example.com\",\"favorite_category\":\"garden\",\"plan\":\"pro\"}}{ip}}}"
+            );
+        } else if roll < 6 {
+            let _ = write!(
+                s,
+                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"order_id\":\"o-{n}\",\"revenue\":{}.{:02},\"coupon\":\"SPRING\"}}{ip}}}",
+                (h >> 32) % 500,
+                (h >> 44) % 100
+            );
+        } else if roll < 20 {
+            let _ = write!(
+                s,
+                "{{\"type\":\"track\",\"event\":\"Product Added\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"quantity\":{},\"cart_id\":\"c-{user}\"}}{ip}}}",
+                (h >> 32) % 100_000,
+                1 + (h >> 50) % 4
+            );
+        } else {
+            let _ = write!(
+                s,
+                "{{\"type\":\"track\",\"event\":\"Product Viewed\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"price\":{}.{:02},\"category\":\"garden\",\"shoe_size\":{},\"referrer\":\"https://search.example/q\"}}{ip}}}",
+                (h >> 32) % 100_000,
+                (h >> 44) % 200,
+                (h >> 52) % 100,
+                36 + (h >> 56) % 12
+            );
+        }
+    }
+    s.push_str("]}");
+    s
+}
+
+#[derive(Default)]
+struct Outcomes {
+    accepted: AtomicU64,
+    stored: AtomicU64,
+    without_consent: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    properties_dropped: AtomicU64,
+}
+
+pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
+    ensure!((1..=2500).contains(&args.batch), "--batch must be 1-2500");
+    ensure!(
+        args.clients >= 1 && args.subjects >= 1,
+        "--clients and --subjects must be >= 1"
+    );
+    let dir = std::env::temp_dir().join(format!("candor-bench-ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    config.data_dir = dir.clone();
+    config.webhooks.enabled = false;
+    config.server.bind = "127.0.0.1:0".into();
+    config.inventory = None;
+    let mut pg: Option<(String, String)> = None;
+    if let Some(admin) = &args.postgres {
+        let name = format!("candor_bench_{}", std::process::id());
+        create_pg(admin, &name).await?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        config.database_url = format!("{base}/{name}");
+        config.privacy.pseudonymization_key =
+            Some(Secret::new("bench-pseudonymization-key-0123456789abcdef"));
+        config.privacy.master_key = Some(Secret::new(hex::encode([7u8; 32])));
+        pg = Some((admin.clone(), name));
+    } else {
+        config.database_url = String::new();
+    }
+    let result = bench(config, &args).await;
+    if let Some((admin, name)) = pg
+        && let Err(e) = drop_pg(&admin, &name).await
+    {
+        eprintln!("could not drop the throwaway database {name}: {e:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn create_pg(admin: &str, name: &str) -> Result<()> {
+    use sqlx::{AssertSqlSafe, Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .with_context(|| "connecting to --postgres".to_owned())?;
+    // `name` is built from digits only.
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+async fn drop_pg(admin: &str, name: &str) -> Result<()> {
+    use sqlx::{AssertSqlSafe, Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    conn.execute(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
+    let app = App::open(config).await?;
+    let backend = app.store.backend().name();
+    println!(
+        "store: {backend}; {} subjects ({:.0}% with consent), batches of {}, {} clients, context.ip on {:.0}% of messages",
+        args.subjects,
+        args.consent_share * 100.0,
+        args.batch,
+        args.clients,
+        args.ip_share * 100.0
+    );
+    for d in purposes() {
+        app.create_purpose("bench", &d).await?;
+    }
+    app.set_inventory("bench", inventory()?).await?;
+
+    // Consent as people would have given it: for the first share of subjects, both consent
+    // purposes granted (imported, with the import source recorded).
+    let t = Instant::now();
+    let granted = (args.subjects as f64 * args.consent_share).round() as usize;
+    let ids = [
+        PurposeId::parse("personalization")?,
+        PurposeId::parse("analytics")?,
+    ];
+    let now = app.now();
+    // A few writers in parallel; the store serializes audit appends anyway.
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let app = app.clone();
+        let next = next.clone();
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= granted {
+                    return anyhow::Ok(());
+                }
+                let key = app.subject_key(&format!("user-{i}"))?;
+                let decisions: Vec<_> = ids
+                    .iter()
+                    .map(|p| (p.clone(), ConsentDecision::Granted, now))
+                    .collect();
+                app.import_consents("bench", &key, &decisions).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    println!(
+        "granted consent for {granted} subjects in {:.1} s (not timed below)",
+        t.elapsed().as_secs_f64()
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let key = app
+        .create_key("bench", "bench-ingest", Scope::Ingest)
+        .await?;
+    let server_app = app.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        candor_http::serve(server_app, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    let total_batches = match args.duration_secs {
+        Some(_) => u64::MAX,
+        None => args.events.div_ceil(args.batch as u64),
+    };
+    let deadline = args
+        .duration_secs
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let outcomes = Arc::new(Outcomes::default());
+    let timestamp = candor_domain::format_micros(app.now());
+    let url = format!("http://{addr}/v1/batch");
+    let rss_start = rss_kib();
+    let rss_peak = Arc::new(AtomicU64::new(rss_start));
+    let rss_mid = Arc::new(AtomicU64::new(0));
+    let done_batches = Arc::new(AtomicU64::new(0));
+
+    // Memory sampler: peak, and the value when half the work is done.
+    let sampler = {
+        let peak = rss_peak.clone();
+        let mid = rss_mid.clone();
+        let done = done_batches.clone();
+        let half_at = args
+            .duration_secs
+            .map(|s| Instant::now() + Duration::from_secs(s / 2));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let r = rss_kib();
+                peak.fetch_max(r, Ordering::Relaxed);
+                let half = match half_at {
+                    Some(t) => Instant::now() >= t,
+                    None => done.load(Ordering::Relaxed) * 2 >= total_batches,
+                };
+                if half && mid.load(Ordering::Relaxed) == 0 {
+                    mid.store(r, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..args.clients {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()?;
+        let url = url.clone();
+        let secret = key.secret.clone();
+        let next_batch = next_batch.clone();
+        let outcomes = outcomes.clone();
+        let done = done_batches.clone();
+        let timestamp = timestamp.clone();
+        let a = args.clone();
+        clients.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            let mut sent = 0u64;
+            loop {
+                let b = next_batch.fetch_add(1, Ordering::Relaxed);
+                if b >= total_batches || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return anyhow::Ok((h, sent));
+                }
+                let size = if deadline.is_none() {
+                    (a.events - b * a.batch as u64).min(a.batch as u64) as usize
+                } else {
+                    a.batch
+                };
+                let body = batch_body(b, size, a.subjects, a.ip_share, &timestamp);
+                let s = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .basic_auth(&secret, Some(""))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let bytes = resp.bytes().await?;
+                h.record(s.elapsed().as_micros() as u64)?;
+                ensure!(
+                    status.is_success(),
+                    "batch {b}: HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                let v: Value = serde_json::from_slice(&bytes)?;
+                let get = |k: &str| v[k].as_u64().unwrap_or(0);
+                outcomes
+                    .accepted
+                    .fetch_add(get("accepted"), Ordering::Relaxed);
+                outcomes.stored.fetch_add(get("stored"), Ordering::Relaxed);
+                outcomes
+                    .without_consent
+                    .fetch_add(get("without_consent"), Ordering::Relaxed);
+                outcomes
+                    .duplicates
+                    .fetch_add(get("duplicates"), Ordering::Relaxed);
+                outcomes
+                    .properties_dropped
+                    .fetch_add(get("properties_dropped"), Ordering::Relaxed);
+                outcomes.rejected.fetch_add(
+                    v["rejected"].as_array().map_or(0, Vec::len) as u64,
+                    Ordering::Relaxed,
+                );
+                sent += size as u64;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut sent = 0u64;
+    for c in clients {
+        let (h, n) = c.await??;
+        hist.add(h)?;
+        sent += n;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_end = rss_kib();
+    sampler.abort();
+    let o = &outcomes;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "sent {sent} events in {} requests in {elapsed:.1} s: {:.0} events/s sustained  [target >= 100000/s]",
+        hist.len(),
+        sent as f64 / elapsed
+    );
+    println!(
+        "batch latency ({} events): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        args.batch,
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0
+    );
+    println!(
+        "outcomes: accepted {}, stored {}, without consent {}, duplicates {}, rejected {}, properties dropped {}",
+        load(&o.accepted),
+        load(&o.stored),
+        load(&o.without_consent),
+        load(&o.duplicates),
+        load(&o.rejected),
+        load(&o.properties_dropped)
+    );
+    let mid = match load(&rss_mid) {
+        0 => rss_end,
+        m => m,
+    };
+    println!(
+        "RSS (client + server, one process): start {:.0} MiB, middle {:.0} MiB, end {:.0} MiB, peak {:.0} MiB",
+        mib(rss_start),
+        mib(mid),
+        mib(rss_end),
+        mib(load(&rss_peak))
+    );
+    if app.store.backend().name() == "sqlite" {
+        let db = app.config.data_dir.join("candor.db");
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        println!(
+            "database file {:.0} MiB (+ WAL {:.0} MiB)",
+            size(&db) as f64 / 1048576.0,
+            size(&db.with_extension("db-wal")) as f64 / 1048576.0
+        );
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    ensure!(
+        load(&o.rejected) == 0 && load(&o.duplicates) == 0,
+        "the bench expects no rejections and no duplicates"
+    );
+    ensure!(
+        load(&o.stored) + load(&o.without_consent) == sent,
+        "every event must be stored or counted without consent"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), app.store.close()).await;
+    Ok(())
+}
