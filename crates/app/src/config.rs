@@ -68,6 +68,7 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     pub fairness: FairnessConfig,
     pub ingest: IngestConfig,
+    pub recommend: RecommendConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -89,6 +90,51 @@ impl Default for IngestConfig {
         IngestConfig {
             anonymous_retention_hours: 24,
             retention_interval_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendConfig {
+    /// The purpose whose consent personalization needs.
+    pub purpose: String,
+    /// Surfaces clients may ask for (a homepage slot, a product page, an email...).
+    pub surfaces: Vec<String>,
+    pub default_k: usize,
+    pub max_k: usize,
+    /// Behavioral events of a subject read per request (newest first).
+    pub history_limit: i64,
+    /// MMR trade-off: 1 = relevance only, 0 = diversity only.
+    pub mmr_lambda: f32,
+    /// At most this many items of one category per response.
+    pub category_cap: usize,
+    /// Reserve one slot for a category not otherwise shown.
+    pub exploration_slot: bool,
+    /// Personalized answers whose best confidence is below this fall back to non-personal ones.
+    pub low_confidence: f32,
+    /// Seconds between scheduled trainings on this node; 0 = only `candor train`/the API.
+    pub train_interval_secs: u64,
+}
+
+impl Default for RecommendConfig {
+    fn default() -> Self {
+        RecommendConfig {
+            purpose: "personalization".into(),
+            surfaces: vec![
+                "home".into(),
+                "product".into(),
+                "cart".into(),
+                "email".into(),
+            ],
+            default_k: 10,
+            max_k: 50,
+            history_limit: 200,
+            mmr_lambda: 0.7,
+            category_cap: 3,
+            exploration_slot: true,
+            low_confidence: 0.0,
+            train_interval_secs: 0,
         }
     }
 }
@@ -189,6 +235,7 @@ impl Default for Config {
             webhooks: WebhookConfig::default(),
             fairness: FairnessConfig::default(),
             ingest: IngestConfig::default(),
+            recommend: RecommendConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -367,6 +414,21 @@ impl Config {
                 _ => {}
             }
         }
+        let r = &self.recommend;
+        if r.surfaces.is_empty()
+            || r.default_k == 0
+            || r.max_k == 0
+            || r.default_k > r.max_k
+            || r.max_k > 200
+            || !(0.0..=1.0).contains(&r.mmr_lambda)
+            || r.history_limit <= 0
+        {
+            return invalid("recommend", "needs surfaces, 0 < default_k <= max_k <= 200, 0 <= mmr_lambda <= 1, history_limit > 0".into());
+        }
+        candor_domain::PurposeId::parse(&r.purpose).map_err(|e| ConfigError::Invalid {
+            key: "recommend.purpose",
+            message: e.to_string(),
+        })?;
         if self.ingest.anonymous_retention_hours == 0 {
             return invalid(
                 "ingest.anonymous_retention_hours",

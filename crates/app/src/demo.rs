@@ -132,13 +132,15 @@ pub async fn load(
                 EventKind::Purchase => DataCategory::Purchase,
                 EventKind::View | EventKind::AddToCart => DataCategory::Browsing,
             };
-            if purpose_allowing(purposes.values(), &state, &category, at).is_some() {
+            if let Some(purpose) = purpose_allowing(purposes.values(), &state, &category, at) {
                 batch.push(EventRow {
                     subject_key: key.to_string(),
                     kind: e.kind.as_str().to_owned(),
                     item_id: e.product.clone(),
                     quantity: i64::from(e.quantity),
                     at,
+                    category: category.to_string(),
+                    purpose: purpose.id.to_string(),
                 });
                 kept += 1;
             } else {
@@ -193,6 +195,7 @@ pub async fn load(
                 score: Some(o.score),
                 model_version: "demo-offer-v1".into(),
                 at: o.at_unix * MICROS,
+                position: None,
             })
         })
         .collect::<Result<_>>()?;

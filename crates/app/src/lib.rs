@@ -20,7 +20,9 @@ pub mod fairness;
 pub mod ingest;
 mod inventory;
 mod keys;
+pub mod profiles;
 mod purposes;
+pub mod recommend;
 pub mod retention;
 mod runtime;
 mod webhooks;
@@ -56,6 +58,10 @@ pub struct App {
     inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
     master_key: candor_domain::envelope::SecretKey,
     data_keys: std::sync::Mutex<HashMap<String, candor_domain::envelope::SecretKey>>,
+    serving: RwLock<Arc<recommend::Serving>>,
+    prefs: RwLock<HashMap<String, Arc<candor_domain::preferences::Preferences>>>,
+    decisions_tx:
+        std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Vec<candor_store::DecisionRow>>>>,
 }
 
 impl App {
@@ -87,11 +93,15 @@ impl App {
             inventory: RwLock::default(),
             master_key,
             data_keys: std::sync::Mutex::default(),
+            serving: RwLock::new(Arc::new(recommend::Serving::empty())),
+            prefs: RwLock::default(),
+            decisions_tx: std::sync::Mutex::default(),
         };
         app.reload_purposes().await?;
         app.reload_keys().await?;
         app.install_configured_inventory().await?;
         app.reload_inventory().await?;
+        app.reload_serving().await?;
         Ok(Arc::new(app))
     }
 

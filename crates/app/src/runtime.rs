@@ -60,6 +60,49 @@ impl App {
                 }
             }));
         }
+        {
+            // Decisions are logged off the request path, in batches.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<candor_store::DecisionRow>>(4096);
+            *self.decisions_tx.lock().expect("decision log lock") = Some(tx);
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        batch = rx.recv() => match batch {
+                            Some(rows) => app.write_decisions(rows, &mut rx).await,
+                            None => break,
+                        },
+                        _ = stop_rx.changed() => {
+                            // Later responses log directly; what is queued is written before exit.
+                            *app.decisions_tx.lock().expect("decision log lock") = None;
+                            rx.close();
+                            while let Some(rows) = rx.recv().await {
+                                app.write_decisions(rows, &mut rx).await;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
+        if self.config.recommend.train_interval_secs > 0 {
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            let every = Duration::from_secs(self.config.recommend.train_interval_secs);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop_rx.changed() => break,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    match app.train("scheduler", &|_| {}).await {
+                        Ok(r) => tracing::info!(version = %r.version, interactions = r.interactions, "scheduled training"),
+                        Err(e) => tracing::warn!(error = %e, "scheduled training failed"),
+                    }
+                }
+            }));
+        }
         if self.config.ingest.retention_interval_secs > 0 {
             let app = self.clone();
             let mut stop_rx = stopped.clone();
@@ -108,6 +151,23 @@ impl App {
         Ok(Background { stop, tasks })
     }
 
+    /// Writes one queued batch plus whatever else is waiting, as one insert.
+    async fn write_decisions(
+        &self,
+        mut rows: Vec<candor_store::DecisionRow>,
+        rx: &mut tokio::sync::mpsc::Receiver<Vec<candor_store::DecisionRow>>,
+    ) {
+        while rows.len() < 2000 {
+            match rx.try_recv() {
+                Ok(more) => rows.extend(more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = self.store.insert_decisions(&rows).await {
+            tracing::error!(error = %e, rows = rows.len(), "decision log write failed");
+        }
+    }
+
     async fn apply_change(&self, change: Change) {
         let result = match change {
             Change::Consent(key) => {
@@ -119,11 +179,18 @@ impl App {
             Change::Purposes => self.reload_purposes().await,
             Change::Keys => self.reload_keys().await,
             Change::Inventory => self.reload_inventory().await,
+            Change::Model => self.reload_serving().await,
+            Change::Preferences(key) => {
+                self.invalidate_preferences(&key);
+                Ok(())
+            }
             Change::Resync => {
                 self.clear_consent_cache();
+                self.prefs.write().expect("prefs lock").clear();
                 let p = self.reload_purposes().await;
                 p.and(self.reload_keys().await)
                     .and(self.reload_inventory().await)
+                    .and(self.reload_serving().await)
             }
         };
         if let Err(e) = result {

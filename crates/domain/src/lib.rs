@@ -11,6 +11,8 @@ pub mod consent;
 pub mod envelope;
 mod error;
 pub mod inventory;
+pub mod preferences;
+pub mod profile;
 pub mod purpose;
 pub mod segment;
 pub mod signals;

@@ -42,6 +42,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::fairness::routes())
         .merge(routes::ingest::routes())
         .merge(routes::inventory::routes())
+        .merge(routes::profiles::routes())
+        .merge(routes::recommendations::routes())
         .merge(routes::webhooks::routes())
         .split_for_parts()
 }

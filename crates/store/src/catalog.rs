@@ -30,6 +30,9 @@ pub struct EventRow {
     pub item_id: String,
     pub quantity: i64,
     pub at: Micros,
+    pub category: String,
+    /// The purpose that allowed collecting it.
+    pub purpose: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,8 @@ pub struct DecisionRow {
     pub score: Option<f64>,
     pub model_version: String,
     pub at: Micros,
+    /// 1-based rank in the response, for exposure audits.
+    pub position: Option<i64>,
 }
 
 impl Store {
@@ -75,12 +80,14 @@ impl Store {
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for e in events {
-            sqlx::query("INSERT INTO events (subject_key, kind, item_id, quantity, at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO events (subject_key, kind, item_id, quantity, at, category, purpose, name) VALUES ($1, $2, $3, $4, $5, $6, $7, $2)")
                 .bind(&e.subject_key)
                 .bind(&e.kind)
                 .bind(&e.item_id)
                 .bind(e.quantity)
                 .bind(e.at)
+                .bind(&e.category)
+                .bind(&e.purpose)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -133,7 +140,7 @@ impl Store {
     pub async fn insert_decisions(&self, decisions: &[DecisionRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for d in decisions {
-            sqlx::query("INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            sqlx::query("INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
                 .bind(&d.subject_key)
                 .bind(&d.surface)
                 .bind(&d.item_id)
@@ -142,6 +149,7 @@ impl Store {
                 .bind(d.score)
                 .bind(&d.model_version)
                 .bind(d.at)
+                .bind(d.position)
                 .execute(&mut *tx)
                 .await?;
         }

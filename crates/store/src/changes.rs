@@ -17,6 +17,10 @@ pub enum Change {
     Purposes,
     Keys,
     Inventory,
+    /// The active model changed.
+    Model,
+    /// A subject's preferences changed.
+    Preferences(String),
     /// Notifications may have been missed: refresh all caches.
     Resync,
 }
@@ -25,10 +29,16 @@ fn parse(payload: &str) -> Option<Change> {
     match payload {
         "purposes" => Some(Change::Purposes),
         "inventory" => Some(Change::Inventory),
+        "model" => Some(Change::Model),
         "keys" => Some(Change::Keys),
         other => other
             .strip_prefix("consent:")
-            .map(|k| Change::Consent(k.to_owned())),
+            .map(|k| Change::Consent(k.to_owned()))
+            .or_else(|| {
+                other
+                    .strip_prefix("prefs:")
+                    .map(|k| Change::Preferences(k.to_owned()))
+            }),
     }
 }
 

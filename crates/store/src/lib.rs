@@ -15,7 +15,9 @@ mod consents;
 mod fairness;
 mod ingest;
 mod keys;
+mod profiles;
 mod purposes;
+mod serving;
 pub mod testing;
 mod webhooks;
 
@@ -30,6 +32,8 @@ pub use changes::Change;
 pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
 pub use ingest::{IngestBatch, IngestResult, NewEvent, PreparedMessage};
 pub use keys::ApiKeyRow;
+pub use profiles::SegmentRow;
+pub use serving::{ItemEvent, ModelVersion};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
 /// Notification channel on PostgreSQL that tells other nodes what changed.

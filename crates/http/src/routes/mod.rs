@@ -6,7 +6,9 @@ pub mod fairness;
 pub mod ingest;
 pub mod inventory;
 pub mod keys;
+pub mod profiles;
 pub mod purposes;
+pub mod recommendations;
 pub mod system;
 pub mod webhooks;
 
@@ -31,6 +33,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "keys", description = "API keys and scopes"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "webhooks", description = "Consent-change notifications"),
+        (name = "recommendations", description = "Explained recommendations, preferences, models"),
+        (name = "profiles", description = "Profiles from consented data, lifecycle and rule segments"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
     )
 )]

@@ -1,0 +1,710 @@
+//! Serving recommendations, training models, and people's preferences.
+//!
+//! Invariants:
+//! - A request reads a subject's behavior only if the recommendation purpose is allowed for them
+//!   now and their level is `full`; declared interests only if allowed and their level is at least
+//!   `basic`; otherwise the answer is non-personal. Quiet periods force non-personal answers.
+//!   Every answer says which level and filters applied, and is logged as a decision.
+//! - Training reads only events of subjects who allow the recommendation purpose at training time,
+//!   and only categories that purpose may use; a revoked subject is absent from the next model, and
+//!   their history is never read at serving time after the revocation.
+//! - The active engine is swapped atomically; a model that does not load or does not fit the
+//!   catalog is refused and the previous engine keeps serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use candor_domain::preferences::{Level, Preferences, QuietPeriod};
+use candor_domain::{AuditDraft, DataCategory, PurposeId, SubjectKey};
+use candor_recommend::codec::ModelFile;
+use candor_recommend::matrix::Interactions;
+use candor_recommend::models::{ItemKnn, KnnParams, Model};
+use candor_recommend::serve::{self, Catalog, Engine, ServeConfig};
+use candor_store::{DecisionRow, ModelVersion};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{App, AppError, Result};
+
+/// The engine in force and how to map ids to its indices.
+pub struct Serving {
+    engine: Engine,
+    item_index: HashMap<String, u32>,
+    category_ids: Vec<String>,
+    category_index: HashMap<String, u32>,
+    model_version: Option<String>,
+    /// Why the answer is popularity-only, when it is.
+    pub note: Option<String>,
+}
+
+impl Serving {
+    /// Before the first load: an empty catalog.
+    pub(crate) fn empty() -> Serving {
+        let catalog = Catalog {
+            item_ids: vec![],
+            titles: vec![],
+            item_category: vec![],
+            category_names: vec![],
+            category_sensitive: vec![],
+            item_group: vec![],
+        };
+        Serving {
+            engine: Engine::new(catalog, &[], None, "none".into(), ServeConfig::default())
+                .expect("an empty catalog is valid"),
+            item_index: HashMap::new(),
+            category_ids: vec![],
+            category_index: HashMap::new(),
+            model_version: None,
+            note: Some("starting".into()),
+        }
+    }
+
+    pub fn model_version(&self) -> Option<&str> {
+        self.model_version.as_deref()
+    }
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RecommendRequest {
+    pub surface: String,
+    pub k: Option<usize>,
+    /// The item the person is looking at now.
+    pub current_item: Option<String>,
+    pub cart: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendedItem {
+    pub item_id: String,
+    pub title: String,
+    pub category: String,
+    pub score: f32,
+    pub confidence: f32,
+    /// Plain-language reasons, most important first.
+    pub reasons: Vec<String>,
+    pub data_categories: Vec<String>,
+    pub purposes: Vec<String>,
+    pub exploration: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendations {
+    pub subject_key: String,
+    pub surface: String,
+    pub level_requested: Level,
+    pub level_applied: Level,
+    pub model_version: String,
+    /// Set when the answer is non-personal for a reason the person or operator should know.
+    pub fallback: Option<String>,
+    /// Every rule that shaped this answer, in the order applied.
+    pub filters: Vec<String>,
+    pub items: Vec<RecommendedItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub version: String,
+    pub subjects: usize,
+    pub subjects_excluded_without_consent: usize,
+    pub interactions: usize,
+    pub items: usize,
+    pub activated: bool,
+}
+
+fn serve_config(app: &App) -> ServeConfig {
+    let r = &app.config.recommend;
+    ServeConfig {
+        mmr_lambda: r.mmr_lambda,
+        category_cap: r.category_cap,
+        exploration_slot: r.exploration_slot,
+        behaviour_data_category: "browsing".into(),
+        behaviour_verb: "looked at".into(),
+        purpose: r.purpose.clone(),
+        ..ServeConfig::default()
+    }
+}
+
+impl App {
+    async fn catalog_for_engine(
+        &self,
+    ) -> Result<(
+        Catalog,
+        HashMap<String, u32>,
+        Vec<String>,
+        HashMap<String, u32>,
+    )> {
+        let (items, cats) = self.store.catalog().await?;
+        let category_index: HashMap<String, u32> = cats
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.0.clone(), i as u32))
+            .collect();
+        let mut catalog = Catalog {
+            item_ids: Vec::with_capacity(items.len()),
+            titles: Vec::with_capacity(items.len()),
+            item_category: Vec::with_capacity(items.len()),
+            category_names: cats.iter().map(|c| c.1.clone()).collect(),
+            category_sensitive: cats.iter().map(|c| c.2.is_some()).collect(),
+            item_group: Vec::new(),
+        };
+        let mut item_index = HashMap::with_capacity(items.len());
+        for (i, (id, name, cat)) in items.into_iter().enumerate() {
+            let Some(&c) = category_index.get(&cat) else {
+                continue;
+            };
+            item_index.insert(id.clone(), i as u32);
+            catalog.item_ids.push(id);
+            catalog.titles.push(name);
+            catalog.item_category.push(c);
+        }
+        Ok((
+            catalog,
+            item_index,
+            cats.into_iter().map(|c| c.0).collect(),
+            category_index,
+        ))
+    }
+
+    /// Rebuilds the engine from the active model (or popularity alone) and swaps it in.
+    pub(crate) async fn reload_serving(&self) -> Result<()> {
+        let (catalog, item_index, category_ids, category_index) = self.catalog_for_engine().await?;
+        let active = self.store.active_model().await?;
+        let built = match &active {
+            Some(m) => self
+                .engine_from(&catalog, m)
+                .map(|e| (e, Some(m.version.clone()), None)),
+            None => Err(AppError::invalid("model", "no model has been trained yet")),
+        };
+        let (engine, model_version, note) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                if active.is_some() {
+                    tracing::error!(error = %e, "the active model cannot serve; answering with popularity");
+                }
+                let counts = self.popularity_counts(&item_index).await?;
+                let engine = Engine::new(
+                    catalog,
+                    &counts,
+                    None,
+                    "popularity-untrained".into(),
+                    serve_config(self),
+                )
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+                let note = match active {
+                    Some(_) => format!(
+                        "the active model cannot serve ({e}); non-personal popularity until a new model is trained"
+                    ),
+                    None => {
+                        "no model trained yet; popularity and declared interests only".to_owned()
+                    }
+                };
+                (engine, None, Some(note))
+            }
+        };
+        *self.serving.write().expect("serving lock") = Arc::new(Serving {
+            engine,
+            item_index,
+            category_ids,
+            category_index,
+            model_version,
+            note,
+        });
+        Ok(())
+    }
+
+    fn engine_from(&self, catalog: &Catalog, m: &ModelVersion) -> Result<Engine> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&m.body)
+            .map_err(|_| {
+                AppError::invalid(
+                    "model",
+                    format!("model {} is not readable (bad encoding)", m.version),
+                )
+            })?;
+        let file = ModelFile::from_bytes(&bytes).map_err(|e| {
+            AppError::invalid("model", format!("model {} is corrupt: {e}", m.version))
+        })?;
+        let counts: Vec<u32> = serde_json::from_str(&m.counts).map_err(|_| {
+            AppError::invalid(
+                "model",
+                format!("model {} has unreadable popularity counts", m.version),
+            )
+        })?;
+        Engine::from_model_file(catalog.clone(), &counts, &file, serve_config(self))
+            .map_err(|e| AppError::invalid("model", e.to_string()))
+    }
+
+    pub fn serving(&self) -> Arc<Serving> {
+        self.serving.read().expect("serving lock").clone()
+    }
+
+    /// Consented interaction histories (item indices, oldest first) per subject, and counts.
+    async fn training_data(
+        &self,
+        item_index: &HashMap<String, u32>,
+    ) -> Result<(Vec<Vec<u32>>, Vec<u32>, usize)> {
+        let purpose_id = PurposeId::parse(&self.config.recommend.purpose)?;
+        let purpose = self.purposes().get(&purpose_id).cloned();
+        let events = self.store.all_item_events().await?;
+        let mut counts = vec![0u32; item_index.len()];
+        let mut histories = Vec::new();
+        let mut excluded = 0;
+        let now = self.now();
+        let mut i = 0;
+        while i < events.len() {
+            let subject = &events[i].subject_key;
+            let end = events[i..]
+                .iter()
+                .position(|e| &e.subject_key != subject)
+                .map_or(events.len(), |p| i + p);
+            let allowed = match (&purpose, SubjectKey::parse(subject)) {
+                (Some(p), Ok(key)) => self
+                    .consent_snapshot(&key)
+                    .await?
+                    .status(p, now)
+                    .allows()
+                    .then_some(p),
+                _ => None,
+            };
+            match allowed {
+                Some(p) => {
+                    let row: Vec<u32> = events[i..end]
+                        .iter()
+                        .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
+                        .filter_map(|e| item_index.get(&e.item_id).copied())
+                        .collect();
+                    for &it in &row {
+                        counts[it as usize] += 1;
+                    }
+                    if !row.is_empty() {
+                        histories.push(row);
+                    }
+                }
+                None => excluded += 1,
+            }
+            i = end;
+        }
+        Ok((histories, counts, excluded))
+    }
+
+    async fn popularity_counts(&self, item_index: &HashMap<String, u32>) -> Result<Vec<u32>> {
+        Ok(self.training_data(item_index).await?.1)
+    }
+
+    /// Trains an item-kNN model on consented data, stores it, and activates it.
+    pub async fn train(
+        &self,
+        actor: &str,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<TrainReport> {
+        progress("reading the catalog and consented events");
+        let (catalog, item_index, _, _) = self.catalog_for_engine().await?;
+        if catalog.item_ids.is_empty() {
+            return Err(AppError::invalid(
+                "catalog",
+                "the catalog is empty; nothing to train on",
+            ));
+        }
+        let (histories, counts, excluded) = self.training_data(&item_index).await?;
+        let interactions: usize = histories.iter().map(Vec::len).sum();
+        progress(&format!(
+            "fitting item-kNN on {} subjects, {interactions} interactions",
+            histories.len()
+        ));
+        let n_items = catalog.item_ids.len();
+        let subjects = histories.len();
+        let fitted =
+            tokio::task::spawn_blocking(move || -> std::result::Result<ItemKnn, String> {
+                let train =
+                    Interactions::from_rows(n_items, &histories).map_err(|e| e.to_string())?;
+                Ok(ItemKnn::fit(&train, KnnParams::default()))
+            });
+        let knn = fitted
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(AppError::Internal)?;
+        let file = ModelFile::new(
+            Model::ItemKnn(knn),
+            catalog.item_ids.clone(),
+            vec!["browsing".into(), "purchase".into()],
+            vec![self.config.recommend.purpose.clone()],
+            (self.now() / 1_000_000) as u64,
+        )
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let bytes = file
+            .to_bytes()
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let version = ModelVersion {
+            version: file.meta.version.clone(),
+            kind: "item-knn".into(),
+            created_at: self.now(),
+            subjects: subjects as i64,
+            interactions: interactions as i64,
+            items: n_items as i64,
+            counts: serde_json::to_string(&counts)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            body: base64::engine::general_purpose::STANDARD.encode(bytes),
+            active: false,
+        };
+        progress("storing the model");
+        let audit = AuditDraft::new(
+            actor,
+            "model.train",
+            &version.version,
+            json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items}),
+        );
+        self.store.save_model(&version, &audit).await?;
+        self.activate_model(actor, &version.version).await?;
+        Ok(TrainReport {
+            version: version.version,
+            subjects,
+            subjects_excluded_without_consent: excluded,
+            interactions,
+            items: n_items,
+            activated: true,
+        })
+    }
+
+    /// Switches serving to `version` after proving it loads and fits the catalog.
+    pub async fn activate_model(&self, actor: &str, version: &str) -> Result<()> {
+        let m = self
+            .store
+            .model_version(version)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                what: "model version",
+                id: version.to_owned(),
+            })?;
+        let (catalog, _, _, _) = self.catalog_for_engine().await?;
+        self.engine_from(&catalog, &m)?;
+        let audit = AuditDraft::new(actor, "model.activate", version, json!({"kind": m.kind}));
+        self.store
+            .activate_model(version, self.now(), &audit)
+            .await?;
+        self.reload_serving().await
+    }
+
+    pub async fn model_versions(&self) -> Result<Vec<ModelVersion>> {
+        Ok(self.store.model_versions().await?)
+    }
+
+    /// A subject's preferences (defaults for a subject who set none).
+    pub async fn preferences(&self, subject: &SubjectKey) -> Result<Arc<Preferences>> {
+        if let Some(p) = self.prefs.read().expect("prefs lock").get(subject.as_str()) {
+            return Ok(p.clone());
+        }
+        let mut prefs: Preferences = match self.store.preferences_body(subject.as_str()).await? {
+            Some(body) => serde_json::from_str(&body)
+                .map_err(|e| AppError::Internal(format!("stored preferences unreadable: {e}")))?,
+            None => Preferences::default(),
+        };
+        if prefs.declared_interests.is_empty() {
+            prefs.declared_interests = self.store.declared_interests(subject.as_str()).await?;
+        }
+        let prefs = Arc::new(prefs);
+        let mut cache = self.prefs.write().expect("prefs lock");
+        if cache.len() > 1_000_000 {
+            cache.clear();
+        }
+        cache.insert(subject.as_str().to_owned(), prefs.clone());
+        Ok(prefs)
+    }
+
+    pub(crate) fn invalidate_preferences(&self, subject: &str) {
+        self.prefs.write().expect("prefs lock").remove(subject);
+    }
+
+    /// Replaces a subject's preferences after checking them against the catalog.
+    pub async fn set_preferences(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        prefs: Preferences,
+    ) -> Result<Arc<Preferences>> {
+        let serving = self.serving();
+        let (_, cats) = self.store.catalog().await?;
+        prefs.validate(
+            |c| serving.category_index.contains_key(c) || cats.iter().any(|x| x.0 == c),
+            |c| cats.iter().any(|x| x.0 == c && x.2.is_some()),
+        )?;
+        let body = serde_json::to_string(&prefs).map_err(|e| AppError::Internal(e.to_string()))?;
+        let audit = AuditDraft::new(
+            actor,
+            "preferences.update",
+            subject.as_str(),
+            json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
+        );
+        self.store
+            .set_preferences(
+                subject.as_str(),
+                &body,
+                &prefs.declared_interests,
+                self.now(),
+                &audit,
+            )
+            .await?;
+        self.invalidate_preferences(subject.as_str());
+        self.preferences(subject).await
+    }
+
+    /// Recommendations for one subject, with every filter applied in the order C6 sets.
+    pub async fn recommend(
+        &self,
+        subject: &SubjectKey,
+        req: &RecommendRequest,
+    ) -> Result<Recommendations> {
+        let cfg = &self.config.recommend;
+        if !cfg.surfaces.iter().any(|s| s == &req.surface) {
+            return Err(AppError::invalid(
+                "surface",
+                format!(
+                    "`{}` is not one of {}",
+                    req.surface,
+                    cfg.surfaces.join(", ")
+                ),
+            ));
+        }
+        let k = req.k.unwrap_or(cfg.default_k);
+        if k == 0 || k > cfg.max_k {
+            return Err(AppError::invalid(
+                "k",
+                format!("must be between 1 and {}", cfg.max_k),
+            ));
+        }
+        let serving = self.serving();
+        let now = self.now();
+        let mut filters = Vec::new();
+        let mut fallback = serving.note.clone();
+
+        // 1. Consent for the purpose.
+        let purpose_id = PurposeId::parse(&cfg.purpose)?;
+        let (allowed, purpose) = match self.purposes().get(&purpose_id) {
+            Some(p) => (
+                self.consent_status(subject, &purpose_id).await?.allows(),
+                Some(p.clone()),
+            ),
+            None => (false, None),
+        };
+        filters.push(format!(
+            "consent for `{}`: {}",
+            cfg.purpose,
+            if allowed {
+                "granted"
+            } else {
+                "not granted, so nothing personal is used"
+            }
+        ));
+        let may = |c: DataCategory| allowed && purpose.as_ref().is_some_and(|p| p.may_use(&c));
+        let consent = serve::Consent {
+            behaviour: may(DataCategory::Browsing) || may(DataCategory::Purchase),
+            declared: may(DataCategory::DeclaredPreference),
+        };
+
+        // 2. The person's level, then quiet periods.
+        let prefs = self.preferences(subject).await?;
+        let mut level = prefs.level;
+        if let Some(q) = prefs.quiet_at(now) {
+            filters.push(format!(
+                "quiet period{} until {}: non-personal",
+                q.label
+                    .as_ref()
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default(),
+                candor_domain::format_micros(q.until)
+            ));
+            fallback = Some("quiet period".into());
+            level = Level::Off;
+        }
+        filters.push(format!("personalization level: {}", prefs.level.as_str()));
+
+        // History is read only when it may be used.
+        let mut history = Vec::new();
+        let mut history_ts = Vec::new();
+        let mut owned = Vec::new();
+        if consent.behaviour && level == Level::Full {
+            let mut events = self
+                .store
+                .item_events(subject.as_str(), cfg.history_limit)
+                .await?;
+            events.reverse();
+            let p = purpose.as_ref().expect("allowed implies declared");
+            for e in events
+                .iter()
+                .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
+            {
+                if let Some(&i) = serving.item_index.get(&e.item_id) {
+                    history.push(i);
+                    history_ts.push(e.at / 1_000_000);
+                    if e.category == "purchase" {
+                        owned.push(i);
+                    }
+                }
+            }
+            for id in req.current_item.iter().chain(req.cart.iter()) {
+                if let Some(&i) = serving.item_index.get(id) {
+                    history.push(i);
+                    history_ts.push(now / 1_000_000);
+                }
+            }
+        }
+        // The item on screen and the cart are never recommended back.
+        owned.extend(
+            req.current_item
+                .iter()
+                .chain(req.cart.iter())
+                .filter_map(|id| serving.item_index.get(id).copied()),
+        );
+        let declared: Vec<u32> = prefs
+            .declared_interests
+            .iter()
+            .filter_map(|c| serving.category_index.get(c).copied())
+            .collect();
+        let sensitive_opt_in: Vec<u32> = prefs
+            .sensitive_opt_ins
+            .iter()
+            .filter_map(|c| serving.category_index.get(c).copied())
+            .collect();
+        let engine_level = match level {
+            Level::Off => serve::Level::Off,
+            Level::Basic => serve::Level::Basic,
+            Level::Full => serve::Level::Full,
+        };
+        let seed = u64::from_str_radix(&subject.as_str()[..16], 16).unwrap_or(0)
+            ^ (now as u64 / 86_400_000_000);
+        let ask = |lvl| serve::Request {
+            level: lvl,
+            consent,
+            history: &history,
+            history_ts: &history_ts,
+            declared: &declared,
+            sensitive_opt_in: &sensitive_opt_in,
+            owned: &owned,
+            k,
+            seed,
+        };
+        let mut resp = serving.engine.recommend(&ask(engine_level));
+        if resp.level != serve::Level::Off
+            && cfg.low_confidence > 0.0
+            && resp.items.iter().all(|i| i.confidence < cfg.low_confidence)
+        {
+            resp = serving.engine.recommend(&ask(serve::Level::Off));
+            fallback = Some(format!(
+                "personal results were below the confidence threshold {}: non-personal instead",
+                cfg.low_confidence
+            ));
+        }
+        let excluded: Vec<&str> = serving
+            .category_ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                serving.engine.catalog().category_sensitive[*i]
+                    && !sensitive_opt_in.contains(&(*i as u32))
+            })
+            .map(|(_, c)| c.as_str())
+            .collect();
+        if !excluded.is_empty() {
+            filters.push(format!(
+                "sensitive categories excluded (no opt-in): {}",
+                excluded.join(", ")
+            ));
+        }
+        filters.push(format!("{} owned or on-screen items excluded", owned.len()));
+        filters.push(format!(
+            "diversity re-ranking: MMR lambda {}, at most {} per category{}",
+            cfg.mmr_lambda,
+            cfg.category_cap,
+            if cfg.exploration_slot {
+                ", one exploration slot"
+            } else {
+                ""
+            }
+        ));
+        let level_applied = match resp.level {
+            serve::Level::Off => Level::Off,
+            serve::Level::Basic => Level::Basic,
+            serve::Level::Full => Level::Full,
+        };
+        let catalog = serving.engine.catalog();
+        let items: Vec<RecommendedItem> = resp
+            .items
+            .iter()
+            .map(|r| RecommendedItem {
+                item_id: r.item_id.clone(),
+                title: catalog.titles[r.item as usize].clone(),
+                category: serving.category_ids[catalog.item_category[r.item as usize] as usize]
+                    .clone(),
+                score: r.score,
+                confidence: r.confidence,
+                reasons: r.reasons.iter().map(reason_text).collect(),
+                data_categories: r.data_categories.clone(),
+                purposes: r.purposes.clone(),
+                exploration: r.exploration,
+            })
+            .collect();
+        let model_version = resp.model_version.clone();
+        self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
+            subject_key: subject.to_string(),
+            surface: req.surface.clone(),
+            item_id: it.item_id.clone(),
+            selected: true,
+            outcome: None,
+            score: Some(f64::from(it.score)),
+            model_version: model_version.clone(),
+            at: now,
+            position: Some(pos as i64 + 1),
+        }))
+        .await?;
+        metrics::counter!("candor_recommendations_total", "level" => level_applied.as_str(), "surface" => req.surface.clone()).increment(1);
+        Ok(Recommendations {
+            subject_key: subject.to_string(),
+            surface: req.surface.clone(),
+            level_requested: prefs.level,
+            level_applied,
+            model_version,
+            fallback,
+            filters,
+            items,
+        })
+    }
+
+    /// Records a response's items as decisions: through the background writer when it runs,
+    /// else directly.
+    async fn log_decisions(&self, rows: impl Iterator<Item = DecisionRow>) -> Result<()> {
+        let rows: Vec<DecisionRow> = rows.collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.decisions_tx.lock().expect("decision log lock").clone();
+        match tx {
+            Some(tx) => match tx.try_send(rows) {
+                Ok(()) => Ok(()),
+                Err(
+                    tokio::sync::mpsc::error::TrySendError::Full(rows)
+                    | tokio::sync::mpsc::error::TrySendError::Closed(rows),
+                ) => Ok(self.store.insert_decisions(&rows).await?),
+            },
+            None => Ok(self.store.insert_decisions(&rows).await?),
+        }
+    }
+}
+
+fn reason_text(r: &serve::Reason) -> String {
+    match r {
+        serve::Reason::Because { text, .. }
+        | serve::Reason::DeclaredCategory { text, .. }
+        | serve::Reason::Popular { text }
+        | serve::Reason::Exploration { text, .. } => text.clone(),
+    }
+}
+
+/// Parses quiet periods given as RFC 3339 strings.
+pub fn quiet_period(from: &str, until: &str, label: Option<String>) -> Result<QuietPeriod> {
+    Ok(QuietPeriod {
+        from: candor_domain::parse_rfc3339(from)?,
+        until: candor_domain::parse_rfc3339(until)?,
+        label,
+    })
+}

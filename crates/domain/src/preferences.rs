@@ -1,0 +1,185 @@
+//! A person's own controls: personalization level, declared interests, sensitive opt-ins,
+//! quiet periods.
+//!
+//! Invariants: new subjects start at `basic`; only the person moves to `full`. A quiet period only
+//! takes personalization away (serving falls back to non-personal while it lasts). Sensitive
+//! categories are used only if listed in `sensitive_opt_ins`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, Micros};
+
+/// How much of a person's data personalization may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Non-personal only.
+    Off,
+    /// Declared preferences and categories only.
+    #[default]
+    Basic,
+    /// Individual behavior too.
+    Full,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s {
+            "off" => Ok(Level::Off),
+            "basic" => Ok(Level::Basic),
+            "full" => Ok(Level::Full),
+            _ => Err(DomainError::invalid(
+                "level",
+                format!("`{s}` is not off, basic or full"),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Basic => "basic",
+            Level::Full => "full",
+        }
+    }
+    /// One step down, for "too personal" feedback.
+    pub fn lower(self) -> Level {
+        match self {
+            Level::Full => Level::Basic,
+            _ => Level::Off,
+        }
+    }
+}
+
+/// A time range during which the person wants no personalization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietPeriod {
+    pub from: Micros,
+    pub until: Micros,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub level: Level,
+    /// Catalog category ids the person said they like.
+    pub declared_interests: Vec<String>,
+    /// Sensitive catalog categories the person explicitly allows.
+    pub sensitive_opt_ins: Vec<String>,
+    pub quiet_periods: Vec<QuietPeriod>,
+}
+
+pub const MAX_LIST: usize = 50;
+
+impl Preferences {
+    /// The quiet period in force at `now`, if any.
+    pub fn quiet_at(&self, now: Micros) -> Option<&QuietPeriod> {
+        self.quiet_periods
+            .iter()
+            .find(|q| q.from <= now && now < q.until)
+    }
+
+    /// Checks lists against the catalog: `category_known(id)` and `is_sensitive(id)`.
+    pub fn validate(
+        &self,
+        category_known: impl Fn(&str) -> bool,
+        is_sensitive: impl Fn(&str) -> bool,
+    ) -> Result<(), DomainError> {
+        for (field, list) in [
+            ("declared_interests", &self.declared_interests),
+            ("sensitive_opt_ins", &self.sensitive_opt_ins),
+        ] {
+            if list.len() > MAX_LIST {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("at most {MAX_LIST} entries"),
+                ));
+            }
+            for c in list {
+                if !category_known(c) {
+                    return Err(DomainError::invalid(
+                        field,
+                        format!("`{c}` is not a catalog category"),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = self.sensitive_opt_ins.iter().find(|c| !is_sensitive(c)) {
+            return Err(DomainError::invalid(
+                "sensitive_opt_ins",
+                format!("`{c}` is not a sensitive category; it needs no opt-in"),
+            ));
+        }
+        if self.quiet_periods.len() > MAX_LIST {
+            return Err(DomainError::invalid(
+                "quiet_periods",
+                format!("at most {MAX_LIST} entries"),
+            ));
+        }
+        for q in &self.quiet_periods {
+            if q.until <= q.from {
+                return Err(DomainError::invalid(
+                    "quiet_periods",
+                    "each period must end after it starts",
+                ));
+            }
+            if q.label
+                .as_ref()
+                .is_some_and(|l| l.chars().count() > 100 || l.chars().any(char::is_control))
+            {
+                return Err(DomainError::invalid(
+                    "quiet_periods.label",
+                    "at most 100 characters without control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_levels_and_validation() {
+        let p = Preferences::default();
+        assert_eq!(p.level, Level::Basic, "new subjects start at basic");
+        assert_eq!(Level::Full.lower(), Level::Basic);
+        assert!(Level::parse("max").is_err());
+        let known = |c: &str| ["garden", "pharmacy"].contains(&c);
+        let sensitive = |c: &str| c == "pharmacy";
+        let mut p = Preferences {
+            declared_interests: vec!["garden".into()],
+            sensitive_opt_ins: vec!["pharmacy".into()],
+            ..Default::default()
+        };
+        assert!(p.validate(known, sensitive).is_ok());
+        p.sensitive_opt_ins = vec!["garden".into()];
+        assert!(
+            p.validate(known, sensitive)
+                .unwrap_err()
+                .to_string()
+                .contains("not a sensitive")
+        );
+        p.sensitive_opt_ins.clear();
+        p.declared_interests = vec!["moon".into()];
+        assert!(p.validate(known, sensitive).is_err());
+        p.declared_interests.clear();
+        p.quiet_periods = vec![QuietPeriod {
+            from: 10,
+            until: 5,
+            label: None,
+        }];
+        assert!(p.validate(known, sensitive).is_err());
+        p.quiet_periods = vec![QuietPeriod {
+            from: 10,
+            until: 20,
+            label: Some("Mother's Day".into()),
+        }];
+        assert_eq!(
+            p.quiet_at(15).unwrap().label.as_deref(),
+            Some("Mother's Day")
+        );
+        assert!(p.quiet_at(20).is_none());
+    }
+}

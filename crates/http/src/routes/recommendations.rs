@@ -1,0 +1,334 @@
+//! Recommendations, a person's preferences, and the model registry.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use candor_app::recommend::{RecommendRequest, Recommendations, quiet_period};
+use candor_domain::preferences::{Level, Preferences};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ts;
+use crate::auth::{Admin, Auth, Recommend};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_recommendations, post_recommendations))
+        .routes(routes!(get_preferences, put_preferences))
+        .routes(routes!(list_models))
+        .routes(routes!(train))
+        .routes(routes!(activate))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendQuery {
+    /// Where the recommendations appear (see `recommend.surfaces`).
+    pub surface: String,
+    /// How many items (default `recommend.default_k`, at most `recommend.max_k`).
+    pub k: Option<usize>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendContext {
+    /// The item the person is looking at.
+    pub current_item: Option<String>,
+    /// Items in the cart.
+    #[serde(default)]
+    pub cart: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendBody {
+    pub surface: String,
+    pub k: Option<usize>,
+    #[serde(default)]
+    pub context: Option<RecommendContext>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ItemView {
+    pub item_id: String,
+    pub title: String,
+    pub category: String,
+    pub score: f32,
+    /// Estimated probability of engagement.
+    pub confidence: f32,
+    /// Plain-language reasons ("Because you looked at X", "Popular in Garden, which you told us you like").
+    pub reasons: Vec<String>,
+    /// Data categories this item's choice used.
+    pub data_categories: Vec<String>,
+    /// Purposes under which they were used.
+    pub purposes: Vec<String>,
+    pub exploration: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecommendationsView {
+    pub subject_key: String,
+    pub surface: String,
+    /// off, basic or full: what the person chose.
+    pub level_requested: String,
+    /// What was actually used (lower when consent is missing or a quiet period is on).
+    pub level_applied: String,
+    pub model_version: String,
+    /// Why the answer is non-personal, when it is for a reason worth saying.
+    pub fallback: Option<String>,
+    /// Every rule applied, in order.
+    pub filters: Vec<String>,
+    pub items: Vec<ItemView>,
+}
+
+impl From<Recommendations> for RecommendationsView {
+    fn from(r: Recommendations) -> Self {
+        RecommendationsView {
+            subject_key: r.subject_key,
+            surface: r.surface,
+            level_requested: r.level_requested.as_str().into(),
+            level_applied: r.level_applied.as_str().into(),
+            model_version: r.model_version,
+            fallback: r.fallback,
+            filters: r.filters,
+            items: r
+                .items
+                .into_iter()
+                .map(|i| ItemView {
+                    item_id: i.item_id,
+                    title: i.title,
+                    category: i.category,
+                    score: i.score,
+                    confidence: i.confidence,
+                    reasons: i.reasons,
+                    data_categories: i.data_categories,
+                    purposes: i.purposes,
+                    exploration: i.exploration,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietPeriodView {
+    /// RFC 3339 start.
+    pub from: String,
+    /// RFC 3339 end (exclusive).
+    pub until: String,
+    pub label: Option<String>,
+}
+
+/// A person's own controls.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesView {
+    /// off (non-personal only), basic (declared preferences), full (individual behavior).
+    pub level: String,
+    /// Catalog categories the person likes.
+    #[serde(default)]
+    pub declared_interests: Vec<String>,
+    /// Sensitive categories (e.g. health) the person explicitly allows.
+    #[serde(default)]
+    pub sensitive_opt_ins: Vec<String>,
+    #[serde(default)]
+    pub quiet_periods: Vec<QuietPeriodView>,
+}
+
+impl From<&Preferences> for PreferencesView {
+    fn from(p: &Preferences) -> Self {
+        PreferencesView {
+            level: p.level.as_str().into(),
+            declared_interests: p.declared_interests.clone(),
+            sensitive_opt_ins: p.sensitive_opt_ins.clone(),
+            quiet_periods: p
+                .quiet_periods
+                .iter()
+                .map(|q| QuietPeriodView {
+                    from: ts(q.from),
+                    until: ts(q.until),
+                    label: q.label.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelView {
+    pub version: String,
+    pub kind: String,
+    pub created_at: String,
+    pub subjects: i64,
+    pub interactions: i64,
+    pub items: i64,
+    pub active: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrainView {
+    pub version: String,
+    pub subjects: usize,
+    pub subjects_excluded_without_consent: usize,
+    pub interactions: usize,
+    pub items: usize,
+    pub activated: bool,
+}
+
+async fn answer(
+    app: &AppState,
+    id: &str,
+    req: RecommendRequest,
+) -> Result<Json<RecommendationsView>, ApiError> {
+    let key = app.subject_key(id)?;
+    Ok(Json(app.recommend(&key, &req).await?.into()))
+}
+
+/// Recommendations for a subject, each with reasons, data used, confidence and model version.
+/// An unknown subject gets a non-personal answer.
+#[utoipa::path(get, path = "/v1/recommendations/{id}", tag = "recommendations", params(("id" = String, Path, description = "Your user id for the subject"), RecommendQuery), security(("api_key" = ["recommend"])),
+    responses((status = 200, body = RecommendationsView), (status = 400, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn get_recommendations(
+    State(app): State<AppState>,
+    _auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RecommendQuery>,
+) -> Result<Json<RecommendationsView>, ApiError> {
+    answer(
+        &app,
+        &id,
+        RecommendRequest {
+            surface: q.surface,
+            k: q.k,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Recommendations with context: the item on screen and the cart are used (at level `full`) and
+/// never recommended back.
+#[utoipa::path(post, path = "/v1/recommendations/{id}", tag = "recommendations", request_body = RecommendBody, params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["recommend"])),
+    responses((status = 200, body = RecommendationsView), (status = 422, body = crate::error::ErrorBody)))]
+async fn post_recommendations(
+    State(app): State<AppState>,
+    _auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RecommendBody>,
+) -> Result<Json<RecommendationsView>, ApiError> {
+    let ctx = body.context.unwrap_or_default();
+    if ctx.cart.len() > 200 {
+        return Err(candor_app::AppError::invalid("context.cart", "at most 200 items").into());
+    }
+    answer(
+        &app,
+        &id,
+        RecommendRequest {
+            surface: body.surface,
+            k: body.k,
+            current_item: ctx.current_item,
+            cart: ctx.cart,
+        },
+    )
+    .await
+}
+
+/// A subject's preferences (defaults for someone who set none: level `basic`).
+#[utoipa::path(get, path = "/v1/subjects/{id}/preferences", tag = "recommendations", params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["recommend"])),
+    responses((status = 200, body = PreferencesView)))]
+async fn get_preferences(
+    State(app): State<AppState>,
+    _auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PreferencesView>, ApiError> {
+    let key = app.subject_key(&id)?;
+    Ok(Json(app.preferences(&key).await?.as_ref().into()))
+}
+
+/// Sets level, declared interests, sensitive opt-ins and quiet periods. Effective at once.
+#[utoipa::path(put, path = "/v1/subjects/{id}/preferences", tag = "recommendations", request_body = PreferencesView, params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["recommend"])),
+    responses((status = 200, body = PreferencesView), (status = 422, body = crate::error::ErrorBody)))]
+async fn put_preferences(
+    State(app): State<AppState>,
+    auth: Auth<Recommend>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PreferencesView>,
+) -> Result<Json<PreferencesView>, ApiError> {
+    let key = app.subject_key(&id)?;
+    let prefs = Preferences {
+        level: Level::parse(&body.level).map_err(candor_app::AppError::from)?,
+        declared_interests: body.declared_interests,
+        sensitive_opt_ins: body.sensitive_opt_ins,
+        quiet_periods: body
+            .quiet_periods
+            .into_iter()
+            .map(|q| quiet_period(&q.from, &q.until, q.label))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Json(
+        app.set_preferences(&auth.actor(), &key, prefs)
+            .await?
+            .as_ref()
+            .into(),
+    ))
+}
+
+/// Trained model versions, newest first.
+#[utoipa::path(get, path = "/v1/admin/models", tag = "recommendations", security(("api_key" = ["admin"])), responses((status = 200, body = [ModelView])))]
+async fn list_models(
+    State(app): State<AppState>,
+    _auth: Auth<Admin>,
+) -> Result<Json<Vec<ModelView>>, ApiError> {
+    let list = app.model_versions().await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|m| ModelView {
+                version: m.version,
+                kind: m.kind,
+                created_at: ts(m.created_at),
+                subjects: m.subjects,
+                interactions: m.interactions,
+                items: m.items,
+                active: m.active,
+            })
+            .collect(),
+    ))
+}
+
+/// Trains a model on consented data now and activates it (no restart needed).
+#[utoipa::path(post, path = "/v1/admin/models/train", tag = "recommendations", security(("api_key" = ["admin"])), responses((status = 201, body = TrainView), (status = 422, body = crate::error::ErrorBody)))]
+async fn train(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+) -> Result<(StatusCode, Json<TrainView>), ApiError> {
+    let r = app.train(&auth.actor(), &|_| {}).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TrainView {
+            version: r.version,
+            subjects: r.subjects,
+            subjects_excluded_without_consent: r.subjects_excluded_without_consent,
+            interactions: r.interactions,
+            items: r.items,
+            activated: r.activated,
+        }),
+    ))
+}
+
+/// Switches serving to a stored version; a version that does not load is refused and the current
+/// one keeps serving.
+#[utoipa::path(post, path = "/v1/admin/models/{version}/activate", tag = "recommendations", params(("version" = String, Path, description = "Model version")), security(("api_key" = ["admin"])),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn activate(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(version): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    app.activate_model(&auth.actor(), &version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

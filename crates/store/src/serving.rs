@@ -1,0 +1,261 @@
+//! Preferences, the model registry, and what serving reads about a subject.
+//!
+//! Invariant: exactly one model version is active at a time; switching is one transaction
+//! (and a notification), so every node moves to the new version together and never serves a
+//! half-written model.
+
+use candor_domain::{AuditDraft, Micros};
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError, audit};
+
+/// A stored model version. `body` is the model file, base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    pub version: String,
+    pub kind: String,
+    pub created_at: Micros,
+    pub subjects: i64,
+    pub interactions: i64,
+    pub items: i64,
+    /// JSON array of per-item popularity counts, in the model's item order.
+    pub counts: String,
+    pub body: String,
+    pub active: bool,
+}
+
+/// One behavioral event as serving and training read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemEvent {
+    pub subject_key: String,
+    pub item_id: String,
+    pub category: String,
+    pub at: Micros,
+}
+
+fn decode_model(r: &sqlx::any::AnyRow, with_body: bool) -> Result<ModelVersion> {
+    Ok(ModelVersion {
+        version: r.try_get("version")?,
+        kind: r.try_get("kind")?,
+        created_at: r.try_get("created_at")?,
+        subjects: r.try_get("subjects")?,
+        interactions: r.try_get("interactions")?,
+        items: r.try_get("items")?,
+        counts: if with_body {
+            r.try_get("counts")?
+        } else {
+            String::new()
+        },
+        body: if with_body {
+            r.try_get("body")?
+        } else {
+            String::new()
+        },
+        active: r.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+impl Store {
+    pub async fn preferences_body(&self, subject: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT body FROM subject_preferences WHERE subject_key = $1")
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("body").map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Stores a subject's preferences (and their declared interests), audited.
+    pub async fn set_preferences(
+        &self,
+        subject: &str,
+        body: &str,
+        interests: &[String],
+        at: Micros,
+        audit_draft: &AuditDraft,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
+            .bind(subject)
+            .bind(body)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM declared_interests WHERE subject_key = $1")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
+        for c in interests {
+            sqlx::query(
+                "INSERT INTO declared_interests (subject_key, category_id) VALUES ($1, $2)",
+            )
+            .bind(subject)
+            .bind(c)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::append_in_tx(&mut tx, at, audit_draft).await?;
+        self.notify(&mut tx, &format!("prefs:{subject}")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn declared_interests(&self, subject: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT category_id FROM declared_interests WHERE subject_key = $1 ORDER BY category_id").bind(subject).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| r.try_get("category_id").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// A subject's item events, newest first, at most `limit`.
+    pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
+        let rows = sqlx::query("SELECT subject_key, item_id, category, at FROM events WHERE subject_key = $1 AND item_id <> '' ORDER BY at DESC, id DESC LIMIT $2")
+            .bind(subject)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ItemEvent {
+                    subject_key: r.try_get("subject_key")?,
+                    item_id: r.try_get("item_id")?,
+                    category: r.try_get("category")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every item event of known subjects, ordered by subject then time (for training).
+    pub async fn all_item_events(&self) -> Result<Vec<ItemEvent>> {
+        let rows = sqlx::query("SELECT subject_key, item_id, category, at FROM events WHERE item_id <> '' AND anonymous = 0 AND subject_key <> 'anonymized' ORDER BY subject_key, at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ItemEvent {
+                    subject_key: r.try_get("subject_key")?,
+                    item_id: r.try_get("item_id")?,
+                    category: r.try_get("category")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Catalog: (item id, name, category id) ordered by item id, and categories (id, name,
+    /// sensitive kind) ordered by id.
+    pub async fn catalog(
+        &self,
+    ) -> Result<(
+        Vec<(String, String, String)>,
+        Vec<(String, String, Option<String>)>,
+    )> {
+        let items = sqlx::query("SELECT id, name, category_id FROM items ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let cats =
+            sqlx::query("SELECT id, name, sensitive_kind FROM catalog_categories ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok((
+            items
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("name")?,
+                        r.try_get("category_id")?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+            cats.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("name")?,
+                        r.try_get("sensitive_kind")?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
+        ))
+    }
+
+    /// Stores a trained model (inactive until activated).
+    pub async fn save_model(&self, m: &ModelVersion, audit_draft: &AuditDraft) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) ON CONFLICT (version) DO NOTHING")
+            .bind(&m.version)
+            .bind(&m.kind)
+            .bind(m.created_at)
+            .bind(m.subjects)
+            .bind(m.interactions)
+            .bind(m.items)
+            .bind(&m.counts)
+            .bind(&m.body)
+            .execute(&mut *tx)
+            .await?;
+        audit::append_in_tx(&mut tx, m.created_at, audit_draft).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes `version` the only active model.
+    pub async fn activate_model(
+        &self,
+        version: &str,
+        at: Micros,
+        audit_draft: &AuditDraft,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT version FROM model_versions WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                what: "model version",
+                id: version.to_owned(),
+            });
+        }
+        sqlx::query("UPDATE model_versions SET active = CASE WHEN version = $1 THEN 1 ELSE 0 END")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        audit::append_in_tx(&mut tx, at, audit_draft).await?;
+        self.notify(&mut tx, "model").await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn model_version(&self, version: &str) -> Result<Option<ModelVersion>> {
+        let row = sqlx::query("SELECT * FROM model_versions WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode_model(&r, true)).transpose()
+    }
+
+    pub async fn active_model(&self) -> Result<Option<ModelVersion>> {
+        let row = sqlx::query("SELECT * FROM model_versions WHERE active = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode_model(&r, true)).transpose()
+    }
+
+    /// Versions without their bodies, newest first.
+    pub async fn model_versions(&self) -> Result<Vec<ModelVersion>> {
+        let rows = sqlx::query("SELECT version, kind, created_at, subjects, interactions, items, active FROM model_versions ORDER BY created_at DESC").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| decode_model(r, false)).collect()
+    }
+
+    /// Overwrites a stored model body (tests use this to simulate corruption on disk).
+    pub async fn overwrite_model_body(&self, version: &str, body: &str) -> Result<()> {
+        sqlx::query("UPDATE model_versions SET body = $1 WHERE version = $2")
+            .bind(body)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
