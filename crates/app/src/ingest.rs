@@ -198,9 +198,9 @@ impl App {
             }
         }
         let result = self.store.ingest(&batch).await?;
-        for (m, outcome) in batch.messages.iter().zip(outcome_of) {
+        for (duplicate, outcome) in result.duplicate.iter().zip(outcome_of) {
             report.accepted += 1;
-            if result.duplicates.contains(&m.message_id) {
+            if *duplicate {
                 report.duplicates += 1;
                 continue;
             }

@@ -400,3 +400,48 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    concurrent_batches_and_repeated_ids_within_a_batch,
+    |db: TestDb| async move {
+        let node = std::sync::Arc::new(setup(&db, "reject").await);
+        node.decide("u7", "personalization", "granted").await;
+        let (_, v) = ingest(
+            &node,
+            "/v1/batch",
+            json!({"batch": [viewed("u7", "same"), viewed("u7", "same"), viewed("u7", "other")]}),
+        )
+        .await;
+        assert_eq!(
+            (v["stored"].as_u64(), v["duplicates"].as_u64()),
+            (Some(2), Some(1)),
+            "a repeated id inside one batch counts once: {v}"
+        );
+
+        // Concurrent batches touching the same counters and subjects must all succeed (this
+        // deadlocked on PostgreSQL when counter rows were locked in hash order).
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let node = node.clone();
+            tasks.push(tokio::spawn(async move {
+            let batch: Vec<Value> = (0..50)
+                .map(|i| {
+                    let user = format!("u7-{}", i % 5);
+                    if i % 2 == 0 { viewed(&user, &format!("c{t}-{i}")) } else { json!({"type": "track", "event": "Order Completed", "userId": user, "messageId": format!("c{t}-{i}"), "properties": {"order_id": i, "email": EMAIL, "junk": 1}}) }
+                })
+                .collect();
+            ingest(&node, "/v1/batch", json!({"batch": batch})).await
+        }));
+        }
+        for t in tasks {
+            let (s, v) = t.await.unwrap();
+            assert_eq!(s, 200, "{v}");
+            assert_eq!(v["accepted"], 50, "{v}");
+        }
+        let (_, inv) = node.get("/v1/admin/inventory", &node.admin).await;
+        assert_eq!(
+            inv["counts"]["track:Order Completed"]["events_stored"], 200,
+            "{inv}"
+        );
+    }
+);

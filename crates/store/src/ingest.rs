@@ -6,7 +6,7 @@
 //!   a failed batch stores nothing at all.
 //! - Contact values arrive here already sealed; this module never sees plaintext identifiers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
@@ -53,10 +53,11 @@ pub struct IngestBatch {
     pub received_at: Micros,
 }
 
-/// Message ids of the batch that had been seen before and were skipped.
+/// Per message of the batch, in order: true if it had been seen before (in an earlier request
+/// or earlier in this batch) and was skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestResult {
-    pub duplicates: HashSet<String>,
+    pub duplicate: Vec<bool>,
 }
 
 /// Rows per multi-row INSERT; keeps every statement well under both backends' parameter limits.
@@ -82,34 +83,55 @@ fn placeholders(rows: usize, cols: usize) -> String {
 }
 
 impl Store {
-    /// Writes a batch atomically; see the module invariants.
+    /// Writes a batch atomically; see the module invariants. A transaction that lost a deadlock
+    /// or serialization race (PostgreSQL) or found the database busy (SQLite) is retried whole.
     pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestResult> {
+        let mut attempt = 0;
+        loop {
+            match self.ingest_once(batch).await {
+                Err(e) if attempt < 5 && is_transient(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ingest_once(&self, batch: &IngestBatch) -> Result<IngestResult> {
         let mut tx = self.pool.begin().await?;
         let mut new_ids: HashSet<String> = HashSet::with_capacity(batch.messages.len());
-        for chunk in batch.messages.chunks(CHUNK) {
+        // Rows are always locked in key order, so concurrent batches cannot deadlock each other.
+        let mut claim: Vec<&str> = batch
+            .messages
+            .iter()
+            .map(|m| m.message_id.as_str())
+            .collect();
+        claim.sort_unstable();
+        claim.dedup();
+        for chunk in claim.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO messages_seen (message_id, received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
                 placeholders(chunk.len(), 2)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for m in chunk {
-                q = q.bind(&m.message_id).bind(batch.received_at);
+            for id in chunk {
+                q = q.bind(*id).bind(batch.received_at);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 new_ids.insert(row.try_get("message_id")?);
             }
         }
-        let fresh: Vec<&PreparedMessage> = batch
-            .messages
-            .iter()
-            .filter(|m| new_ids.contains(&m.message_id))
-            .collect();
-        let duplicates = batch
-            .messages
-            .iter()
-            .filter(|m| !new_ids.contains(&m.message_id))
-            .map(|m| m.message_id.clone())
-            .collect();
+        // A message id repeated inside the batch counts once: the first occurrence wins.
+        let mut fresh: Vec<&PreparedMessage> = Vec::with_capacity(batch.messages.len());
+        let mut duplicate = Vec::with_capacity(batch.messages.len());
+        for m in &batch.messages {
+            let new = new_ids.remove(&m.message_id);
+            if new {
+                fresh.push(m);
+            }
+            duplicate.push(!new);
+        }
 
         let events: Vec<(&str, &NewEvent)> = fresh
             .iter()
@@ -138,8 +160,18 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
+        let mut contacts: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        let mut protected: BTreeMap<(&str, &str), &str> = BTreeMap::new();
         for m in &fresh {
             for (subject, field, sealed) in &m.contacts {
+                contacts.insert((subject, field), sealed);
+            }
+            for (subject, attribute, value) in &m.protected {
+                protected.insert((subject, attribute), value);
+            }
+        }
+        for ((subject, field), sealed) in contacts {
+            {
                 sqlx::query("INSERT INTO contact_fields (subject_key, field, sealed, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
                     .bind(subject)
                     .bind(field)
@@ -148,7 +180,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            for (subject, attribute, value) in &m.protected {
+        }
+        for ((subject, attribute), value) in protected {
+            {
                 sqlx::query("INSERT INTO protected_attributes (subject_key, attribute, value) VALUES ($1, $2, $3) ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value")
                     .bind(subject)
                     .bind(attribute)
@@ -156,6 +190,8 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+        }
+        for m in &fresh {
             if let Some((subject, key, sealed)) = &m.quarantine {
                 sqlx::query("INSERT INTO quarantined_events (message_id, subject_key, inventory_key, sealed_payload, received_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&m.message_id)
@@ -170,7 +206,7 @@ impl Store {
                 link_in_tx(&mut tx, anon, known, purposes, batch.received_at).await?;
             }
         }
-        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
         for (k, c) in fresh
             .iter()
             .flat_map(|m| m.counts.iter())
@@ -187,7 +223,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(IngestResult { duplicates })
+        Ok(IngestResult { duplicate })
     }
 
     /// The wrapped data key of a subject, creating it from `candidate` if there is none yet.
@@ -317,6 +353,19 @@ async fn link_in_tx(
             .await?;
     }
     Ok(())
+}
+
+/// Whether a failed transaction may simply be run again.
+fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(
+                db.code().as_deref(),
+                Some("40P01" | "40001" | "5" | "517" | "6")
+            ) || db.message().contains("database is locked")
+        }
+        _ => false,
+    }
 }
 
 /// Subject key that anonymized rows carry: they still count in aggregates but belong to no one.
