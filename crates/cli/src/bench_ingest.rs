@@ -240,26 +240,14 @@ pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
 }
 
 async fn create_pg(admin: &str, name: &str) -> Result<()> {
-    use sqlx::{AssertSqlSafe, Connection, Executor};
-    let mut conn = sqlx::PgConnection::connect(admin)
+    candor_store::testing::create_postgres_database(admin, name)
         .await
-        .with_context(|| "connecting to --postgres".to_owned())?;
-    // `name` is built from digits only.
-    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await?;
-    conn.close().await.ok();
+        .with_context(|| "creating a throwaway database through --postgres".to_owned())?;
     Ok(())
 }
 
 async fn drop_pg(admin: &str, name: &str) -> Result<()> {
-    use sqlx::{AssertSqlSafe, Connection, Executor};
-    let mut conn = sqlx::PgConnection::connect(admin).await?;
-    conn.execute(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .await?;
-    conn.close().await.ok();
-    Ok(())
+    Ok(candor_store::testing::drop_postgres_database(admin, name).await?)
 }
 
 async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {

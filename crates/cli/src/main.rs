@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod bench;
 mod bench_ingest;
+mod eval_cmd;
 mod import_cmd;
 
 use std::path::PathBuf;
@@ -51,6 +52,13 @@ enum Command {
     /// Benchmarks that print figures against the targets in PRODUCT.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Offline evaluation of the recommendation models under protocol EVAL-1.
+    Eval(Box<eval_cmd::EvalArgs>),
+    /// Train a recommendation model on consented data and activate it (no restart needed).
+    Train,
+    /// Retention rules.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Bulk import of historical data through the same consent gate as live ingestion.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
@@ -117,6 +125,12 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete or anonymize data past its retention period now, and report what was removed.
+    Run,
+}
+
+#[derive(Subcommand)]
 enum AuditLogCommand {
     /// Recompute the hash chain; exit 1 naming the first broken entry.
     Verify,
@@ -138,6 +152,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
     if let Command::Audit(AuditCommand::Fairness(args)) = &cli.command {
         // Works on any CSV without a store or configuration.
         audit_cmd::run_fairness(args)?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if let Command::Eval(args) = &cli.command {
+        // Reads public data sets only; no store or configuration needed.
+        eval_cmd::run_eval(args)?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     if let Command::Config(ConfigCommand::Check) = cli.command {
@@ -167,7 +186,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
             Command::Bench(cmd) => bench::run(config, cmd).await,
             Command::Import(cmd) => import_cmd::run(config, cmd).await,
-            Command::Config(_) => unreachable!("handled above"),
+            Command::Config(_) | Command::Eval(_) => unreachable!("handled above"),
+            Command::Train => train(config).await,
+            Command::Retention(RetentionCommand::Run) => retention(config).await,
         }
     })
 }
@@ -402,6 +423,41 @@ async fn audit_run(
         std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
         println!("report written to {}", path.display());
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn train(config: Config) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let report = app
+        .train("cli", &|stage| spinner.set_message(stage.to_owned()))
+        .await?;
+    spinner.finish_and_clear();
+    println!(
+        "trained {} on {} consenting subjects ({} interactions, {} items); {} subjects left out for lack of consent; active now",
+        report.version,
+        report.subjects,
+        report.interactions,
+        report.items,
+        report.subjects_excluded_without_consent
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn retention(config: Config) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    let r = app.run_retention("cli").await?;
+    for (category, n) in &r.deleted {
+        println!("deleted    {n:>8} {category} events past retention");
+    }
+    for (category, n) in &r.anonymized {
+        println!("anonymized {n:>8} {category} events past retention");
+    }
+    println!(
+        "deleted    {:>8} events of never-identified visitors",
+        r.anonymous_sessions_deleted
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }
 

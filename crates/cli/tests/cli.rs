@@ -191,6 +191,18 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
         &["demo", "--no-serve", "--data-dir", target.to_str().unwrap()],
     );
     assert!(!o.status.success() && text(&o).contains("not empty"));
+    // A model trains on the demo's consented data and activates.
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["train"])
+        .env("CANDOR_DATA_DIR", &target)
+        .env("CANDOR_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && text(&o).contains("active now"),
+        "{}",
+        text(&o)
+    );
     // The demo's own log is intact.
     let o = Command::new(env!("CARGO_BIN_EXE_candor"))
         .args(["audit-log", "verify"])

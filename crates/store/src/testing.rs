@@ -36,6 +36,45 @@ fn unique_suffix() -> String {
     )
 }
 
+fn valid_name(name: &str) -> Result<()> {
+    // Names go into DDL unquoted: allow only what a generated name can contain.
+    if name.is_empty()
+        || name.len() > 60
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(crate::StoreError::UnsupportedUrl(format!(
+            "database name `{name}` must be lowercase letters, digits and `_`"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a throwaway PostgreSQL database `name` through the server at `admin_url`, and
+/// returns its URL. For tests and benchmarks.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+    valid_name(name)?;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    conn.close().await.ok();
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops a database made by [`create_postgres_database`], disconnecting its users.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    valid_name(name)?;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await?;
+    conn.close().await.ok();
+    Ok(())
+}
+
 /// A database that exists for the lifetime of this value.
 pub struct TestDb {
     pub url: String,
@@ -61,19 +100,11 @@ impl TestDb {
             Backend::Postgres => {
                 let name = format!("candor_test_{}", unique_suffix());
                 let admin = admin_postgres_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
+                let url = create_postgres_database(&admin, &name)
                     .await
                     .unwrap_or_else(|e| panic!("PostgreSQL is required for tests at {admin}: {e}"));
-                conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .await
-                    .expect("create test database");
-                conn.close().await.ok();
-                let base = admin
-                    .rsplit_once('/')
-                    .map_or(admin.as_str(), |(b, _)| b)
-                    .to_owned();
                 TestDb {
-                    url: format!("{base}/{name}"),
+                    url,
                     backend,
                     dir: None,
                     pg_name: Some(name),
@@ -109,15 +140,7 @@ impl Drop for TestDb {
                     .enable_all()
                     .build()
                     .ok()?;
-                rt.block_on(async move {
-                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    conn.execute(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .await
-                    .ok()?;
-                    conn.close().await.ok()
-                })
+                rt.block_on(drop_postgres_database(&admin, &name)).ok()
             })
             .join();
         }
