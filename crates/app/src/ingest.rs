@@ -71,6 +71,19 @@ fn sealed_json(key: &SecretKey, subject: &str, field: &str, value: &Value) -> Va
 }
 
 impl App {
+    /// Writes the counters gathered since the last flush. On failure they are kept for the next.
+    pub async fn flush_inventory_counts(&self) -> Result<()> {
+        let taken = std::mem::take(&mut *self.pending_counts.lock().expect("counts lock"));
+        if let Err(e) = self.store.add_inventory_counts(&taken).await {
+            let mut pending = self.pending_counts.lock().expect("counts lock");
+            for (k, n) in taken {
+                *pending.entry(k).or_default() += n;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// The tracking plan in force.
     pub fn inventory(&self) -> Arc<Inventory> {
         self.inventory.read().expect("inventory lock").clone()
@@ -145,6 +158,7 @@ impl App {
             ..Default::default()
         };
         let mut outcome_of: Vec<Outcome> = Vec::with_capacity(raws.len());
+        let mut rejected_keys: Vec<String> = Vec::new();
         for (index, raw) in raws.into_iter().enumerate() {
             let reject = |code, message: String, id: Option<String>| Rejected {
                 index,
@@ -185,7 +199,7 @@ impl App {
             };
             match self.prepare(&msg, &value, &inventory, &purposes).await? {
                 Prepared::Rejected { key, reason } => {
-                    batch.extra_counts.push((key, "events_rejected".into()));
+                    rejected_keys.push(key);
                     report
                         .rejected
                         .push(reject("undeclared_event", reason, Some(msg.message_id)));
@@ -198,6 +212,22 @@ impl App {
             }
         }
         let result = self.store.ingest(&batch).await?;
+        {
+            // Counters are statistics: kept in memory and flushed every second, so the batch
+            // transaction holds only the rows themselves.
+            let mut pending = self.pending_counts.lock().expect("counts lock");
+            let fresh = batch
+                .messages
+                .iter()
+                .zip(&result.duplicate)
+                .filter(|(_, dup)| !**dup);
+            for (key, counter) in fresh.flat_map(|(m, _)| m.counts.iter()) {
+                *pending.entry((key.clone(), counter.clone())).or_default() += 1;
+            }
+            for key in rejected_keys {
+                *pending.entry((key, "events_rejected".into())).or_default() += 1;
+            }
+        }
         for (duplicate, outcome) in result.duplicate.iter().zip(outcome_of) {
             report.accepted += 1;
             if *duplicate {

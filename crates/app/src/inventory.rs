@@ -62,6 +62,7 @@ impl App {
     }
 
     pub async fn inventory_view(&self) -> Result<InventoryView> {
+        self.flush_inventory_counts().await?;
         let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
         for (key, counter, value) in self.store.inventory_counts().await? {
             counts.entry(key).or_default().insert(counter, value);

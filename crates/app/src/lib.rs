@@ -60,6 +60,8 @@ pub struct App {
     data_keys: std::sync::Mutex<HashMap<String, candor_domain::envelope::SecretKey>>,
     serving: RwLock<Arc<recommend::Serving>>,
     prefs: RwLock<HashMap<String, Arc<candor_domain::preferences::Preferences>>>,
+    /// Tracking-plan counters not yet flushed to the store (flushed every second).
+    pending_counts: std::sync::Mutex<std::collections::BTreeMap<(String, String), i64>>,
     decisions_tx:
         std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Vec<candor_store::DecisionRow>>>>,
 }
@@ -96,6 +98,7 @@ impl App {
             serving: RwLock::new(Arc::new(recommend::Serving::empty())),
             prefs: RwLock::default(),
             decisions_tx: std::sync::Mutex::default(),
+            pending_counts: std::sync::Mutex::default(),
         };
         app.reload_purposes().await?;
         app.reload_keys().await?;

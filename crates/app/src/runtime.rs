@@ -86,6 +86,24 @@ impl App {
                 }
             }));
         }
+        {
+            let app = self.clone();
+            let mut stop_rx = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let stop = tokio::select! {
+                        _ = stop_rx.changed() => true,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    };
+                    if let Err(e) = app.flush_inventory_counts().await {
+                        tracing::warn!(error = %e, "flushing tracking-plan counters failed; kept for the next flush");
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+            }));
+        }
         if self.config.recommend.train_interval_secs > 0 {
             let app = self.clone();
             let mut stop_rx = stopped.clone();

@@ -974,6 +974,10 @@ async fn events(config: Config, args: EventsArgs) -> Result<std::process::ExitCo
                 .ingest(raws, None)
                 .await
                 .context("storing a batch (the checkpoint still points before it)")?;
+            // No background flusher runs in the CLI: write the tracking-plan counters now.
+            app.flush_inventory_counts()
+                .await
+                .context("updating the tracking plan's counters")?;
             local.stored += report.stored as u64;
             local.without_consent += report.without_consent as u64;
             local.quarantined += report.quarantined as u64;

@@ -41,15 +41,15 @@ pub struct PreparedMessage {
     pub quarantine: Option<(String, String, String)>,
     /// (anonymous key, known subject key, purposes the known subject allows)
     pub link: Option<(String, String, Vec<String>)>,
-    /// (inventory key, counter) to increment by one if the message is new.
+    /// (inventory key, counter) to increment by one if the message is new (the caller keeps
+    /// the counters; see `add_inventory_counts`).
     pub counts: Vec<(String, String)>,
 }
 
-/// Rows that do not depend on a message being new (rejections are counted even when retried).
+/// The messages of one request, written in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestBatch {
     pub messages: Vec<PreparedMessage>,
-    pub extra_counts: Vec<(String, String)>,
     pub received_at: Micros,
 }
 
@@ -206,14 +206,20 @@ impl Store {
                 link_in_tx(&mut tx, anon, known, purposes, batch.received_at).await?;
             }
         }
-        let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-        for (k, c) in fresh
-            .iter()
-            .flat_map(|m| m.counts.iter())
-            .chain(batch.extra_counts.iter())
-        {
-            *counts.entry((k.as_str(), c.as_str())).or_default() += 1;
+        tx.commit().await?;
+        Ok(IngestResult { duplicate })
+    }
+
+    /// Adds to the tracking plan's live counters, in key order (so concurrent flushes from
+    /// several nodes cannot deadlock).
+    pub async fn add_inventory_counts(
+        &self,
+        counts: &BTreeMap<(String, String), i64>,
+    ) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
         for ((key, counter), n) in counts {
             sqlx::query("INSERT INTO inventory_counts (event_key, counter, value) VALUES ($1, $2, $3) ON CONFLICT (event_key, counter) DO UPDATE SET value = inventory_counts.value + excluded.value")
                 .bind(key)
@@ -223,7 +229,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(IngestResult { duplicate })
+        Ok(())
     }
 
     /// The wrapped data key of a subject, creating it from `candidate` if there is none yet.
