@@ -20,7 +20,7 @@ use candor_domain::{AuditDraft, DataCategory, PurposeId, SubjectKey};
 use candor_recommend::codec::ModelFile;
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
-use candor_recommend::serve::{self, Catalog, Engine, ServeConfig};
+use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
 use candor_store::{DecisionRow, ModelVersion};
 use serde::Serialize;
 use serde_json::json;
@@ -96,6 +96,8 @@ pub struct Recommendations {
     pub level_requested: Level,
     pub level_applied: Level,
     pub model_version: String,
+    /// Whether `confidence` is a calibrated probability of engagement (fitted on held-out data).
+    pub confidence_calibrated: bool,
     /// Set when the answer is non-personal for a reason the person or operator should know.
     pub fallback: Option<String>,
     /// Every rule that shaped this answer, in the order applied.
@@ -232,8 +234,17 @@ impl App {
                 format!("model {} has unreadable popularity counts", m.version),
             )
         })?;
-        Engine::from_model_file(catalog.clone(), &counts, &file, serve_config(self))
-            .map_err(|e| AppError::invalid("model", e.to_string()))
+        let engine = Engine::from_model_file(catalog.clone(), &counts, &file, serve_config(self))
+            .map_err(|e| AppError::invalid("model", e.to_string()))?;
+        Ok(match m.calibration.as_str() {
+            "" => engine,
+            json => engine.with_calibration(serde_json::from_str(json).map_err(|_| {
+                AppError::invalid(
+                    "model",
+                    format!("model {} has an unreadable calibration", m.version),
+                )
+            })?),
+        })
     }
 
     pub fn serving(&self) -> Arc<Serving> {
@@ -315,13 +326,63 @@ impl App {
         ));
         let n_items = catalog.item_ids.len();
         let subjects = histories.len();
-        let fitted =
-            tokio::task::spawn_blocking(move || -> std::result::Result<ItemKnn, String> {
+        let (cal_catalog, cal_counts, cal_config) =
+            (catalog.clone(), counts.clone(), serve_config(self));
+        let fitted = tokio::task::spawn_blocking(
+            move || -> std::result::Result<(ItemKnn, Calibration), String> {
+                // Calibration: hold out each subject's latest interaction, fit on the rest, and learn
+                // how often an item scored s was the one the person went on to choose.
+                let (rows, held): (Vec<Vec<u32>>, Vec<Option<u32>>) = histories
+                    .iter()
+                    .map(|h| match h.split_last() {
+                        Some((last, rest)) if !rest.is_empty() => (rest.to_vec(), Some(*last)),
+                        _ => (h.clone(), None),
+                    })
+                    .unzip();
+                let held_out =
+                    Interactions::from_rows(n_items, &rows).map_err(|e| e.to_string())?;
+                let cal_engine = Engine::new(
+                    cal_catalog.clone(),
+                    &cal_counts,
+                    Some(ItemKnn::fit(&held_out, KnnParams::default())),
+                    "calibration".into(),
+                    cal_config,
+                )
+                .map_err(|e| e.to_string())?;
+                let every_category: Vec<u32> =
+                    (0..cal_catalog.category_names.len() as u32).collect();
+                let cases: Vec<(&Vec<u32>, Vec<i64>, [u32; 1])> = rows
+                    .iter()
+                    .zip(&held)
+                    .filter_map(|(h, last)| last.map(|l| (h, (0..h.len() as i64).collect(), [l])))
+                    .take(5000)
+                    .collect();
+                let calibration = Calibration::fit_engine(
+                    &cal_engine,
+                    cases.iter().map(|(h, ts, used)| {
+                        let req = serve::Request {
+                            level: serve::Level::Full,
+                            consent: serve::Consent {
+                                behaviour: true,
+                                declared: true,
+                            },
+                            history: h,
+                            history_ts: ts,
+                            declared: &[],
+                            sensitive_opt_in: &every_category,
+                            owned: &[],
+                            k: 10,
+                            seed: 0,
+                        };
+                        (req, &used[..])
+                    }),
+                );
                 let train =
                     Interactions::from_rows(n_items, &histories).map_err(|e| e.to_string())?;
-                Ok(ItemKnn::fit(&train, KnnParams::default()))
-            });
-        let knn = fitted
+                Ok((ItemKnn::fit(&train, KnnParams::default()), calibration))
+            },
+        );
+        let (knn, calibration) = fitted
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(AppError::Internal)?;
@@ -346,6 +407,8 @@ impl App {
             counts: serde_json::to_string(&counts)
                 .map_err(|e| AppError::Internal(e.to_string()))?,
             body: base64::engine::general_purpose::STANDARD.encode(bytes),
+            calibration: serde_json::to_string(&calibration)
+                .map_err(|e| AppError::Internal(e.to_string()))?,
             active: false,
         };
         progress("storing the model");
@@ -585,7 +648,9 @@ impl App {
             seed,
         };
         let mut resp = serving.engine.recommend(&ask(engine_level));
+        // Only a calibrated confidence is a probability worth comparing to the threshold.
         if resp.level != serve::Level::Off
+            && resp.calibrated
             && cfg.low_confidence > 0.0
             && resp.items.iter().all(|i| i.confidence < cfg.low_confidence)
         {
@@ -595,6 +660,7 @@ impl App {
                 cfg.low_confidence
             ));
         }
+        let confidence_calibrated = resp.calibrated;
         let excluded: Vec<&str> = serving
             .category_ids
             .iter()
@@ -664,6 +730,7 @@ impl App {
             level_requested: prefs.level,
             level_applied,
             model_version,
+            confidence_calibrated,
             fallback,
             filters,
             items,

@@ -76,6 +76,14 @@ pub struct EvalArgs {
     /// ALS: random seed of the initial factors.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Instead of the model grid: the cost of each serving constraint (bare item-kNN vs the
+    /// serving engine at each level, with and without diversity and a sensitive category).
+    #[arg(long)]
+    pub constraints: bool,
+    /// With --constraints: the category marked sensitive (default Horror for MovieLens, the
+    /// fifth-largest product line for online-retail).
+    #[arg(long, requires = "constraints")]
+    pub sensitive_category: Option<String>,
 }
 
 impl EvalArgs {
@@ -107,6 +115,9 @@ impl EvalArgs {
 /// Runs `candor eval`: one line per model on stdout, the split summary on stderr.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let dataset = Dataset::from_name(&args.dataset)?;
+    if args.constraints {
+        return run_constraints(args, dataset);
+    }
     let specs = args.grid().specs(&args.model)?;
     let opts = EvalOptions {
         dataset,
@@ -142,6 +153,36 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.split_out {
         eprintln!("wrote split to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `candor eval --constraints`: one Markdown table row per pipeline variant.
+fn run_constraints(args: &EvalArgs, dataset: Dataset) -> anyhow::Result<()> {
+    use candor_recommend::constraints::{TABLE_HEADER, format_row, run_constraints};
+    let t = std::time::Instant::now();
+    println!("{TABLE_HEADER}");
+    let report = candor_recommend::eval::with_threads(args.threads, || {
+        run_constraints(
+            dataset,
+            &args.data_dir,
+            args.sensitive_category.as_deref(),
+            |r| println!("{}", format_row(r)),
+        )
+    })?
+    .with_context(|| format!("constraint costs on {}", args.dataset))?;
+    eprintln!(
+        "{}: {} categories; sensitive `{}` holds {:.1}% of test interactions; {:.1} s",
+        report.dataset,
+        report.n_categories,
+        report.sensitive_category,
+        report.sensitive_test_share * 100.0,
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -103,6 +103,10 @@ both_stores!(
             (Some("full"), Some(version.as_str())),
             "{v}"
         );
+        assert_eq!(
+            v["confidence_calibrated"], true,
+            "training fits a calibration"
+        );
         let items = v["items"].as_array().unwrap();
         assert_eq!(items.len(), 8);
         for it in items {
@@ -280,6 +284,50 @@ both_stores!(
                 .filter(|m| m["active"] == true)
                 .count(),
             1
+        );
+        node.stop().await;
+    }
+);
+
+both_stores!(
+    low_confidence_answers_fall_back_and_say_so,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, std::sync::Arc::new(candor_app::SystemClock), |c| {
+            c.recommend.low_confidence = 0.99
+        })
+        .await;
+        let cfg = candor_app::demo::DemoConfig {
+            customers: 300,
+            products: 400,
+            now_unix: node.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&node.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+        let cust = consenting_customer(&node).await;
+        node.send(
+            Method::POST,
+            "/v1/admin/models/train",
+            Some(&node.admin),
+            None,
+        )
+        .await;
+        node.send(
+            Method::PUT,
+            &format!("/v1/subjects/{cust}/preferences"),
+            Some(&node.recommend),
+            Some(json!({"level": "full"})),
+        )
+        .await;
+        let (_, v) = node.get(&rec_path(&cust, ""), &node.recommend).await;
+        assert_eq!(v["level_applied"], "off", "{v}");
+        assert!(
+            v["fallback"]
+                .as_str()
+                .unwrap()
+                .contains("confidence threshold"),
+            "{v}"
         );
         node.stop().await;
     }

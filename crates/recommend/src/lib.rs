@@ -25,6 +25,7 @@
 //! - Evaluate: [`data::Dataset::load`], [`split::eval1_split`], [`eval::run_model`].
 
 pub mod codec;
+pub mod constraints;
 pub mod data;
 pub mod error;
 pub mod eval;

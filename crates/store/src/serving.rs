@@ -20,6 +20,8 @@ pub struct ModelVersion {
     pub items: i64,
     /// JSON array of per-item popularity counts, in the model's item order.
     pub counts: String,
+    /// JSON of the fitted confidence calibration, or empty.
+    pub calibration: String,
     pub body: String,
     pub active: bool,
 }
@@ -43,6 +45,11 @@ fn decode_model(r: &sqlx::any::AnyRow, with_body: bool) -> Result<ModelVersion> 
         items: r.try_get("items")?,
         counts: if with_body {
             r.try_get("counts")?
+        } else {
+            String::new()
+        },
+        calibration: if with_body {
+            r.try_get("calibration")?
         } else {
             String::new()
         },
@@ -184,7 +191,7 @@ impl Store {
     /// Stores a trained model (inactive until activated).
     pub async fn save_model(&self, m: &ModelVersion, audit_draft: &AuditDraft) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) ON CONFLICT (version) DO NOTHING")
+        sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (version) DO NOTHING")
             .bind(&m.version)
             .bind(&m.kind)
             .bind(m.created_at)
@@ -193,6 +200,7 @@ impl Store {
             .bind(m.items)
             .bind(&m.counts)
             .bind(&m.body)
+            .bind(&m.calibration)
             .execute(&mut *tx)
             .await?;
         audit::append_in_tx(&mut tx, m.created_at, audit_draft).await?;

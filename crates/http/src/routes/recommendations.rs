@@ -78,6 +78,8 @@ pub struct RecommendationsView {
     /// What was actually used (lower when consent is missing or a quiet period is on).
     pub level_applied: String,
     pub model_version: String,
+    /// Whether item confidences are calibrated probabilities (fitted on held-out data at training).
+    pub confidence_calibrated: bool,
     /// Why the answer is non-personal, when it is for a reason worth saying.
     pub fallback: Option<String>,
     /// Every rule applied, in order.
@@ -93,6 +95,7 @@ impl From<Recommendations> for RecommendationsView {
             level_requested: r.level_requested.as_str().into(),
             level_applied: r.level_applied.as_str().into(),
             model_version: r.model_version,
+            confidence_calibrated: r.confidence_calibrated,
             fallback: r.fallback,
             filters: r.filters,
             items: r

@@ -12,6 +12,7 @@ CREATE TABLE model_versions (
     interactions BIGINT NOT NULL,
     items BIGINT NOT NULL,
     counts TEXT NOT NULL,
+    calibration TEXT NOT NULL DEFAULT '',
     body TEXT NOT NULL,
     active BIGINT NOT NULL
 );
