@@ -88,7 +88,8 @@ fn ml100k_categories(dir: &Path) -> Result<ItemCategories> {
 /// ml-1m `movies.dat`: `id::title::Genre|Genre`.
 fn ml1m_categories(dir: &Path) -> Result<ItemCategories> {
     let p = dir.join("movies.dat");
-    let bytes = std::fs::read(&p).map_err(|e| RecError::Invalid(format!("{}: {e}", p.display())))?;
+    let bytes =
+        std::fs::read(&p).map_err(|e| RecError::Invalid(format!("{}: {e}", p.display())))?;
     let text = String::from_utf8_lossy(&bytes);
     let mut names: Vec<String> = Vec::new();
     let mut of_item = HashMap::new();
@@ -384,7 +385,10 @@ pub fn run_constraints(
                 for &h in history {
                     scores[h as usize] = f32::NEG_INFINITY;
                 }
-                top_k(scores, K, |_| false).into_iter().map(|x| x.0).collect()
+                top_k(scores, K, |_| false)
+                    .into_iter()
+                    .map(|x| x.0)
+                    .collect()
             },
         )
         .collect();
@@ -402,7 +406,11 @@ pub fn run_constraints(
         run_engine(&e, Level::Full, false),
     );
     let e = engine(&base, false)?;
-    push("d", "c + exploration slot (serving default)", run_engine(&e, Level::Full, false));
+    push(
+        "d",
+        "c + exploration slot (serving default)",
+        run_engine(&e, Level::Full, false),
+    );
     push(
         "d'",
         "d + declared interests (level full with declared top-3 categories)",
