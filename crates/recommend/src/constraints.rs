@@ -432,7 +432,6 @@ pub fn run_constraints(
         &format!("d with `{sensitive_name}` sensitive (excluded, no opt-in)"),
         run_engine(&e, Level::Full, false),
     );
-    drop(push);
     Ok(ConstraintReport {
         dataset: dataset.name().into(),
         n_categories: n_cat,
