@@ -1,41 +1,16 @@
 //! `candor import events` as an operator runs it: the real binary on a fresh SQLite data dir.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+
+use common::{Dir, candor, text};
 
 fn temp(name: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("candor-import-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn candor(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args(args)
-        .env_remove("CANDOR_CONFIG")
-        .env_remove("CANDOR_DATABASE_URL")
-        .env("CANDOR_DATA_DIR", data_dir)
-        .env("CANDOR_LOG__LEVEL", "warn")
-        .output()
-        .expect("run candor")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::temp("import", name)
 }
 
 /// The `--json` summary printed on stdout.
