@@ -26,6 +26,8 @@ pub struct DemoSummary {
     pub events_kept: usize,
     pub events_dropped_without_consent: usize,
     pub declared_interests_kept: usize,
+    /// Customers whose (simulated) choice is the `full` personalization level.
+    pub chose_full: usize,
     pub decisions: usize,
     pub admin_key: CreatedKey,
     pub ingest_key: CreatedKey,
@@ -78,6 +80,13 @@ pub async fn load(
         })
         .collect();
     app.store.upsert_catalog(&categories, &items).await?;
+    // Serving validates and answers against the catalog it holds: load the new one.
+    app.reload_serving().await?;
+    let personalization = purposes
+        .values()
+        .find(|p| p.id.as_str() == "personalization")
+        .cloned();
+    let mut chose_full = 0;
 
     let mut events_by_customer: std::collections::HashMap<&str, Vec<&candor_demo::Event>> =
         std::collections::HashMap::new();
@@ -148,19 +157,38 @@ pub async fn load(
             }
         }
         let current = SubjectConsents::from_history(&records);
-        if !c.declared_interests.is_empty()
+        let keep_interests = !c.declared_interests.is_empty()
             && purpose_allowing(
                 purposes.values(),
                 &current,
                 &DataCategory::DeclaredPreference,
                 now,
             )
-            .is_some()
-        {
+            .is_some();
+        if keep_interests {
             app.store
                 .set_declared_interests(key.as_str(), &c.declared_interests)
                 .await?;
             interests_kept += 1;
+        }
+        // Simulated choice: two in five customers who allow personalization move to `full`
+        // in the preference center (new subjects start at `basic`).
+        if n % 5 < 2
+            && personalization
+                .as_ref()
+                .is_some_and(|p| current.status(p, now).allows())
+        {
+            let prefs = candor_domain::preferences::Preferences {
+                level: candor_domain::preferences::Level::Full,
+                declared_interests: if keep_interests {
+                    c.declared_interests.clone()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            };
+            app.set_preferences(ACTOR, &key, prefs).await?;
+            chose_full += 1;
         }
         // Held for fairness audits only, in their own table.
         let d = &c.demographics;
@@ -202,6 +230,7 @@ pub async fn load(
     app.store.insert_decisions(&decisions).await?;
 
     Ok(DemoSummary {
+        chose_full,
         purposes: purposes.len(),
         categories: categories.len(),
         products: items.len(),

@@ -486,11 +486,18 @@ impl App {
         subject: &SubjectKey,
         prefs: Preferences,
     ) -> Result<Arc<Preferences>> {
+        // The serving state holds the catalog's categories (reloaded whenever the catalog or the
+        // model changes), so validation reads no table.
         let serving = self.serving();
-        let (_, cats) = self.store.catalog().await?;
+        let sensitive = &serving.engine.catalog().category_sensitive;
         prefs.validate(
-            |c| serving.category_index.contains_key(c) || cats.iter().any(|x| x.0 == c),
-            |c| cats.iter().any(|x| x.0 == c && x.2.is_some()),
+            |c| serving.category_index.contains_key(c),
+            |c| {
+                serving
+                    .category_index
+                    .get(c)
+                    .is_some_and(|&i| sensitive[i as usize])
+            },
         )?;
         let body = serde_json::to_string(&prefs).map_err(|e| AppError::Internal(e.to_string()))?;
         let audit = AuditDraft::new(

@@ -298,6 +298,10 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     let summary =
         candor_app::demo::load(&app, &cfg, |done, _| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
+    let model = app.train("demo", &|_| {}).await?;
+    let audit = app
+        .run_fairness_audit("demo", &app.default_audit_request())
+        .await?;
 
     let base = format!("http://127.0.0.1:{}", args.port);
     println!("Candor demo: a synthetic shop, loaded through the same consent rules as real data");
@@ -319,6 +323,15 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
         "  offer decisions     {} (with a planted bias for the fairness audit to find)",
         summary.decisions
     );
+    println!(
+        "  model               {} trained on {} consenting customers ({} chose the `full` level)",
+        model.version, model.subjects, summary.chose_full
+    );
+    println!(
+        "  fairness audit      {} findings on {} decisions, opened as bias incidents",
+        audit.findings.len(),
+        audit.decisions
+    );
     println!();
     println!("  API                 {base}");
     println!("  API docs            {base}/docs/");
@@ -330,9 +343,15 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  recommend key       {}", summary.recommend_key.secret);
     println!("  auditor key         {}", summary.auditor_key.secret);
     println!();
+    let rk = &summary.recommend_key.secret;
+    println!("  try:");
+    println!("    curl -H 'Authorization: Bearer {rk}' {base}/v1/subjects/cust-0001/consents");
     println!(
-        "  try: curl -H 'Authorization: Bearer {}' {base}/v1/subjects/cust-0001/consents",
-        summary.recommend_key.secret
+        "    curl -H 'Authorization: Bearer {rk}' '{base}/v1/recommendations/cust-0001?surface=home&k=5'"
+    );
+    println!(
+        "    curl -H 'Authorization: Bearer {}' '{base}/v1/audit/fairness/latest?format=html' > report.html",
+        summary.auditor_key.secret
     );
     if args.no_serve {
         return Ok(std::process::ExitCode::SUCCESS);
