@@ -133,7 +133,7 @@ impl Default for RecommendConfig {
             mmr_lambda: 0.7,
             category_cap: 3,
             exploration_slot: true,
-            low_confidence: 0.005,
+            low_confidence: 0.0,
             train_interval_secs: 0,
         }
     }

@@ -444,24 +444,53 @@ impl Engine {
                 }
             }
         }
-        // 3. popularity fills whatever is left (every level)
+        // 3. popularity fills whatever is left (every level), skipping categories that already
+        // hold `category_cap` candidates: the re-ranker could not use more of them.
+        let cap = self.config.category_cap.max(1);
+        let n_categories = self.catalog.category_names.len();
+        let mut per_category = vec![0usize; n_categories];
+        for &i in cands.keys() {
+            per_category[self.catalog.item_category[i as usize] as usize] += 1;
+        }
+        let mut full_categories = per_category.iter().filter(|&&n| n >= cap).count();
         let mut filled = 0;
         for &i in &self.pop_order {
-            if filled >= self.config.candidates.max(req.k * 2) {
+            if filled >= self.config.candidates.max(req.k * 2) || full_categories == n_categories {
                 break;
             }
-            if admissible(i) {
-                cands.entry(i).or_insert(Candidate {
+            let c = self.catalog.item_category[i as usize] as usize;
+            if per_category[c] >= cap || cands.contains_key(&i) || !admissible(i) {
+                continue;
+            }
+            cands.insert(
+                i,
+                Candidate {
                     item: i,
                     score: W_POPULAR * self.popularity[i as usize],
                     behaviour: None,
                     declared: None,
-                });
-                filled += 1;
+                },
+            );
+            per_category[c] += 1;
+            if per_category[c] == cap {
+                full_categories += 1;
             }
+            filled += 1;
         }
         let mut pool: Vec<Candidate> = cands.into_values().collect();
         pool.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        // MMR never takes more than `category_cap` items of one category, so more of them in
+        // the pool only crowd out other categories (and left answers short of k when declared
+        // interests filled the pool).
+        let cap = self.config.category_cap.max(1);
+        let mut in_pool: HashMap<u32, usize> = HashMap::new();
+        pool.retain(|c| {
+            let n = in_pool
+                .entry(self.catalog.item_category[c.item as usize])
+                .or_default();
+            *n += 1;
+            *n <= cap
+        });
         pool.truncate(self.config.candidates.max(req.k * 4));
 
         // 4. diversity: MMR on category overlap, with a per-category cap
@@ -876,6 +905,47 @@ mod tests {
         cats.sort();
         cats.dedup();
         assert_eq!(cats.len(), r.items.len());
+    }
+
+    #[test]
+    fn declared_interests_larger_than_the_pool_still_fill_k() {
+        // 3 categories of 50 items; the person declares category 0, whose 50 items alone would
+        // fill a pool of 20 candidates; the cap of 3 per category must not leave the answer short.
+        let n = 150;
+        let catalog = Catalog {
+            item_ids: (0..n).map(|i| format!("i{i}")).collect(),
+            titles: (0..n).map(|i| format!("Item {i}")).collect(),
+            item_category: (0..n).map(|i| (i / 50) as u32).collect(),
+            category_names: vec!["a".into(), "b".into(), "c".into()],
+            category_sensitive: vec![false; 3],
+            item_group: Vec::new(),
+        };
+        let counts: Vec<u32> = (0..n).map(|i| (n - i) as u32).collect();
+        let config = ServeConfig {
+            candidates: 20,
+            ..ServeConfig::default()
+        };
+        let e = Engine::new(catalog, &counts, None, "v".into(), config).unwrap();
+        let r = e.recommend(&Request {
+            level: Level::Basic,
+            consent: Consent {
+                behaviour: false,
+                declared: true,
+            },
+            history: &[],
+            history_ts: &[],
+            declared: &[0],
+            sensitive_opt_in: &[],
+            owned: &[],
+            k: 8,
+            seed: 1,
+        });
+        assert_eq!(r.items.len(), 8);
+        let from_declared = r.items.iter().filter(|i| i.item < 50).count();
+        assert_eq!(
+            from_declared, 3,
+            "the declared category fills its cap, others fill the rest"
+        );
     }
 
     #[test]
