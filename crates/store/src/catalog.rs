@@ -138,20 +138,28 @@ impl Store {
     }
 
     pub async fn insert_decisions(&self, decisions: &[DecisionRow]) -> Result<()> {
+        // Multi-row statements: serving logs ten rows per response, and one round trip per row
+        // was most of the writer's cost.
         let mut tx = self.pool.begin().await?;
-        for d in decisions {
-            sqlx::query("INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                .bind(&d.subject_key)
-                .bind(&d.surface)
-                .bind(&d.item_id)
-                .bind(bool_to_db(d.selected))
-                .bind(d.outcome.map(bool_to_db))
-                .bind(d.score)
-                .bind(&d.model_version)
-                .bind(d.at)
-                .bind(d.position)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in decisions.chunks(crate::ingest::CHUNK) {
+            let sql = format!(
+                "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES {}",
+                crate::ingest::placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for d in chunk {
+                q = q
+                    .bind(&d.subject_key)
+                    .bind(&d.surface)
+                    .bind(&d.item_id)
+                    .bind(bool_to_db(d.selected))
+                    .bind(d.outcome.map(bool_to_db))
+                    .bind(d.score)
+                    .bind(&d.model_version)
+                    .bind(d.at)
+                    .bind(d.position);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

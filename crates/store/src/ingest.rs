@@ -61,9 +61,9 @@ pub struct IngestResult {
 }
 
 /// Rows per multi-row INSERT; keeps every statement well under both backends' parameter limits.
-const CHUNK: usize = 100;
+pub(crate) const CHUNK: usize = 100;
 
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
