@@ -31,7 +31,7 @@ use crate::data::Dataset;
 use crate::error::{RecError, Result};
 use crate::eval::K;
 use crate::metrics::{Metrics, evaluate};
-use crate::models::{ItemKnn, KnnParams, Model, Query, Scorer, top_k};
+use crate::models::{ItemKnn, KnnParams, Model};
 use crate::serve::{Catalog, Consent, Engine, Level, Request, ServeConfig};
 use crate::split::eval1_split;
 
@@ -368,30 +368,7 @@ pub fn run_constraints(
 
     // a: the bare model, as `candor eval` scores it
     let model = Model::ItemKnn(knn.clone());
-    let bare: Vec<Vec<u32>> = split
-        .eval_users
-        .par_iter()
-        .map_init(
-            || vec![0f32; model.n_items()],
-            |scores, &u| {
-                let history = split.train.row(u as usize);
-                let q = Query {
-                    user: Some(u),
-                    history,
-                    history_ts: &split.train_ts[u as usize],
-                    declared: &[],
-                };
-                model.score(&q, scores);
-                for &h in history {
-                    scores[h as usize] = f32::NEG_INFINITY;
-                }
-                top_k(scores, K, |_| false)
-                    .into_iter()
-                    .map(|x| x.0)
-                    .collect()
-            },
-        )
-        .collect();
+    let bare = crate::eval::recommend_eval_users(&model, &split);
     push("a", "bare item-kNN (no pipeline)", bare);
     let e = engine(&relevance_only, false)?;
     push(
