@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use candor_domain::{
     AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, Micros,
-    NewConsent, PrivacySignals, Purpose, PurposeId, SubjectKey,
+    NewConsent, PrivacySignals, Purpose, PurposeId, SubjectConsents, SubjectKey,
 };
 use candor_store::OutboxEvent;
 use serde::Serialize;
@@ -62,14 +62,7 @@ impl App {
     ) -> Result<ConsentStatus> {
         let p = self.purpose(purpose)?;
         let now = self.now();
-        if let Some(s) = self.consents.with(subject, |c| c.status(&p, now)) {
-            return Ok(s);
-        }
-        self.load_subject(subject).await?;
-        Ok(self
-            .consents
-            .with(subject, |c| c.status(&p, now))
-            .unwrap_or(ConsentStatus::NotAsked))
+        self.with_consents(subject, |c| c.status(&p, now)).await
     }
 
     /// The cached check alone, for benchmarks and callers that already loaded the subject.
@@ -82,11 +75,23 @@ impl App {
         self.consents.with(subject, |c| c.status(purpose, now))
     }
 
-    async fn load_subject(&self, subject: &SubjectKey) -> Result<()> {
+    /// Runs `f` on the subject's consent state: from the cache, or loaded into it on first use.
+    /// If a concurrent eviction left the entry incomplete, the history just read answers.
+    pub(crate) async fn with_consents<R>(
+        &self,
+        subject: &SubjectKey,
+        f: impl Fn(&SubjectConsents) -> R,
+    ) -> Result<R> {
+        if let Some(r) = self.consents.with(subject, &f) {
+            return Ok(r);
+        }
         let epoch = self.consents.epoch();
         let history = self.store.consent_history(subject).await?;
         self.consents.merge_loaded(subject, &history, epoch);
-        Ok(())
+        Ok(match self.consents.with(subject, &f) {
+            Some(r) => r,
+            None => f(&SubjectConsents::from_history(&history)),
+        })
     }
 
     pub fn consent_cache_len(&self) -> usize {
@@ -98,19 +103,16 @@ impl App {
     pub async fn subject_consents(&self, subject: &SubjectKey) -> Result<Vec<PurposeConsent>> {
         let now = self.now();
         let purposes = self.purposes();
-        if self.consents.with(subject, |_| ()).is_none() {
-            self.load_subject(subject).await?;
-        }
-        Ok(purposes
-            .values()
-            .map(|p| PurposeConsent {
-                status: self
-                    .consents
-                    .with(subject, |c| c.status(p, now))
-                    .unwrap_or(ConsentStatus::NotAsked),
-                purpose: p.clone(),
-            })
-            .collect())
+        self.with_consents(subject, |c| {
+            purposes
+                .values()
+                .map(|p| PurposeConsent {
+                    status: c.status(p, now),
+                    purpose: p.clone(),
+                })
+                .collect()
+        })
+        .await
     }
 
     pub async fn consent_history(&self, subject: &SubjectKey) -> Result<Vec<ConsentRecord>> {

@@ -125,16 +125,7 @@ impl App {
 
     /// A snapshot of a subject's consent state, loading it on first use.
     pub(crate) async fn consent_snapshot(&self, subject: &SubjectKey) -> Result<SubjectConsents> {
-        if let Some(s) = self.consents.with(subject, Clone::clone) {
-            return Ok(s);
-        }
-        let epoch = self.consents.epoch();
-        let history = self.store.consent_history(subject).await?;
-        self.consents.merge_loaded(subject, &history, epoch);
-        Ok(self
-            .consents
-            .with(subject, Clone::clone)
-            .unwrap_or_else(|| SubjectConsents::from_history(&history)))
+        self.with_consents(subject, SubjectConsents::clone).await
     }
 
     /// Processes a request's messages. `kind` is the endpoint's type (`None` for batch).
