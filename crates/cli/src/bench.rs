@@ -49,6 +49,38 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// A node serving the HTTP API on a loopback port for a benchmark, with a key of one scope.
+pub(crate) struct LoopbackServer {
+    pub addr: std::net::SocketAddr,
+    pub secret: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LoopbackServer {
+    pub(crate) async fn start(app: &std::sync::Arc<App>, scope: Scope, name: &str) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let secret = app.create_key("bench", name, scope).await?.secret;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(candor_http::serve(app.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(LoopbackServer {
+            addr,
+            secret,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops accepting and gives in-flight requests up to five seconds.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
 fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64
 }
@@ -138,13 +170,8 @@ async fn consent(
     );
 
     // Over HTTP: POST grant then POST revoke, sequentially, on loopback.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let key = app.create_key("bench", "bench", Scope::Recommend).await?;
-    let server_app = app.clone();
-    let server = tokio::spawn(async move {
-        candor_http::serve(server_app, listener, std::future::pending()).await
-    });
+    let server = LoopbackServer::start(&app, Scope::Recommend, "bench").await?;
+    let addr = server.addr;
     let client = reqwest::Client::new();
     let mut h = Histogram::<u64>::new(3)?;
     let t = Instant::now();
@@ -154,7 +181,7 @@ async fn consent(
         for decision in ["granted", "denied"] {
             let r = client
                 .post(&url)
-                .bearer_auth(&key.secret)
+                .bearer_auth(&server.secret)
                 .json(&serde_json::json!({"source": "api", "consents": [{"purpose": "personalization", "decision": decision}]}))
                 .send()
                 .await?;
@@ -171,7 +198,7 @@ async fn consent(
         pct(&h, 0.5) / 1000.0,
         pct(&h, 0.99) / 1000.0
     );
-    server.abort();
+    server.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), app.store.close()).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -305,19 +305,8 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let key = app
-        .create_key("bench", "bench-ingest", Scope::Ingest)
-        .await?;
-    let server_app = app.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        candor_http::serve(server_app, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let server = crate::bench::LoopbackServer::start(&app, Scope::Ingest, "bench-ingest").await?;
+    let (addr, key) = (server.addr, server.secret.clone());
 
     let total_batches = match args.duration_secs {
         Some(_) => u64::MAX,
@@ -366,7 +355,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
             .pool_max_idle_per_host(1)
             .build()?;
         let url = url.clone();
-        let secret = key.secret.clone();
+        let secret = key.clone();
         let next_batch = next_batch.clone();
         let outcomes = outcomes.clone();
         let done = done_batches.clone();
@@ -479,8 +468,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
             size(&db.with_extension("db-wal")) as f64 / 1048576.0
         );
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     ensure!(
         load(&o.rejected) == 0 && load(&o.duplicates) == 0,
         "the bench expects no rejections and no duplicates"

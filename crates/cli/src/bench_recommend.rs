@@ -593,33 +593,22 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     println!("RSS {:.0} MiB", rss_mib());
 
     // 8. Over HTTP.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let key = app
-        .create_key("bench", "bench-recommend", Scope::Recommend)
-        .await?;
-    let server_app = app.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        candor_http::serve(server_app, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let server =
+        crate::bench::LoopbackServer::start(&app, Scope::Recommend, "bench-recommend").await?;
+    let (addr, key) = (server.addr, server.secret.clone());
     if !args.no_http {
         for &clients in &args.clients {
-            http_run(addr, &key.secret, clients.max(1), args).await?;
+            http_run(addr, &key, clients.max(1), args).await?;
         }
     }
     if args.hold_secs > 0 {
         println!(
             "\nholding the server for {} s: http://{addr}/v1/recommendations/user-N?surface=home&k=10 (N < {}), Authorization: Bearer {}",
-            args.hold_secs, args.served, key.secret
+            args.hold_secs, args.served, key
         );
         tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     background.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), app.store.close()).await;
     Ok(())
