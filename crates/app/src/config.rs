@@ -83,6 +83,9 @@ pub struct IngestConfig {
     pub anonymous_retention_hours: u32,
     /// Seconds between retention passes on this node; 0 turns the background pass off.
     pub retention_interval_secs: u64,
+    /// Days a `messageId` is remembered for deduplication; a message re-sent later than this is
+    /// stored again. Retention passes forget older ids, so the dedup index stays bounded.
+    pub dedup_window_days: u32,
 }
 
 impl Default for IngestConfig {
@@ -90,6 +93,7 @@ impl Default for IngestConfig {
         IngestConfig {
             anonymous_retention_hours: 24,
             retention_interval_secs: 3600,
+            dedup_window_days: 7,
         }
     }
 }

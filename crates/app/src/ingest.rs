@@ -9,7 +9,7 @@
 //!   before they leave this module; no plaintext identifier reaches the store, logs or metrics.
 //! - A batch is stored atomically: valid messages together, invalid ones reported by index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use candor_domain::envelope::{SecretKey, field_context};
@@ -89,38 +89,38 @@ impl App {
         self.inventory.read().expect("inventory lock").clone()
     }
 
-    /// A subject's data key, created and wrapped on first use.
-    pub(crate) async fn subject_data_key(&self, subject: &SubjectKey) -> Result<SecretKey> {
-        if let Some(k) = self
-            .data_keys
-            .lock()
-            .expect("data key lock")
-            .get(subject.as_str())
-        {
-            return Ok(k.clone());
+    /// Data keys of subjects, unwrapped: from memory, else from the store, creating and
+    /// wrapping a key for each subject that has none (in one write, shared with concurrent
+    /// ingest batches).
+    async fn data_keys(&self, subjects: &[SubjectKey]) -> Result<HashMap<String, SecretKey>> {
+        let mut keys = HashMap::with_capacity(subjects.len());
+        let mut candidates = Vec::new();
+        for s in subjects {
+            match self.data_keys.get(s.as_str()) {
+                Some(k) => {
+                    keys.insert(s.to_string(), k);
+                }
+                None => {
+                    let candidate = SecretKey::from_bytes(rand::random());
+                    let wrapped = self.master_key.wrap(rand::random(), &candidate, s.as_str());
+                    candidates.push((s.to_string(), hex::encode(wrapped)));
+                }
+            }
         }
-        let candidate = SecretKey::from_bytes(rand::random());
-        let wrapped = self
-            .master_key
-            .wrap(rand::random(), &candidate, subject.as_str());
-        let stored = self
-            .store
-            .data_key(subject.as_str(), &hex::encode(wrapped), self.now())
-            .await?;
-        let bytes = hex::decode(stored)
-            .map_err(|_| AppError::Internal("stored data key is not hex".into()))?;
-        let key = self
-            .master_key
-            .unwrap_key(&bytes, subject.as_str())
-            .map_err(|e| {
+        if candidates.is_empty() {
+            return Ok(keys);
+        }
+        let stored = self.store.data_keys(candidates.clone(), self.now()).await?;
+        for ((subject, _), wrapped) in candidates.into_iter().zip(stored) {
+            let bytes = hex::decode(wrapped)
+                .map_err(|_| AppError::Internal("stored data key is not hex".into()))?;
+            let key = self.master_key.unwrap_key(&bytes, &subject).map_err(|e| {
                 AppError::Internal(format!("data key of a subject cannot be unwrapped: {e}"))
             })?;
-        let mut cache = self.data_keys.lock().expect("data key lock");
-        if cache.len() > 100_000 {
-            cache.clear();
+            self.data_keys.insert(subject.clone(), key.clone());
+            keys.insert(subject, key);
         }
-        cache.insert(subject.as_str().to_owned(), key.clone());
-        Ok(key)
+        Ok(keys)
     }
 
     /// A snapshot of a subject's consent state, loading it on first use.
@@ -148,8 +148,7 @@ impl App {
             received_at,
             ..Default::default()
         };
-        let mut outcome_of: Vec<Outcome> = Vec::with_capacity(raws.len());
-        let mut rejected_keys: Vec<String> = Vec::new();
+        let mut valid: Vec<(usize, Message, Value)> = Vec::with_capacity(raws.len());
         for (index, raw) in raws.into_iter().enumerate() {
             let reject = |code, message: String, id: Option<String>| Rejected {
                 index,
@@ -175,8 +174,8 @@ impl App {
                 ));
                 continue;
             }
-            let msg = match parse_message(&value, kind, received_at) {
-                Ok(m) => m,
+            match parse_message(&value, kind, received_at) {
+                Ok(m) => valid.push((index, m, value)),
                 Err(e) => {
                     let id = value
                         .get("messageId")
@@ -185,24 +184,63 @@ impl App {
                     report
                         .rejected
                         .push(reject("invalid_message", e.to_string(), id));
+                }
+            }
+        }
+        // Messages that need a data key nobody has unwrapped yet wait for one round: their keys
+        // are fetched or created together, then those messages are prepared again.
+        let mut prepared: Vec<Option<Prepared>> = (0..valid.len()).map(|_| None).collect();
+        let mut keys = HashMap::new();
+        for round in 0..2 {
+            let mut missing = Vec::new();
+            for ((_, msg, value), slot) in valid.iter().zip(prepared.iter_mut()) {
+                if slot.is_some() {
                     continue;
                 }
-            };
-            match self.prepare(&msg, &value, &inventory, &purposes).await? {
+                match self
+                    .prepare(msg, value, &inventory, &purposes, &keys)
+                    .await?
+                {
+                    Prepared::NeedsKey(subject) => missing.push(subject),
+                    p => *slot = Some(p),
+                }
+            }
+            if missing.is_empty() {
+                break;
+            }
+            if round == 1 {
+                return Err(AppError::Internal(
+                    "a subject's data key was created but is not available".into(),
+                ));
+            }
+            missing.sort_unstable();
+            missing.dedup();
+            keys = self.data_keys(&missing).await?;
+        }
+        let mut outcome_of: Vec<Outcome> = Vec::with_capacity(valid.len());
+        let mut rejected_keys: Vec<String> = Vec::new();
+        for ((index, msg, _), p) in valid.into_iter().zip(prepared) {
+            match p.expect("every message was prepared") {
                 Prepared::Rejected { key, reason } => {
                     rejected_keys.push(key);
-                    report
-                        .rejected
-                        .push(reject("undeclared_event", reason, Some(msg.message_id)));
+                    report.rejected.push(Rejected {
+                        index,
+                        message_id: Some(msg.message_id),
+                        code: "undeclared_event",
+                        message: reason,
+                    });
                 }
                 Prepared::Message(p, outcome, dropped) => {
                     report.properties_dropped += dropped;
                     outcome_of.push(outcome);
                     batch.messages.push(*p);
                 }
+                Prepared::NeedsKey(_) => unreachable!("resolved above"),
             }
         }
-        let result = self.store.ingest(&batch).await?;
+        report.rejected.sort_by_key(|r| r.index);
+        let batch = Arc::new(batch);
+        let result = self.store.ingest(batch.clone()).await?;
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
             // transaction holds only the rows themselves.
@@ -250,6 +288,7 @@ impl App {
         raw: &Value,
         inventory: &Inventory,
         purposes: &BTreeMap<PurposeId, Purpose>,
+        keys: &HashMap<String, SecretKey>,
     ) -> Result<Prepared> {
         // The gate asks about consent as it stands now, when the data would be stored.
         let now = self.now();
@@ -271,6 +310,11 @@ impl App {
             ..Default::default()
         };
         let consents = self.consent_snapshot(&subject).await?;
+        let data_key = || {
+            keys.get(subject.as_str())
+                .cloned()
+                .or_else(|| self.data_keys.get(subject.as_str()))
+        };
         let mut dropped = 0;
         let mut count_drops = |p: &mut PreparedMessage, m: &Minimized<'_>, prefix: &str| {
             for (name, reason) in &m.dropped {
@@ -300,9 +344,17 @@ impl App {
                 let traits = minimize(&msg.traits, &inventory.traits, purposes, &consents, now);
                 count_drops(&mut p, &traits, "traits.");
                 let mut kept = Map::new();
+                let needs_key = traits
+                    .kept
+                    .iter()
+                    .any(|k| k.category == &DataCategory::Contact);
+                let key_for_contacts = match (needs_key, data_key()) {
+                    (true, None) => return Ok(Prepared::NeedsKey(subject)),
+                    (_, k) => k,
+                };
                 for k in &traits.kept {
                     if k.category == &DataCategory::Contact {
-                        let sealed = self.subject_data_key(&subject).await?.seal(
+                        let sealed = key_for_contacts.as_ref().expect("checked").seal(
                             rand::random(),
                             k.value.to_string().as_bytes(),
                             &field_context(subject.as_str(), k.name),
@@ -391,7 +443,10 @@ impl App {
                     key,
                 },
                 UndeclaredEvents::Quarantine => {
-                    let sealed = self.subject_data_key(&subject).await?.seal(
+                    let Some(data_key) = data_key() else {
+                        return Ok(Prepared::NeedsKey(subject));
+                    };
+                    let sealed = data_key.seal(
                         rand::random(),
                         raw.to_string().as_bytes(),
                         &field_context(subject.as_str(), "quarantine"),
@@ -419,7 +474,10 @@ impl App {
             .chain(context.kept.iter())
             .any(|k| k.category == &DataCategory::Contact)
         {
-            Some(self.subject_data_key(&subject).await?)
+            match data_key() {
+                Some(k) => Some(k),
+                None => return Ok(Prepared::NeedsKey(subject)),
+            }
         } else {
             None
         };
@@ -454,7 +512,7 @@ impl App {
                     .map_or_else(|| value.to_string(), str::to_owned),
             ));
         }
-        let item_id = ["product_id", "sku", "item_id"]
+        let item_id = candor_domain::segment::ITEM_ID_FIELDS
             .iter()
             .find_map(|f| {
                 kept.get(*f).and_then(|v| {
@@ -501,5 +559,10 @@ enum Outcome {
 
 enum Prepared {
     Message(Box<PreparedMessage>, Outcome, usize),
-    Rejected { key: String, reason: String },
+    Rejected {
+        key: String,
+        reason: String,
+    },
+    /// Contact data must be sealed with the subject's data key, which is not unwrapped yet.
+    NeedsKey(SubjectKey),
 }

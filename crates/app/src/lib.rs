@@ -19,6 +19,7 @@ mod error;
 pub mod fairness;
 pub mod ingest;
 mod inventory;
+mod keyring;
 mod keys;
 pub mod profiles;
 mod purposes;
@@ -45,6 +46,9 @@ pub use webhooks::CreatedWebhook;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
+/// Unwrapped subject data keys kept in memory (about 100 bytes each).
+const DATA_KEYS_IN_MEMORY: usize = 200_000;
+
 /// The running application: configuration, store, caches. Shared behind an `Arc`.
 pub struct App {
     pub config: Config,
@@ -57,7 +61,7 @@ pub struct App {
     http: reqwest::Client,
     inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
     master_key: candor_domain::envelope::SecretKey,
-    data_keys: std::sync::Mutex<HashMap<String, candor_domain::envelope::SecretKey>>,
+    data_keys: keyring::KeyRing,
     serving: RwLock<Arc<recommend::Serving>>,
     prefs: RwLock<HashMap<String, Arc<candor_domain::preferences::Preferences>>>,
     /// Tracking-plan counters not yet flushed to the store (flushed every second).
@@ -94,7 +98,7 @@ impl App {
             http,
             inventory: RwLock::default(),
             master_key,
-            data_keys: std::sync::Mutex::default(),
+            data_keys: keyring::KeyRing::new(DATA_KEYS_IN_MEMORY),
             serving: RwLock::new(Arc::new(recommend::Serving::empty())),
             prefs: RwLock::default(),
             decisions_tx: std::sync::Mutex::default(),

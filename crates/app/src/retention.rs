@@ -16,6 +16,8 @@ pub struct RetentionReport {
     /// (category, rows anonymized)
     pub anonymized: Vec<(String, u64)>,
     pub anonymous_sessions_deleted: u64,
+    /// Message ids older than the dedup window, forgotten.
+    pub message_ids_forgotten: u64,
 }
 
 impl App {
@@ -43,6 +45,12 @@ impl App {
         let cutoff = now - i64::from(self.config.ingest.anonymous_retention_hours) * 3_600_000_000;
         report.anonymous_sessions_deleted =
             self.store.delete_anonymous_events_before(cutoff).await?;
+        report.message_ids_forgotten = self
+            .store
+            .forget_message_ids_before(
+                now - i64::from(self.config.ingest.dedup_window_days) * MICROS_PER_DAY,
+            )
+            .await?;
         self.audit(&AuditDraft::new(
             actor,
             "retention.run",

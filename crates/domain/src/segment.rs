@@ -92,6 +92,9 @@ fn err(field: &'static str, reason: impl Into<String>) -> MessageError {
     }
 }
 
+/// Properties that name the item an event is about, in order of preference.
+pub const ITEM_ID_FIELDS: [&str; 3] = ["product_id", "sku", "item_id"];
+
 /// Largest accepted future skew after correction.
 const MAX_FUTURE: Micros = 24 * 3600 * 1_000_000;
 /// 2000-01-01: anything earlier is a broken clock, not history.
@@ -193,12 +196,30 @@ pub fn parse_message(
         },
         MessageKind::Page | MessageKind::Screen => match m.get("name") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.len() <= 200 => Some(s.clone()),
-            Some(_) => return Err(err("name", "must be a string of at most 200 characters")),
+            Some(Value::String(s)) if s.len() <= 200 && !s.chars().any(char::is_control) => {
+                Some(s.clone())
+            }
+            Some(_) => {
+                return Err(err(
+                    "name",
+                    "must be a string of at most 200 characters without control characters",
+                ));
+            }
         },
         _ => None,
     };
     let properties = object(m, "properties")?;
+    // These become the event's item id, a column of its own rather than JSON text.
+    for field in ITEM_ID_FIELDS {
+        if let Some(Value::String(s)) = properties.get(field)
+            && (s.len() > 256 || s.chars().any(char::is_control))
+        {
+            return Err(err(
+                "properties",
+                format!("`{field}` must be at most 256 characters without control characters"),
+            ));
+        }
+    }
     // Segment puts identify/group traits at the top level; older clients put them in context.
     let traits = object(m, "traits")?;
     let context = object(m, "context")?;
@@ -251,6 +272,17 @@ mod tests {
     use serde_json::json;
 
     const NOW: Micros = 1_800_000_000_000_000;
+
+    #[test]
+    fn control_characters_never_reach_a_column() {
+        for v in [
+            json!({"type": "track", "event": "Viewed", "userId": "u1", "properties": {"product_id": "a\u{0}b"}}),
+            json!({"type": "page", "name": "Home\u{0}", "userId": "u1"}),
+            json!({"type": "track", "event": "V\u{0}", "userId": "u1"}),
+        ] {
+            assert!(parse_message(&v, None, NOW).is_err(), "{v}");
+        }
+    }
 
     #[test]
     fn parses_and_corrects_skew() {

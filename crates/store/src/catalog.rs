@@ -144,7 +144,7 @@ impl Store {
         for chunk in decisions.chunks(crate::ingest::CHUNK) {
             let sql = format!(
                 "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES {}",
-                crate::ingest::placeholders(chunk.len(), 9)
+                crate::ingest::placeholders(self.backend, chunk.len(), 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for d in chunk {

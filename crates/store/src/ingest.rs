@@ -6,12 +6,14 @@
 //!   a failed batch stores nothing at all.
 //! - Contact values arrive here already sealed; this module never sees plaintext identifiers.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use crate::{Result, Store, StoreError, audit};
+use crate::writer::{Done, Job};
+use crate::{Backend, Result, Store, StoreError, audit};
 
 /// A behavioral event row, already minimized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,16 @@ pub struct IngestResult {
 /// Rows per multi-row INSERT; keeps every statement well under both backends' parameter limits.
 pub(crate) const CHUNK: usize = 100;
 
-pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
+/// `$1, $2, ..` (or `?, ?, ..` on SQLite) for an `IN (..)` list.
+fn in_list(backend: Backend, n: usize) -> String {
+    let row = placeholders(backend, 1, n);
+    row[1..row.len() - 1].to_owned()
+}
+
+/// `(..),(..)` for a multi-row statement. SQLite gets anonymous `?` parameters: sqlx binds a
+/// named one (`$n`) by looking its name up, which SQLite answers by scanning the statement's
+/// parameter list, so a 1,200-parameter INSERT spent most of its binding time in that scan.
+pub(crate) fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -74,8 +85,13 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
         }
         s.push(')');
     }
@@ -83,67 +99,182 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
 }
 
 impl Store {
-    /// Writes a batch atomically; see the module invariants. A transaction that lost a deadlock
-    /// or serialization race (PostgreSQL) or found the database busy (SQLite) is retried whole.
-    pub async fn ingest(&self, batch: &IngestBatch) -> Result<IngestResult> {
-        let mut attempt = 0;
-        loop {
-            match self.ingest_once(batch).await {
-                Err(e) if attempt < 5 && is_transient(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
-                }
-                other => return other,
-            }
+    /// Writes a batch atomically; see the module invariants. Concurrent batches share a
+    /// transaction (`writer`), and one that lost a deadlock or found the database busy is
+    /// retried.
+    pub async fn ingest(&self, batch: Arc<IngestBatch>) -> Result<IngestResult> {
+        match self.submit(Job::Ingest(batch)).await? {
+            Done::Ingest(r) => Ok(r),
+            Done::DataKeys(_) => unreachable!("an ingest job is answered with its result"),
         }
     }
 
-    async fn ingest_once(&self, batch: &IngestBatch) -> Result<IngestResult> {
-        let mut tx = self.pool.begin().await?;
-        let mut new_ids: HashSet<String> = HashSet::with_capacity(batch.messages.len());
-        // Rows are always locked in key order, so concurrent batches cannot deadlock each other.
-        let mut claim: Vec<&str> = batch
-            .messages
+    /// The wrapped data keys of subjects, creating each from its candidate if it has none yet.
+    /// Returns the stored keys in the order asked, so concurrent creators (other requests, other
+    /// nodes) converge on a single key per subject.
+    pub async fn data_keys(
+        &self,
+        candidates: Vec<(String, String)>,
+        at: Micros,
+    ) -> Result<Vec<String>> {
+        match self.submit(Job::DataKeys(candidates, at)).await? {
+            Done::DataKeys(k) => Ok(k),
+            Done::Ingest(_) => unreachable!("a data key job is answered with its keys"),
+        }
+    }
+
+    /// Writes jobs in one transaction and answers each, in order.
+    pub(crate) async fn write_jobs_in(
+        &self,
+        mut tx: Transaction<'_, Any>,
+        jobs: &[Job],
+    ) -> Result<Vec<Done>> {
+        let stored_keys = self.write_data_keys(&mut tx, jobs).await?;
+        let batches = jobs.iter().filter_map(|j| match j {
+            Job::Ingest(b) => Some(b.as_ref()),
+            Job::DataKeys(..) => None,
+        });
+        let mut claim: Vec<(&str, Micros)> = Vec::new();
+        for b in batches.clone() {
+            for m in &b.messages {
+                claim.push((m.message_id.as_str(), b.received_at));
+            }
+        }
+        let claimed = self.claim_messages(&mut tx, claim).await?;
+        // A message id repeated in the group counts once: the first occurrence wins.
+        let mut new_ids = claimed;
+        let mut fresh: Vec<(&PreparedMessage, Micros)> = Vec::new();
+        let mut duplicates: Vec<Vec<bool>> = Vec::new();
+        for b in batches {
+            let mut duplicate = Vec::with_capacity(b.messages.len());
+            for m in &b.messages {
+                let new = new_ids.remove(m.message_id.as_str());
+                if new {
+                    fresh.push((m, b.received_at));
+                }
+                duplicate.push(!new);
+            }
+            duplicates.push(duplicate);
+        }
+        self.write_messages(&mut tx, &fresh).await?;
+        tx.commit().await?;
+
+        let mut duplicates = duplicates.into_iter();
+        Ok(jobs
             .iter()
-            .map(|m| m.message_id.as_str())
-            .collect();
-        claim.sort_unstable();
-        claim.dedup();
+            .map(|j| match j {
+                Job::Ingest(_) => Done::Ingest(IngestResult {
+                    duplicate: duplicates.next().expect("one per batch"),
+                }),
+                Job::DataKeys(asked, _) => Done::DataKeys(
+                    asked
+                        .iter()
+                        .map(|(subject, _)| stored_keys[subject.as_str()].clone())
+                        .collect(),
+                ),
+            })
+            .collect())
+    }
+
+    async fn write_data_keys<'j>(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        jobs: &'j [Job],
+    ) -> Result<HashMap<&'j str, String>> {
+        // The first candidate for a subject is the one offered; the stored key wins over all.
+        let mut offered: BTreeMap<&str, (&str, Micros)> = BTreeMap::new();
+        for job in jobs {
+            if let Job::DataKeys(keys, at) = job {
+                for (subject, wrapped) in keys {
+                    offered.entry(subject).or_insert((wrapped, *at));
+                }
+            }
+        }
+        let offered: Vec<(&str, (&str, Micros))> = offered.into_iter().collect();
+        let mut stored = HashMap::with_capacity(offered.len());
+        for chunk in offered.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO subject_data_keys (subject_key, wrapped, created_at) VALUES {} ON CONFLICT (subject_key) DO NOTHING",
+                placeholders(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, (wrapped, at)) in chunk {
+                q = q.bind(*subject).bind(*wrapped).bind(*at);
+            }
+            q.execute(&mut **tx).await?;
+            let sql = format!(
+                "SELECT subject_key, wrapped FROM subject_data_keys WHERE subject_key IN ({})",
+                in_list(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, _) in chunk {
+                q = q.bind(*subject);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let subject: String = row.try_get("subject_key")?;
+                let (key, _) = offered
+                    .iter()
+                    .find(|(s, _)| *s == subject)
+                    .expect("only offered subjects are selected");
+                stored.insert(*key, row.try_get("wrapped")?);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Claims message ids (in key order, so concurrent groups cannot deadlock each other) and
+    /// returns those that were new.
+    async fn claim_messages<'m>(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        mut claim: Vec<(&'m str, Micros)>,
+    ) -> Result<HashSet<&'m str>> {
+        claim.sort_by_key(|(id, _)| *id);
+        claim.dedup_by_key(|(id, _)| *id);
+        let mut new_ids = HashSet::with_capacity(claim.len());
         for chunk in claim.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO messages_seen (message_id, received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-                placeholders(chunk.len(), 2)
+                placeholders(self.backend, chunk.len(), 2)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id).bind(batch.received_at);
+            for (id, at) in chunk {
+                q = q.bind(*id).bind(*at);
             }
-            for row in q.fetch_all(&mut *tx).await? {
-                new_ids.insert(row.try_get("message_id")?);
-            }
+            let returned: HashSet<String> = q
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("message_id"))
+                .collect::<std::result::Result<_, _>>()?;
+            new_ids.extend(
+                chunk
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| returned.contains(*id)),
+            );
         }
-        // A message id repeated inside the batch counts once: the first occurrence wins.
-        let mut fresh: Vec<&PreparedMessage> = Vec::with_capacity(batch.messages.len());
-        let mut duplicate = Vec::with_capacity(batch.messages.len());
-        for m in &batch.messages {
-            let new = new_ids.remove(&m.message_id);
-            if new {
-                fresh.push(m);
-            }
-            duplicate.push(!new);
-        }
+        Ok(new_ids)
+    }
 
-        let events: Vec<(&str, &NewEvent)> = fresh
+    /// Writes the rows of new messages: events, contact fields, protected attributes,
+    /// quarantine, identity links.
+    async fn write_messages(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        fresh: &[(&PreparedMessage, Micros)],
+    ) -> Result<()> {
+        let events: Vec<(&str, &NewEvent, Micros)> = fresh
             .iter()
-            .filter_map(|m| m.event.as_ref().map(|e| (m.message_id.as_str(), e)))
+            .filter_map(|(m, at)| m.event.as_ref().map(|e| (m.message_id.as_str(), e, *at)))
             .collect();
         for chunk in events.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO events (subject_key, kind, item_id, quantity, at, message_id, name, category, purpose, properties, received_at, anonymous) VALUES {}",
-                placeholders(chunk.len(), 12)
+                placeholders(self.backend, chunk.len(), 12)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, e) in chunk {
+            for (id, e, received_at) in chunk {
                 q = q
                     .bind(&e.subject_key)
                     .bind(&e.kind)
@@ -155,59 +286,73 @@ impl Store {
                     .bind(&e.category)
                     .bind(&e.purpose)
                     .bind(&e.properties)
-                    .bind(batch.received_at)
+                    .bind(*received_at)
                     .bind(crate::bool_to_db(e.anonymous));
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        let mut contacts: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        // Later messages override earlier ones; one row per key keeps a multi-row upsert legal
+        // on PostgreSQL, which refuses to update a row twice in one statement.
+        let mut contacts: BTreeMap<(&str, &str), (&str, Micros)> = BTreeMap::new();
         let mut protected: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-        for m in &fresh {
+        for (m, at) in fresh {
             for (subject, field, sealed) in &m.contacts {
-                contacts.insert((subject, field), sealed);
+                contacts.insert((subject, field), (sealed, *at));
             }
             for (subject, attribute, value) in &m.protected {
                 protected.insert((subject, attribute), value);
             }
         }
-        for ((subject, field), sealed) in contacts {
-            {
-                sqlx::query("INSERT INTO contact_fields (subject_key, field, sealed, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
-                    .bind(subject)
-                    .bind(field)
-                    .bind(sealed)
-                    .bind(batch.received_at)
-                    .execute(&mut *tx)
-                    .await?;
+        let contacts: Vec<_> = contacts.into_iter().collect();
+        for chunk in contacts.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO contact_fields (subject_key, field, sealed, updated_at) VALUES {} ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                placeholders(self.backend, chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((subject, field), (sealed, at)) in chunk {
+                q = q.bind(*subject).bind(*field).bind(*sealed).bind(*at);
             }
+            q.execute(&mut **tx).await?;
         }
-        for ((subject, attribute), value) in protected {
-            {
-                sqlx::query("INSERT INTO protected_attributes (subject_key, attribute, value) VALUES ($1, $2, $3) ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value")
-                    .bind(subject)
-                    .bind(attribute)
-                    .bind(value)
-                    .execute(&mut *tx)
-                    .await?;
+        let protected: Vec<_> = protected.into_iter().collect();
+        for chunk in protected.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO protected_attributes (subject_key, attribute, value) VALUES {} ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value",
+                placeholders(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((subject, attribute), value) in chunk {
+                q = q.bind(*subject).bind(*attribute).bind(*value);
             }
+            q.execute(&mut **tx).await?;
         }
-        for m in &fresh {
+        for (m, at) in fresh {
             if let Some((subject, key, sealed)) = &m.quarantine {
                 sqlx::query("INSERT INTO quarantined_events (message_id, subject_key, inventory_key, sealed_payload, received_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&m.message_id)
                     .bind(subject)
                     .bind(key)
                     .bind(sealed)
-                    .bind(batch.received_at)
-                    .execute(&mut *tx)
+                    .bind(*at)
+                    .execute(&mut **tx)
                     .await?;
             }
             if let Some((anon, known, purposes)) = &m.link {
-                link_in_tx(&mut tx, anon, known, purposes, batch.received_at).await?;
+                link_in_tx(tx, anon, known, purposes, *at).await?;
             }
         }
-        tx.commit().await?;
-        Ok(IngestResult { duplicate })
+        Ok(())
+    }
+
+    /// Forgets message ids claimed before `cutoff`: a message re-sent after the dedup window is
+    /// stored again. Keeps the dedup index from growing with every message ever received.
+    pub async fn forget_message_ids_before(&self, cutoff: Micros) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM messages_seen WHERE received_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     /// Adds to the tracking plan's live counters, in key order (so concurrent flushes from
@@ -230,22 +375,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The wrapped data key of a subject, creating it from `candidate` if there is none yet.
-    /// Returns the stored one, so concurrent creators converge on a single key.
-    pub async fn data_key(&self, subject: &str, candidate: &str, at: Micros) -> Result<String> {
-        sqlx::query("INSERT INTO subject_data_keys (subject_key, wrapped, created_at) VALUES ($1, $2, $3) ON CONFLICT (subject_key) DO NOTHING")
-            .bind(subject)
-            .bind(candidate)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT wrapped FROM subject_data_keys WHERE subject_key = $1")
-            .bind(subject)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("wrapped")?)
     }
 
     /// Sealed contact fields of a subject: (field, sealed hex).
@@ -359,19 +488,6 @@ async fn link_in_tx(
             .await?;
     }
     Ok(())
-}
-
-/// Whether a failed transaction may simply be run again.
-fn is_transient(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(sqlx::Error::Database(db)) => {
-            matches!(
-                db.code().as_deref(),
-                Some("40P01" | "40001" | "5" | "517" | "6")
-            ) || db.message().contains("database is locked")
-        }
-        _ => false,
-    }
 }
 
 /// Subject key that anonymized rows carry: they still count in aggregates but belong to no one.

@@ -165,3 +165,147 @@ both_stores!(
         assert_eq!(v.finish(seq, &hash), Ok(16));
     }
 );
+
+fn ingest_batch(ids: &[&str], subject: &str, at: i64) -> std::sync::Arc<candor_store::IngestBatch> {
+    use candor_store::{IngestBatch, NewEvent, PreparedMessage};
+    std::sync::Arc::new(IngestBatch {
+        received_at: at,
+        messages: ids
+            .iter()
+            .map(|id| PreparedMessage {
+                message_id: (*id).to_owned(),
+                event: Some(NewEvent {
+                    subject_key: subject.into(),
+                    anonymous: false,
+                    kind: "track".into(),
+                    name: "Product Viewed".into(),
+                    item_id: format!("item-{id}"),
+                    category: "browsing".into(),
+                    purpose: "personalization".into(),
+                    properties: "{}".into(),
+                    at,
+                }),
+                contacts: vec![(subject.into(), "ip".into(), format!("sealed-{id}"))],
+                ..Default::default()
+            })
+            .collect(),
+    })
+}
+
+both_stores!(
+    concurrent_batches_share_transactions_and_store_each_message_once,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        // 40 requests at once, each with 50 ids, every id sent by two requests: exactly one of
+        // the two stores it, the other is told it is a duplicate.
+        let mut tasks = Vec::new();
+        for r in 0..40u32 {
+            let store = store.clone();
+            let ids: Vec<String> = (0..50u32).map(|i| format!("m-{}-{i}", r / 2)).collect();
+            tasks.push(tokio::spawn(async move {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                store
+                    .ingest(ingest_batch(&ids, &format!("s{}", r % 7), 1_000))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            let result = t.await.unwrap();
+            assert_eq!(result.duplicate.len(), 50);
+            new += result.duplicate.iter().filter(|d| !**d).count();
+        }
+        assert_eq!(new, 20 * 50, "each id is new exactly once");
+        let counts = store.table_counts().await.unwrap();
+        let events = counts.iter().find(|(t, _)| *t == "events").unwrap().1;
+        assert_eq!(events, 20 * 50, "no event is stored twice");
+        // A retried request stores nothing.
+        let again = store
+            .ingest(ingest_batch(&["m-0-0", "m-0-1"], "s0", 2_000))
+            .await
+            .unwrap();
+        assert_eq!(again.duplicate, vec![true, true]);
+    }
+);
+
+both_stores!(
+    data_keys_converge_on_one_key_per_subject,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .data_keys(
+                        vec![
+                            ("a".into(), format!("cand-a-{c}")),
+                            ("b".into(), format!("cand-b-{c}")),
+                        ],
+                        1,
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        assert!(seen.iter().all(|k| k == &seen[0]), "{seen:?}");
+        assert!(seen[0][0].starts_with("cand-a-") && seen[0][1].starts_with("cand-b-"));
+        // The same subject twice in one request gets the same key twice.
+        let twice = store
+            .data_keys(vec![("a".into(), "x".into()), ("a".into(), "y".into())], 2)
+            .await
+            .unwrap();
+        assert_eq!(twice, vec![seen[0][0].clone(), seen[0][0].clone()]);
+    }
+);
+
+both_stores!(
+    message_ids_are_forgotten_after_the_dedup_window,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        store
+            .ingest(ingest_batch(&["old"], "s", 1_000))
+            .await
+            .unwrap();
+        store
+            .ingest(ingest_batch(&["new"], "s", 5_000))
+            .await
+            .unwrap();
+        assert_eq!(store.forget_message_ids_before(2_000).await.unwrap(), 1);
+        let r = store
+            .ingest(ingest_batch(&["old", "new"], "s", 6_000))
+            .await
+            .unwrap();
+        assert_eq!(r.duplicate, vec![false, true]);
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_request_does_not_fail_the_requests_grouped_with_it() {
+    // PostgreSQL refuses NUL in text, which makes a request fail inside the database.
+    let db = TestDb::new(candor_store::Backend::Postgres).await;
+    let store = db.store().await.unwrap();
+    let mut tasks = Vec::new();
+    for r in 0..30u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = if r == 13 {
+                format!("bad\0{r}")
+            } else {
+                format!("good-{r}")
+            };
+            (r, store.ingest(ingest_batch(&[&id], "s", 1_000)).await)
+        }));
+    }
+    for t in tasks {
+        let (r, result) = t.await.unwrap();
+        assert_eq!(result.is_err(), r == 13, "request {r}: {result:?}");
+    }
+    let counts = store.table_counts().await.unwrap();
+    assert_eq!(counts.iter().find(|(t, _)| *t == "events").unwrap().1, 29);
+}
