@@ -66,6 +66,20 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process has used (user + system), in seconds.
+fn cpu_secs() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after_comm = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = after_comm.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -349,6 +363,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
     };
 
     let started = Instant::now();
+    let cpu_start = cpu_secs();
     let mut clients = Vec::new();
     for _ in 0..args.clients {
         let http = reqwest::Client::builder()
@@ -423,6 +438,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         sent += n;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu_start;
     let rss_end = rss_kib();
     sampler.abort();
     let o = &outcomes;
@@ -431,6 +447,11 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         "sent {sent} events in {} requests in {elapsed:.1} s: {:.0} events/s sustained  [target >= 100000/s]",
         hist.len(),
         sent as f64 / elapsed
+    );
+    println!(
+        "CPU (client + server): {:.2} cores busy on average, {:.1} µs of CPU per event (100,000 events/s on 2 cores allows at most 20)",
+        cpu / elapsed,
+        cpu * 1e6 / sent as f64
     );
     println!(
         "batch latency ({} events): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

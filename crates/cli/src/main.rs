@@ -13,6 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candor_app::{App, Config};
 use candor_domain::Scope;
 use clap::{Args, Parser, Subcommand};
