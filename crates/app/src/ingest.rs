@@ -203,6 +203,7 @@ impl App {
             }
         }
         let result = self.store.ingest(&batch).await?;
+        self.note_stored_events(&batch, &result);
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
             // transaction holds only the rows themselves.

@@ -29,11 +29,12 @@ use sqlx::{AnyPool, Executor};
 
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
+pub use consents::ConsentImport;
 pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
 pub use ingest::{IngestBatch, IngestResult, NewEvent, PreparedMessage};
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
-pub use serving::{ItemEvent, ModelVersion};
+pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
 /// Notification channel on PostgreSQL that tells other nodes what changed.
