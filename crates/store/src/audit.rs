@@ -11,16 +11,17 @@ pub(crate) async fn append_in_tx(
     at: Micros,
     draft: &AuditDraft,
 ) -> Result<AuditEntry> {
-    let mut entries = append_many_in_tx(tx, at, &[draft]).await?;
+    let mut entries = append_many_in_tx(tx, at, &[draft], 1).await?;
     Ok(entries.pop().expect("one draft, one entry"))
 }
 
-/// Appends one entry per draft, chained in order, with one head update and multi-row inserts
-/// (bulk imports write thousands of entries per transaction).
+/// Appends one entry per draft, chained in order, with one head update and inserts of
+/// `rows_per_statement` rows (bulk imports write thousands of entries per transaction).
 pub(crate) async fn append_many_in_tx(
     tx: &mut Transaction<'_, Any>,
     at: Micros,
     drafts: &[&AuditDraft],
+    rows_per_statement: usize,
 ) -> Result<Vec<AuditEntry>> {
     if drafts.is_empty() {
         return Ok(Vec::new());
@@ -41,7 +42,7 @@ pub(crate) async fn append_many_in_tx(
         prev_hash.clone_from(&entry.hash);
         entries.push(entry);
     }
-    for chunk in entries.chunks(crate::ingest::CHUNK) {
+    for chunk in entries.chunks(rows_per_statement.max(1)) {
         let sql = format!(
             "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) VALUES {}",
             crate::ingest::placeholders(chunk.len(), 8)

@@ -53,7 +53,7 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(());
         }
-        for chunk in payloads.chunks(crate::ingest::CHUNK) {
+        for chunk in payloads.chunks(crate::catalog::rows_per_statement(self.backend, 1)) {
             let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 2)).collect();
             let sql = format!(
                 "SELECT pg_notify($1, t.v) FROM (VALUES {}) AS t(v)",

@@ -6,8 +6,9 @@ use candor_domain::{
 };
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use crate::catalog::rows_per_statement;
 use crate::webhooks::OutboxEvent;
-use crate::{Result, Store, StoreError, audit};
+use crate::{Backend, Result, Store, StoreError, audit};
 
 fn decode(r: &sqlx::any::AnyRow) -> Result<ConsentRecord> {
     let corrupt =
@@ -42,9 +43,10 @@ pub struct ConsentImport {
 async fn insert_records_in_tx(
     tx: &mut Transaction<'_, Any>,
     records: &[&NewConsent],
+    backend: Backend,
 ) -> Result<Vec<ConsentRecord>> {
     let mut stored = Vec::with_capacity(records.len());
-    for chunk in records.chunks(crate::ingest::CHUNK) {
+    for chunk in records.chunks(rows_per_statement(backend, 9)) {
         let sql = format!(
             "INSERT INTO consent_records (subject_key, purpose_id, decision, at, source, policy_version, ip_hash, user_agent, double_opt_in_token) VALUES {} RETURNING seq",
             crate::ingest::placeholders(chunk.len(), 9)
@@ -105,7 +107,9 @@ impl Store {
     ) -> Result<Vec<ConsentRecord>> {
         debug_assert!(records.iter().all(|c| &c.subject == subject));
         let mut tx = self.pool.begin().await?;
-        let stored = insert_records_in_tx(&mut tx, &records.iter().collect::<Vec<_>>()).await?;
+        let stored =
+            insert_records_in_tx(&mut tx, &records.iter().collect::<Vec<_>>(), self.backend)
+                .await?;
         audit::append_in_tx(&mut tx, at, audit).await?;
         if let Some(event) = event {
             crate::webhooks::enqueue_in_tx(&mut tx, event, at).await?;
@@ -131,9 +135,11 @@ impl Store {
         );
         let mut tx = self.pool.begin().await?;
         let all: Vec<&NewConsent> = imports.iter().flat_map(|i| &i.records).collect();
-        let mut stored = insert_records_in_tx(&mut tx, &all).await?.into_iter();
+        let mut stored = insert_records_in_tx(&mut tx, &all, self.backend)
+            .await?
+            .into_iter();
         let drafts: Vec<&AuditDraft> = imports.iter().map(|i| &i.audit).collect();
-        audit::append_many_in_tx(&mut tx, at, &drafts).await?;
+        audit::append_many_in_tx(&mut tx, at, &drafts, rows_per_statement(self.backend, 8)).await?;
         let payloads: Vec<String> = imports
             .iter()
             .map(|i| format!("consent:{}", i.subject))

@@ -7,6 +7,7 @@
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::catalog::rows_per_statement;
 use crate::{Result, Store, StoreError, audit};
 
 /// A stored model version. `body` is the model file, base64.
@@ -131,7 +132,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in updates.chunks(crate::ingest::CHUNK) {
+        for chunk in updates.chunks(rows_per_statement(self.backend, 3)) {
             let sql = format!(
                 "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 crate::ingest::placeholders(chunk.len(), 3)
@@ -158,7 +159,7 @@ impl Store {
             .iter()
             .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
             .collect();
-        for chunk in interests.chunks(crate::ingest::CHUNK) {
+        for chunk in interests.chunks(rows_per_statement(self.backend, 2)) {
             let sql = format!(
                 "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
                 crate::ingest::placeholders(chunk.len(), 2)
@@ -170,7 +171,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         let drafts: Vec<&AuditDraft> = updates.iter().map(|u| &u.audit).collect();
-        audit::append_many_in_tx(&mut tx, at, &drafts).await?;
+        audit::append_many_in_tx(&mut tx, at, &drafts, rows_per_statement(self.backend, 8)).await?;
         let payloads: Vec<String> = updates
             .iter()
             .map(|u| format!("prefs:{}", u.subject))
