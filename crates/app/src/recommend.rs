@@ -736,21 +736,21 @@ impl App {
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
-            .iter()
+            .into_iter()
             .map(|r| RecommendedItem {
-                item_id: r.item_id.clone(),
                 title: catalog.titles[r.item as usize].clone(),
                 category: serving.category_ids[catalog.item_category[r.item as usize] as usize]
                     .clone(),
+                item_id: r.item_id,
                 score: r.score,
                 confidence: r.confidence,
-                reasons: r.reasons.iter().map(reason_text).collect(),
-                data_categories: r.data_categories.clone(),
-                purposes: r.purposes.clone(),
+                reasons: r.reasons.into_iter().map(reason_text).collect(),
+                data_categories: r.data_categories,
+                purposes: r.purposes,
                 exploration: r.exploration,
             })
             .collect();
-        let model_version = resp.model_version.clone();
+        let model_version = resp.model_version;
         self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
             subject_key: subject.to_string(),
             surface: req.surface.clone(),
@@ -778,32 +778,37 @@ impl App {
     }
 
     /// Records a response's items as decisions: through the background writer when it runs,
-    /// else directly.
+    /// else directly. When the writer's queue is full the request waits for room: writing its
+    /// own rows beside the writer made every such request queue for SQLite's write lock, and
+    /// SQLite's busy handler sleeps in steps of up to 100 ms (multi-second stalls under load).
     async fn log_decisions(&self, rows: impl Iterator<Item = DecisionRow>) -> Result<()> {
+        use tokio::sync::mpsc::error::{SendError, TrySendError};
         let rows: Vec<DecisionRow> = rows.collect();
         if rows.is_empty() {
             return Ok(());
         }
         let tx = self.decisions_tx.lock().expect("decision log lock").clone();
-        match tx {
+        let unsent = match tx {
             Some(tx) => match tx.try_send(rows) {
-                Ok(()) => Ok(()),
-                Err(
-                    tokio::sync::mpsc::error::TrySendError::Full(rows)
-                    | tokio::sync::mpsc::error::TrySendError::Closed(rows),
-                ) => Ok(self.store.insert_decisions(&rows).await?),
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(rows)) => match tx.send(rows).await {
+                    Ok(()) => return Ok(()),
+                    Err(SendError(rows)) => rows,
+                },
+                Err(TrySendError::Closed(rows)) => rows,
             },
-            None => Ok(self.store.insert_decisions(&rows).await?),
-        }
+            None => rows,
+        };
+        Ok(self.store.insert_decisions(&unsent).await?)
     }
 }
 
-fn reason_text(r: &serve::Reason) -> String {
+fn reason_text(r: serve::Reason) -> String {
     match r {
         serve::Reason::Because { text, .. }
         | serve::Reason::DeclaredCategory { text, .. }
         | serve::Reason::Popular { text }
-        | serve::Reason::Exploration { text, .. } => text.clone(),
+        | serve::Reason::Exploration { text, .. } => text,
     }
 }
 
