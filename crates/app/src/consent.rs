@@ -1,5 +1,6 @@
 //! Recording and checking consent.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use candor_domain::{
@@ -95,6 +96,37 @@ impl App {
             Some(r) => r,
             None => f(&SubjectConsents::from_history(&history)),
         })
+    }
+
+    /// Runs `f` on the consent state of each of `subjects`, whose keys all sort in
+    /// `(after, last]`: from the cache when it holds the subject, else from one store read for
+    /// the whole range. What that read finds is not kept: a training pass over every subject must
+    /// not push out the subjects serving is using.
+    pub(crate) async fn with_consents_between<R>(
+        &self,
+        after: &str,
+        last: &str,
+        subjects: &[&str],
+        f: impl Fn(&SubjectConsents) -> R,
+    ) -> Result<Vec<R>> {
+        let records = self.store.consent_histories_between(after, last).await?;
+        let by_subject: HashMap<&str, &[ConsentRecord]> = records
+            .chunk_by(|a, b| a.subject == b.subject)
+            .map(|h| (h[0].subject.as_str(), h))
+            .collect();
+        Ok(subjects
+            .iter()
+            .map(|&s| {
+                SubjectKey::parse(s)
+                    .ok()
+                    .and_then(|k| self.consents.with(&k, &f))
+                    .unwrap_or_else(|| {
+                        f(&SubjectConsents::from_history(
+                            by_subject.get(s).copied().unwrap_or_default(),
+                        ))
+                    })
+            })
+            .collect())
     }
 
     pub fn consent_cache_len(&self) -> usize {

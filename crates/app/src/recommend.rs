@@ -22,7 +22,7 @@ use candor_recommend::codec::ModelFile;
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
 use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
-use candor_store::{DecisionRow, ModelVersion, PreferencesUpdate};
+use candor_store::{DecisionRow, ItemEvent, ModelVersion, PreferencesUpdate};
 use serde::Serialize;
 use serde_json::json;
 
@@ -41,6 +41,9 @@ pub struct Serving {
     /// Why the answer is popularity-only, when it is.
     pub note: Option<String>,
 }
+
+/// Subjects per page when training reads events and consent (two reads per page).
+const TRAINING_PAGE: i64 = 2000;
 
 /// Serving generations: one number per distinct item list, so that what is kept as item indices
 /// (subjects' histories in memory) is never read against another catalog. Only uniqueness
@@ -278,12 +281,13 @@ impl App {
     }
 
     /// Consented interaction histories (item indices, oldest first) per subject, and counts.
-    /// Events are read a page of subjects at a time, so only the compact histories are held.
+    /// Events and consent records are read a page of subjects at a time, so only the compact
+    /// histories are held, and a page costs two reads whatever its size.
     async fn training_data(
         &self,
         item_index: &HashMap<String, u32>,
+        page_subjects: i64,
     ) -> Result<(Vec<Vec<u32>>, Vec<u32>, usize)> {
-        const PAGE_SUBJECTS: i64 = 2000;
         let purpose_id = PurposeId::parse(&self.config.recommend.purpose)?;
         let purposes = self.purposes();
         let purpose = purposes.get(&purpose_id);
@@ -293,20 +297,26 @@ impl App {
         let now = self.now();
         let mut after = String::new();
         loop {
-            let page = self.store.item_events_page(&after, PAGE_SUBJECTS).await?;
+            let page = self.store.item_events_page(&after, page_subjects).await?;
             let Some(last) = page.last() else {
                 break;
             };
-            after.clone_from(&last.subject_key);
-            for events in page.chunk_by(|a, b| a.subject_key == b.subject_key) {
-                let allowed = match (purpose, SubjectKey::parse(&events[0].subject_key)) {
-                    (Some(p), Ok(key)) => self
-                        .with_consents(&key, |c| c.status(p, now).allows())
-                        .await?
-                        .then_some(p),
-                    _ => None,
-                };
-                let Some(p) = allowed else {
+            let previous = std::mem::replace(&mut after, last.subject_key.clone());
+            let subjects: Vec<&[ItemEvent]> = page
+                .chunk_by(|a, b| a.subject_key == b.subject_key)
+                .collect();
+            let keys: Vec<&str> = subjects.iter().map(|e| e[0].subject_key.as_str()).collect();
+            let allowed = match purpose {
+                Some(p) => {
+                    self.with_consents_between(&previous, &after, &keys, |c| {
+                        c.status(p, now).allows()
+                    })
+                    .await?
+                }
+                None => vec![false; keys.len()],
+            };
+            for (events, allowed) in subjects.into_iter().zip(allowed) {
+                let Some(p) = purpose.filter(|_| allowed) else {
                     excluded += 1;
                     continue;
                 };
@@ -327,7 +337,7 @@ impl App {
     }
 
     async fn popularity_counts(&self, item_index: &HashMap<String, u32>) -> Result<Vec<u32>> {
-        Ok(self.training_data(item_index).await?.1)
+        Ok(self.training_data(item_index, TRAINING_PAGE).await?.1)
     }
 
     /// Trains an item-kNN model on consented data, stores it, and activates it.
@@ -344,7 +354,7 @@ impl App {
                 "the catalog is empty; nothing to train on",
             ));
         }
-        let (histories, counts, excluded) = self.training_data(&item_index).await?;
+        let (histories, counts, excluded) = self.training_data(&item_index, TRAINING_PAGE).await?;
         let interactions: usize = histories.iter().map(Vec::len).sum();
         progress(&format!(
             "fitting item-kNN on {} subjects, {interactions} interactions",
@@ -819,4 +829,108 @@ pub fn quiet_period(from: &str, until: &str, label: Option<String>) -> Result<Qu
         until: candor_domain::parse_rfc3339(until)?,
         label,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use candor_domain::{ConsentDecision, PurposeDraft, PurposeId};
+    use candor_store::testing::TestDb;
+    use candor_store::{CatalogCategory, EventRow, Item, both_stores};
+
+    use crate::config::Secret;
+    use crate::{App, Config};
+
+    both_stores!(
+        training_reads_the_same_data_whatever_the_page_size,
+        |db: TestDb| async move {
+            let dir = std::env::temp_dir().join(format!(
+                "candor-train-pages-{}-{:?}",
+                std::process::id(),
+                db.backend()
+            ));
+            let mut config = Config {
+                data_dir: dir.clone(),
+                database_url: db.url.clone(),
+                ..Config::default()
+            };
+            config.privacy.pseudonymization_key = Some(Secret::new("k".repeat(40)));
+            config.privacy.master_key = Some(Secret::new("ab".repeat(32)));
+            let app = App::open(config).await.unwrap();
+            app.create_purpose(
+                "test",
+                &PurposeDraft {
+                    id: "personalization".into(),
+                    title: "Recommendations".into(),
+                    description: "Suggestions from what you browse.".into(),
+                    legal_basis: "consent".into(),
+                    categories: vec!["browsing".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let items: Vec<Item> = (0..6)
+                .map(|i| Item {
+                    id: format!("sku-{i}"),
+                    name: format!("Item {i}"),
+                    category_id: "garden".into(),
+                    price_cents: 100,
+                })
+                .collect();
+            let garden = CatalogCategory {
+                id: "garden".into(),
+                name: "Garden".into(),
+                sensitive_kind: None,
+            };
+            app.store.upsert_catalog(&[garden], &items).await.unwrap();
+            // 23 subjects: a third granted, a third denied, a third never asked; browsing and
+            // (not usable by the purpose) purchase events.
+            let pid = PurposeId::parse("personalization").unwrap();
+            let mut events = Vec::new();
+            let mut decisions = Vec::new();
+            for s in 0..23 {
+                let key = app.subject_key(&format!("s{s}")).unwrap();
+                match s % 3 {
+                    0 => decisions.push((
+                        key.clone(),
+                        vec![(pid.clone(), ConsentDecision::Granted, 1)],
+                    )),
+                    1 => decisions
+                        .push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
+                    _ => {}
+                }
+                for e in 0..(1 + s % 4) {
+                    events.push(EventRow {
+                        subject_key: key.to_string(),
+                        kind: "view".into(),
+                        item_id: format!("sku-{}", (s + e) % 6),
+                        quantity: 1,
+                        at: 10 + e as i64,
+                        category: if e == 2 { "purchase" } else { "browsing" }.into(),
+                        purpose: "personalization".into(),
+                    });
+                }
+            }
+            app.import_consents_bulk("test", &decisions).await.unwrap();
+            app.store.insert_events(&events).await.unwrap();
+            app.reload_serving().await.unwrap();
+            let index = app.serving().item_index.clone();
+            let whole = app.training_data(&index, 1000).await.unwrap();
+            assert_eq!(whole.2, 15, "denied and never-asked subjects are left out");
+            assert_eq!(whole.0.len(), 8);
+            assert_eq!(
+                whole.1.iter().sum::<u32>() as usize,
+                whole.0.iter().map(Vec::len).sum::<usize>()
+            );
+            for page in [1, 2, 5] {
+                assert_eq!(
+                    app.training_data(&index, page).await.unwrap(),
+                    whole,
+                    "page {page}"
+                );
+            }
+            app.store.close().await;
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    );
 }

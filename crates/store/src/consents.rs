@@ -163,6 +163,23 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Every consent record of the subjects whose keys sort in `(after, last]`, by subject then
+    /// sequence: one read for a page of subjects (training).
+    pub async fn consent_histories_between(
+        &self,
+        after: &str,
+        last: &str,
+    ) -> Result<Vec<ConsentRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM consent_records WHERE subject_key > $1 AND subject_key <= $2 ORDER BY subject_key, seq"
+        )))
+        .bind(after)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Number of consent records per (purpose, decision) among the latest decisions, for KPIs.
     pub async fn consent_record_count(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM consent_records")
