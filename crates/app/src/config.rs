@@ -109,6 +109,15 @@ pub struct RecommendConfig {
     pub max_k: usize,
     /// Behavioral events of a subject read per request (newest first).
     pub history_limit: i64,
+    /// Serving keeps subjects' newest `history_limit` events in memory, at most this many events
+    /// in all (each subject counts 4 more for bookkeeping; about 16 bytes per event); 0 reads
+    /// every history from the store.
+    pub history_cache_events: usize,
+    /// PostgreSQL only: a subject's history in memory is reloaded after this many milliseconds,
+    /// which bounds how long other nodes' ingestion, identity links and retention passes go
+    /// unseen (they are not announced; consent changes are, and drop the history at once). The
+    /// embedded store has one node, which sees every change itself.
+    pub history_cache_ttl_ms: u64,
     /// MMR trade-off: 1 = relevance only, 0 = diversity only.
     pub mmr_lambda: f32,
     /// At most this many items of one category per response.
@@ -134,6 +143,8 @@ impl Default for RecommendConfig {
             default_k: 10,
             max_k: 50,
             history_limit: 200,
+            history_cache_events: 16_000_000,
+            history_cache_ttl_ms: 1000,
             mmr_lambda: 0.7,
             category_cap: 3,
             exploration_slot: true,
@@ -426,8 +437,15 @@ impl Config {
             || r.max_k > 200
             || !(0.0..=1.0).contains(&r.mmr_lambda)
             || r.history_limit <= 0
+            || r.history_limit > 10_000
         {
-            return invalid("recommend", "needs surfaces, 0 < default_k <= max_k <= 200, 0 <= mmr_lambda <= 1, history_limit > 0".into());
+            return invalid("recommend", "needs surfaces, 0 < default_k <= max_k <= 200, 0 <= mmr_lambda <= 1, 0 < history_limit <= 10000".into());
+        }
+        if r.history_cache_events != 0 && r.history_cache_events < 64 * r.history_limit as usize {
+            return invalid(
+                "recommend.history_cache_events",
+                "must be 0 (off) or at least 64 x history_limit".into(),
+            );
         }
         candor_domain::PurposeId::parse(&r.purpose).map_err(|e| ConfigError::Invalid {
             key: "recommend.purpose",

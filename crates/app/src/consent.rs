@@ -1,16 +1,20 @@
 //! Recording and checking consent.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use candor_domain::{
     AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, Micros,
     NewConsent, PrivacySignals, Purpose, PurposeId, SubjectConsents, SubjectKey,
 };
-use candor_store::OutboxEvent;
+use candor_store::{ConsentImport, OutboxEvent};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
+
+/// A historical decision: purpose, what was decided, when.
+pub type ImportedDecision = (PurposeId, ConsentDecision, Micros);
 
 /// Most decisions one request may carry.
 pub const MAX_CHANGES: usize = 100;
@@ -92,6 +96,37 @@ impl App {
             Some(r) => r,
             None => f(&SubjectConsents::from_history(&history)),
         })
+    }
+
+    /// Runs `f` on the consent state of each of `subjects`, whose keys all sort in
+    /// `(after, last]`: from the cache when it holds the subject, else from one store read for
+    /// the whole range. What that read finds is not kept: a training pass over every subject must
+    /// not push out the subjects serving is using.
+    pub(crate) async fn with_consents_between<R>(
+        &self,
+        after: &str,
+        last: &str,
+        subjects: &[&str],
+        f: impl Fn(&SubjectConsents) -> R,
+    ) -> Result<Vec<R>> {
+        let records = self.store.consent_histories_between(after, last).await?;
+        let by_subject: HashMap<&str, &[ConsentRecord]> = records
+            .chunk_by(|a, b| a.subject == b.subject)
+            .map(|h| (h[0].subject.as_str(), h))
+            .collect();
+        Ok(subjects
+            .iter()
+            .map(|&s| {
+                SubjectKey::parse(s)
+                    .ok()
+                    .and_then(|k| self.consents.with(&k, &f))
+                    .unwrap_or_else(|| {
+                        f(&SubjectConsents::from_history(
+                            by_subject.get(s).copied().unwrap_or_default(),
+                        ))
+                    })
+            })
+            .collect())
     }
 
     pub fn consent_cache_len(&self) -> usize {
@@ -253,7 +288,7 @@ impl App {
             .store
             .append_consents(subject, &records, now, &audit, Some(&event))
             .await?;
-        self.consents.apply(subject, &stored);
+        self.applied(subject, &stored);
         for r in &stored {
             metrics::counter!("candor_consent_changes_total", "purpose" => r.purpose.to_string(), "decision" => r.decision.as_str(), "source" => r.source.as_str()).increment(1);
         }
@@ -269,43 +304,77 @@ impl App {
         &self,
         actor: &str,
         subject: &SubjectKey,
-        decisions: &[(PurposeId, ConsentDecision, Micros)],
+        decisions: &[ImportedDecision],
     ) -> Result<Vec<ConsentRecord>> {
+        let mut stored = self
+            .import_consents_bulk(actor, &[(subject.clone(), decisions.to_vec())])
+            .await?;
+        Ok(stored.pop().unwrap_or_default())
+    }
+
+    /// Records many subjects' historical decisions in one transaction, each subject with its
+    /// own audit entry, and makes them effective on this node before returning. Returns each
+    /// subject's stored records, in the given order.
+    pub async fn import_consents_bulk(
+        &self,
+        actor: &str,
+        subjects: &[(SubjectKey, Vec<ImportedDecision>)],
+    ) -> Result<Vec<Vec<ConsentRecord>>> {
         let purposes = self.purposes();
-        let mut records = Vec::with_capacity(decisions.len());
-        for (id, decision, at) in decisions {
-            let p = purposes
-                .get(id)
-                .ok_or_else(|| AppError::UnknownPurpose(id.to_string()))?;
-            records.push(NewConsent {
+        let mut imports = Vec::with_capacity(subjects.len());
+        for (subject, decisions) in subjects {
+            let mut records = Vec::with_capacity(decisions.len());
+            for (id, decision, at) in decisions {
+                let p = purposes
+                    .get(id)
+                    .ok_or_else(|| AppError::UnknownPurpose(id.to_string()))?;
+                records.push(NewConsent {
+                    subject: subject.clone(),
+                    purpose: id.clone(),
+                    decision: *decision,
+                    at: *at,
+                    source: ConsentSource::Import,
+                    policy_version: p.version,
+                    proof: ConsentProof::default(),
+                });
+            }
+            imports.push(ConsentImport {
                 subject: subject.clone(),
-                purpose: id.clone(),
-                decision: *decision,
-                at: *at,
-                source: ConsentSource::Import,
-                policy_version: p.version,
-                proof: ConsentProof::default(),
+                audit: AuditDraft::new(
+                    actor,
+                    "consent.import",
+                    subject.as_str(),
+                    json!({"records": records.len()}),
+                ),
+                records,
             });
         }
-        let audit = AuditDraft::new(
-            actor,
-            "consent.import",
-            subject.as_str(),
-            json!({"records": records.len()}),
-        );
         let stored = self
             .store
-            .append_consents(subject, &records, self.now(), &audit, None)
+            .import_consents_bulk(&imports, self.now())
             .await?;
-        self.consents.apply(subject, &stored);
+        for (import, records) in imports.iter().zip(&stored) {
+            self.applied(&import.subject, records);
+        }
         Ok(stored)
     }
 
-    pub(crate) fn invalidate_subject(&self, subject: &SubjectKey) {
-        self.consents.invalidate(subject);
+    /// Makes records this node just stored effective here: the consent cache takes them, and
+    /// serving forgets the subject's history until it is allowed and read again.
+    fn applied(&self, subject: &SubjectKey, records: &[ConsentRecord]) {
+        self.consents.apply(subject, records);
+        self.forget_history(subject);
     }
 
+    /// Another node changed this subject's consent: reload it, and drop its history.
+    pub(crate) fn invalidate_subject(&self, subject: &SubjectKey) {
+        self.consents.invalidate(subject);
+        self.forget_history(subject);
+    }
+
+    /// Changes may have been missed: reload every subject's consent and history on next use.
     pub(crate) fn clear_consent_cache(&self) {
         self.consents.clear();
+        self.histories.clear();
     }
 }

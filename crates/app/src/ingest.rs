@@ -241,6 +241,7 @@ impl App {
         report.rejected.sort_by_key(|r| r.index);
         let batch = Arc::new(batch);
         let result = self.store.ingest(batch.clone()).await?;
+        self.note_stored_events(&batch, &result);
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
             // transaction holds only the rows themselves.

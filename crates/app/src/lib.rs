@@ -17,6 +17,7 @@ mod consent;
 pub mod demo;
 mod error;
 pub mod fairness;
+mod history;
 pub mod ingest;
 mod inventory;
 mod keyring;
@@ -37,7 +38,7 @@ use candor_store::Store;
 pub use audit::AuditVerification;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};
-pub use consent::{ConsentOutcome, ConsentRequest, PurposeConsent};
+pub use consent::{ConsentOutcome, ConsentRequest, ImportedDecision, PurposeConsent};
 pub use error::AppError;
 pub use inventory::InventoryView;
 pub use keys::{CreatedKey, KeyInfo};
@@ -58,6 +59,7 @@ pub struct App {
     purposes: RwLock<Arc<BTreeMap<PurposeId, Purpose>>>,
     keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
     consents: cache::ConsentCache,
+    histories: history::HistoryCache,
     http: reqwest::Client,
     inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
     master_key: candor_domain::envelope::SecretKey,
@@ -87,8 +89,16 @@ impl App {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AppError::Internal(format!("http client: {e}")))?;
+        // On PostgreSQL other nodes' ingestion is not announced: histories expire (see history.rs).
+        let history_ttl = (store.backend() == candor_store::Backend::Postgres)
+            .then(|| std::time::Duration::from_millis(config.recommend.history_cache_ttl_ms));
         let app = App {
             consents: cache::ConsentCache::new(config.consent.cache_entries),
+            histories: history::HistoryCache::new(
+                config.recommend.history_cache_events,
+                config.recommend.history_limit as usize,
+                history_ttl,
+            ),
             config,
             store,
             pseudonymizer,

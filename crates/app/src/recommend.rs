@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use candor_domain::preferences::{Level, Preferences, QuietPeriod};
@@ -21,10 +22,11 @@ use candor_recommend::codec::ModelFile;
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
 use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
-use candor_store::{DecisionRow, ModelVersion};
+use candor_store::{DecisionRow, ItemEvent, ModelVersion, PreferencesUpdate};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::history::History;
 use crate::{App, AppError, Result};
 
 /// The engine in force and how to map ids to its indices.
@@ -34,9 +36,19 @@ pub struct Serving {
     category_ids: Vec<String>,
     category_index: HashMap<String, u32>,
     model_version: Option<String>,
+    /// Names this catalog's item list (see [`GENERATIONS`]).
+    generation: u64,
     /// Why the answer is popularity-only, when it is.
     pub note: Option<String>,
 }
+
+/// Subjects per page when training reads events and consent (two reads per page).
+const TRAINING_PAGE: i64 = 2000;
+
+/// Serving generations: one number per distinct item list, so that what is kept as item indices
+/// (subjects' histories in memory) is never read against another catalog. Only uniqueness
+/// matters, so one counter serves every `App` of the process.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 impl Serving {
     /// Before the first load: an empty catalog.
@@ -56,12 +68,21 @@ impl Serving {
             category_ids: vec![],
             category_index: HashMap::new(),
             model_version: None,
+            generation: 0,
             note: Some("starting".into()),
         }
     }
 
     pub fn model_version(&self) -> Option<&str> {
         self.model_version.as_deref()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub(crate) fn item_index(&self, item_id: &str) -> Option<u32> {
+        self.item_index.get(item_id).copied()
     }
 }
 
@@ -152,11 +173,12 @@ impl App {
             item_group: Vec::new(),
         };
         let mut item_index = HashMap::with_capacity(items.len());
-        for (i, (id, name, cat)) in items.into_iter().enumerate() {
+        for (id, name, cat) in items {
             let Some(&c) = category_index.get(&cat) else {
                 continue;
             };
-            item_index.insert(id.clone(), i as u32);
+            // The engine's index is the position in `item_ids`, which skips unusable items.
+            item_index.insert(id.clone(), catalog.item_ids.len() as u32);
             catalog.item_ids.push(id);
             catalog.titles.push(name);
             catalog.item_category.push(c);
@@ -205,12 +227,19 @@ impl App {
                 (engine, None, Some(note))
             }
         };
+        let previous = self.serving();
+        let generation = if previous.engine.catalog().item_ids == engine.catalog().item_ids {
+            previous.generation
+        } else {
+            GENERATIONS.fetch_add(1, Ordering::Relaxed)
+        };
         *self.serving.write().expect("serving lock") = Arc::new(Serving {
             engine,
             item_index,
             category_ids,
             category_index,
             model_version,
+            generation,
             note,
         });
         Ok(())
@@ -252,56 +281,63 @@ impl App {
     }
 
     /// Consented interaction histories (item indices, oldest first) per subject, and counts.
+    /// Events and consent records are read a page of subjects at a time, so only the compact
+    /// histories are held, and a page costs two reads whatever its size.
     async fn training_data(
         &self,
         item_index: &HashMap<String, u32>,
+        page_subjects: i64,
     ) -> Result<(Vec<Vec<u32>>, Vec<u32>, usize)> {
         let purpose_id = PurposeId::parse(&self.config.recommend.purpose)?;
-        let purpose = self.purposes().get(&purpose_id).cloned();
-        let events = self.store.all_item_events().await?;
+        let purposes = self.purposes();
+        let purpose = purposes.get(&purpose_id);
         let mut counts = vec![0u32; item_index.len()];
         let mut histories = Vec::new();
         let mut excluded = 0;
         let now = self.now();
-        let mut i = 0;
-        while i < events.len() {
-            let subject = &events[i].subject_key;
-            let end = events[i..]
-                .iter()
-                .position(|e| &e.subject_key != subject)
-                .map_or(events.len(), |p| i + p);
-            let allowed = match (&purpose, SubjectKey::parse(subject)) {
-                (Some(p), Ok(key)) => self
-                    .consent_snapshot(&key)
-                    .await?
-                    .status(p, now)
-                    .allows()
-                    .then_some(p),
-                _ => None,
+        let mut after = String::new();
+        loop {
+            let page = self.store.item_events_page(&after, page_subjects).await?;
+            let Some(last) = page.last() else {
+                break;
             };
-            match allowed {
+            let previous = std::mem::replace(&mut after, last.subject_key.clone());
+            let subjects: Vec<&[ItemEvent]> = page
+                .chunk_by(|a, b| a.subject_key == b.subject_key)
+                .collect();
+            let keys: Vec<&str> = subjects.iter().map(|e| e[0].subject_key.as_str()).collect();
+            let allowed = match purpose {
                 Some(p) => {
-                    let row: Vec<u32> = events[i..end]
-                        .iter()
-                        .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
-                        .filter_map(|e| item_index.get(&e.item_id).copied())
-                        .collect();
-                    for &it in &row {
-                        counts[it as usize] += 1;
-                    }
-                    if !row.is_empty() {
-                        histories.push(row);
-                    }
+                    self.with_consents_between(&previous, &after, &keys, |c| {
+                        c.status(p, now).allows()
+                    })
+                    .await?
                 }
-                None => excluded += 1,
+                None => vec![false; keys.len()],
+            };
+            for (events, allowed) in subjects.into_iter().zip(allowed) {
+                let Some(p) = purpose.filter(|_| allowed) else {
+                    excluded += 1;
+                    continue;
+                };
+                let row: Vec<u32> = events
+                    .iter()
+                    .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
+                    .filter_map(|e| item_index.get(&e.item_id).copied())
+                    .collect();
+                for &it in &row {
+                    counts[it as usize] += 1;
+                }
+                if !row.is_empty() {
+                    histories.push(row);
+                }
             }
-            i = end;
         }
         Ok((histories, counts, excluded))
     }
 
     async fn popularity_counts(&self, item_index: &HashMap<String, u32>) -> Result<Vec<u32>> {
-        Ok(self.training_data(item_index).await?.1)
+        Ok(self.training_data(item_index, TRAINING_PAGE).await?.1)
     }
 
     /// Trains an item-kNN model on consented data, stores it, and activates it.
@@ -318,7 +354,7 @@ impl App {
                 "the catalog is empty; nothing to train on",
             ));
         }
-        let (histories, counts, excluded) = self.training_data(&item_index).await?;
+        let (histories, counts, excluded) = self.training_data(&item_index, TRAINING_PAGE).await?;
         let interactions: usize = histories.iter().map(Vec::len).sum();
         progress(&format!(
             "fitting item-kNN on {} subjects, {interactions} interactions",
@@ -486,37 +522,53 @@ impl App {
         subject: &SubjectKey,
         prefs: Preferences,
     ) -> Result<Arc<Preferences>> {
+        self.set_preferences_bulk(actor, &[(subject.clone(), prefs)])
+            .await?;
+        self.preferences(subject).await
+    }
+
+    /// Replaces many subjects' preferences in one transaction (imports, benchmarks), each
+    /// checked against the catalog and audited as [`App::set_preferences`] does; all or none.
+    pub async fn set_preferences_bulk(
+        &self,
+        actor: &str,
+        subjects: &[(SubjectKey, Preferences)],
+    ) -> Result<()> {
         // The serving state holds the catalog's categories (reloaded whenever the catalog or the
         // model changes), so validation reads no table.
         let serving = self.serving();
         let sensitive = &serving.engine.catalog().category_sensitive;
-        prefs.validate(
-            |c| serving.category_index.contains_key(c),
-            |c| {
-                serving
-                    .category_index
-                    .get(c)
-                    .is_some_and(|&i| sensitive[i as usize])
-            },
-        )?;
-        let body = serde_json::to_string(&prefs).map_err(|e| AppError::Internal(e.to_string()))?;
-        let audit = AuditDraft::new(
-            actor,
-            "preferences.update",
-            subject.as_str(),
-            json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
-        );
+        let mut updates = Vec::with_capacity(subjects.len());
+        for (subject, prefs) in subjects {
+            prefs.validate(
+                |c| serving.category_index.contains_key(c),
+                |c| {
+                    serving
+                        .category_index
+                        .get(c)
+                        .is_some_and(|&i| sensitive[i as usize])
+                },
+            )?;
+            updates.push(PreferencesUpdate {
+                subject: subject.to_string(),
+                body: serde_json::to_string(prefs)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                interests: prefs.declared_interests.clone(),
+                audit: AuditDraft::new(
+                    actor,
+                    "preferences.update",
+                    subject.as_str(),
+                    json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
+                ),
+            });
+        }
         self.store
-            .set_preferences(
-                subject.as_str(),
-                &body,
-                &prefs.declared_interests,
-                self.now(),
-                &audit,
-            )
+            .set_preferences_bulk(&updates, self.now())
             .await?;
-        self.invalidate_preferences(subject.as_str());
-        self.preferences(subject).await
+        for (subject, _) in subjects {
+            self.invalidate_preferences(subject.as_str());
+        }
+        Ok(())
     }
 
     /// Recommendations for one subject, with every filter applied in the order C6 sets.
@@ -549,13 +601,14 @@ impl App {
         let mut fallback = serving.note.clone();
 
         // 1. Consent for the purpose.
-        let purpose_id = PurposeId::parse(&cfg.purpose)?;
-        let (allowed, purpose) = match self.purposes().get(&purpose_id) {
-            Some(p) => (
-                self.consent_status(subject, &purpose_id).await?.allows(),
-                Some(p.clone()),
-            ),
-            None => (false, None),
+        let purposes = self.purposes();
+        let purpose = purposes.get(&PurposeId::parse(&cfg.purpose)?);
+        let allowed = match purpose {
+            Some(p) => {
+                self.with_consents(subject, |c| c.status(p, now).allows())
+                    .await?
+            }
+            None => false,
         };
         filters.push(format!(
             "consent for `{}`: {}",
@@ -566,7 +619,7 @@ impl App {
                 "not granted, so nothing personal is used"
             }
         ));
-        let may = |c: DataCategory| allowed && purpose.as_ref().is_some_and(|p| p.may_use(&c));
+        let may = |c: DataCategory| allowed && purpose.is_some_and(|p| p.may_use(&c));
         let consent = serve::Consent {
             behaviour: may(DataCategory::Browsing) || may(DataCategory::Purchase),
             declared: may(DataCategory::DeclaredPreference),
@@ -589,36 +642,26 @@ impl App {
         }
         filters.push(format!("personalization level: {}", prefs.level.as_str()));
 
-        // History is read only when it may be used.
-        let mut history = Vec::new();
-        let mut history_ts = Vec::new();
-        let mut owned = Vec::new();
+        // History is read only when it may be used; memory keeps none of a subject whose
+        // consent no longer allows it.
+        let mut history = History::default();
         if consent.behaviour && level == Level::Full {
-            let mut events = self
-                .store
-                .item_events(subject.as_str(), cfg.history_limit)
-                .await?;
-            events.reverse();
-            let p = purpose.as_ref().expect("allowed implies declared");
-            for e in events
-                .iter()
-                .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
-            {
-                if let Some(&i) = serving.item_index.get(&e.item_id) {
-                    history.push(i);
-                    history_ts.push(e.at / 1_000_000);
-                    if e.category == "purchase" {
-                        owned.push(i);
-                    }
-                }
-            }
+            let p = purpose.expect("allowed implies declared");
+            history = self.subject_history(subject, &serving, p).await?;
             for id in req.current_item.iter().chain(req.cart.iter()) {
-                if let Some(&i) = serving.item_index.get(id) {
-                    history.push(i);
-                    history_ts.push(now / 1_000_000);
+                if let Some(i) = serving.item_index(id) {
+                    history.items.push(i);
+                    history.ts.push(now / 1_000_000);
                 }
             }
+        } else if !consent.behaviour {
+            self.forget_history(subject);
         }
+        let History {
+            items: history,
+            ts: history_ts,
+            mut owned,
+        } = history;
         // The item on screen and the cart are never recommended back.
         owned.extend(
             req.current_item
@@ -703,21 +746,21 @@ impl App {
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
-            .iter()
+            .into_iter()
             .map(|r| RecommendedItem {
-                item_id: r.item_id.clone(),
                 title: catalog.titles[r.item as usize].clone(),
                 category: serving.category_ids[catalog.item_category[r.item as usize] as usize]
                     .clone(),
+                item_id: r.item_id,
                 score: r.score,
                 confidence: r.confidence,
-                reasons: r.reasons.iter().map(reason_text).collect(),
-                data_categories: r.data_categories.clone(),
-                purposes: r.purposes.clone(),
+                reasons: r.reasons.into_iter().map(reason_text).collect(),
+                data_categories: r.data_categories,
+                purposes: r.purposes,
                 exploration: r.exploration,
             })
             .collect();
-        let model_version = resp.model_version.clone();
+        let model_version = resp.model_version;
         self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
             subject_key: subject.to_string(),
             surface: req.surface.clone(),
@@ -745,32 +788,37 @@ impl App {
     }
 
     /// Records a response's items as decisions: through the background writer when it runs,
-    /// else directly.
+    /// else directly. When the writer's queue is full the request waits for room: writing its
+    /// own rows beside the writer made every such request queue for SQLite's write lock, and
+    /// SQLite's busy handler sleeps in steps of up to 100 ms (multi-second stalls under load).
     async fn log_decisions(&self, rows: impl Iterator<Item = DecisionRow>) -> Result<()> {
+        use tokio::sync::mpsc::error::{SendError, TrySendError};
         let rows: Vec<DecisionRow> = rows.collect();
         if rows.is_empty() {
             return Ok(());
         }
         let tx = self.decisions_tx.lock().expect("decision log lock").clone();
-        match tx {
+        let unsent = match tx {
             Some(tx) => match tx.try_send(rows) {
-                Ok(()) => Ok(()),
-                Err(
-                    tokio::sync::mpsc::error::TrySendError::Full(rows)
-                    | tokio::sync::mpsc::error::TrySendError::Closed(rows),
-                ) => Ok(self.store.insert_decisions(&rows).await?),
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(rows)) => match tx.send(rows).await {
+                    Ok(()) => return Ok(()),
+                    Err(SendError(rows)) => rows,
+                },
+                Err(TrySendError::Closed(rows)) => rows,
             },
-            None => Ok(self.store.insert_decisions(&rows).await?),
-        }
+            None => rows,
+        };
+        Ok(self.store.insert_decisions(&unsent).await?)
     }
 }
 
-fn reason_text(r: &serve::Reason) -> String {
+fn reason_text(r: serve::Reason) -> String {
     match r {
         serve::Reason::Because { text, .. }
         | serve::Reason::DeclaredCategory { text, .. }
         | serve::Reason::Popular { text }
-        | serve::Reason::Exploration { text, .. } => text.clone(),
+        | serve::Reason::Exploration { text, .. } => text,
     }
 }
 
@@ -781,4 +829,108 @@ pub fn quiet_period(from: &str, until: &str, label: Option<String>) -> Result<Qu
         until: candor_domain::parse_rfc3339(until)?,
         label,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use candor_domain::{ConsentDecision, PurposeDraft, PurposeId};
+    use candor_store::testing::TestDb;
+    use candor_store::{CatalogCategory, EventRow, Item, both_stores};
+
+    use crate::config::Secret;
+    use crate::{App, Config};
+
+    both_stores!(
+        training_reads_the_same_data_whatever_the_page_size,
+        |db: TestDb| async move {
+            let dir = std::env::temp_dir().join(format!(
+                "candor-train-pages-{}-{:?}",
+                std::process::id(),
+                db.backend()
+            ));
+            let mut config = Config {
+                data_dir: dir.clone(),
+                database_url: db.url.clone(),
+                ..Config::default()
+            };
+            config.privacy.pseudonymization_key = Some(Secret::new("k".repeat(40)));
+            config.privacy.master_key = Some(Secret::new("ab".repeat(32)));
+            let app = App::open(config).await.unwrap();
+            app.create_purpose(
+                "test",
+                &PurposeDraft {
+                    id: "personalization".into(),
+                    title: "Recommendations".into(),
+                    description: "Suggestions from what you browse.".into(),
+                    legal_basis: "consent".into(),
+                    categories: vec!["browsing".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let items: Vec<Item> = (0..6)
+                .map(|i| Item {
+                    id: format!("sku-{i}"),
+                    name: format!("Item {i}"),
+                    category_id: "garden".into(),
+                    price_cents: 100,
+                })
+                .collect();
+            let garden = CatalogCategory {
+                id: "garden".into(),
+                name: "Garden".into(),
+                sensitive_kind: None,
+            };
+            app.store.upsert_catalog(&[garden], &items).await.unwrap();
+            // 23 subjects: a third granted, a third denied, a third never asked; browsing and
+            // (not usable by the purpose) purchase events.
+            let pid = PurposeId::parse("personalization").unwrap();
+            let mut events = Vec::new();
+            let mut decisions = Vec::new();
+            for s in 0..23 {
+                let key = app.subject_key(&format!("s{s}")).unwrap();
+                match s % 3 {
+                    0 => decisions.push((
+                        key.clone(),
+                        vec![(pid.clone(), ConsentDecision::Granted, 1)],
+                    )),
+                    1 => decisions
+                        .push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
+                    _ => {}
+                }
+                for e in 0..(1 + s % 4) {
+                    events.push(EventRow {
+                        subject_key: key.to_string(),
+                        kind: "view".into(),
+                        item_id: format!("sku-{}", (s + e) % 6),
+                        quantity: 1,
+                        at: 10 + e as i64,
+                        category: if e == 2 { "purchase" } else { "browsing" }.into(),
+                        purpose: "personalization".into(),
+                    });
+                }
+            }
+            app.import_consents_bulk("test", &decisions).await.unwrap();
+            app.store.insert_events(&events).await.unwrap();
+            app.reload_serving().await.unwrap();
+            let index = app.serving().item_index.clone();
+            let whole = app.training_data(&index, 1000).await.unwrap();
+            assert_eq!(whole.2, 15, "denied and never-asked subjects are left out");
+            assert_eq!(whole.0.len(), 8);
+            assert_eq!(
+                whole.1.iter().sum::<u32>() as usize,
+                whole.0.iter().map(Vec::len).sum::<usize>()
+            );
+            for page in [1, 2, 5] {
+                assert_eq!(
+                    app.training_data(&index, page).await.unwrap(),
+                    whole,
+                    "page {page}"
+                );
+            }
+            app.store.close().await;
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    );
 }

@@ -1,7 +1,8 @@
 //! Retention: delete or anonymize data by category and age, and purge anonymous session data.
 //!
-//! Invariant: every pass is recorded in the audit log with what it removed, so retention is as
-//! accountable as any other change.
+//! Invariants: every pass is recorded in the audit log with what it removed, so retention is as
+//! accountable as any other change; serving's in-memory histories forget what each step removed
+//! as soon as it is done.
 
 use candor_domain::{AuditDraft, DataCategory, MICROS_PER_DAY};
 use serde::Serialize;
@@ -28,23 +29,25 @@ impl App {
         for rule in &self.config.retention {
             let category = DataCategory::parse(&rule.category)?.to_string();
             if let Some(days) = rule.delete_after_days {
-                let n = self
-                    .store
-                    .delete_events_before(&category, now - i64::from(days) * MICROS_PER_DAY)
-                    .await?;
+                let cutoff = now - i64::from(days) * MICROS_PER_DAY;
+                let n = self.store.delete_events_before(&category, cutoff).await?;
+                self.history_retention(&category, cutoff);
                 report.deleted.push((category.clone(), n));
             }
             if let Some(days) = rule.anonymize_after_days {
+                let cutoff = now - i64::from(days) * MICROS_PER_DAY;
                 let n = self
                     .store
-                    .anonymize_events_before(&category, now - i64::from(days) * MICROS_PER_DAY)
+                    .anonymize_events_before(&category, cutoff)
                     .await?;
+                self.history_retention(&category, cutoff);
                 report.anonymized.push((category.clone(), n));
             }
         }
         let cutoff = now - i64::from(self.config.ingest.anonymous_retention_hours) * 3_600_000_000;
         report.anonymous_sessions_deleted =
             self.store.delete_anonymous_events_before(cutoff).await?;
+        self.history_anonymous_purged();
         report.message_ids_forgotten = self
             .store
             .forget_message_ids_before(

@@ -8,10 +8,11 @@
 //! (most `full`, some `basic` with declared interests, some `off`, a few opted into health).
 //! Population time is measured per step. Then `App::train` fits item-kNN, and:
 //!
-//! - in-process: `App::recommend` (consent, level, quiet periods, history read from the store,
-//!   sensitive exclusion, owned items, MMR + category cap + exploration slot, explanations,
-//!   asynchronous decision log) timed per request, by level, plus the store's history read
-//!   alone (`Store::item_events`) for the same subjects: the breakdown of where time goes;
+//! - in-process: `App::recommend` (consent, level, quiet periods, the subject's history —
+//!   read from the store on first use, then kept in memory and noted on ingestion —, sensitive
+//!   exclusion, owned items, MMR + category cap + exploration slot, explanations, asynchronous
+//!   decision log) timed per request, by level: first use (the warm-up pass) and warm, plus the
+//!   store's history read alone (`Store::item_events`) for the same subjects;
 //! - over HTTP: `GET /v1/recommendations/{id}?surface=home&k=10` with a `recommend` key from
 //!   `--clients` concurrent clients on loopback. Clients share this process and the cores with
 //!   the server, so the figure is conservative for the server alone.
@@ -73,6 +74,9 @@ pub struct RecommendBenchArgs {
     /// Events per `insert_events` transaction.
     #[arg(long, default_value_t = 20_000)]
     pub event_chunk: usize,
+    /// Subjects per bulk consent import and per bulk preferences transaction.
+    #[arg(long, default_value_t = 2_000)]
+    pub bulk_chunk: usize,
     /// `recommend.low_confidence` for the run. Default 0: on a synthetic 100k-item shop the
     /// calibrated confidence of every personal answer is below the serving default (0.005), so
     /// every answer would fall back to popularity and the personal path would not be measured.
@@ -345,7 +349,8 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    // 3. Consent (import, audited, one transaction per subject), several writers.
+    // 3. Consent (`App::import_consents_bulk`: audited per subject, many subjects per
+    // transaction), several writers.
     let t = Instant::now();
     let granted: Arc<Vec<usize>> = Arc::new(
         (0..args.subjects)
@@ -354,6 +359,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     );
     let now = app.now();
     let next = Arc::new(AtomicUsize::new(0));
+    let chunk = args.bulk_chunk.max(1);
     let mut tasks = Vec::new();
     for _ in 0..args.writers.max(1) {
         let (app, next, keys, granted, pid) = (
@@ -365,22 +371,26 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         );
         tasks.push(tokio::spawn(async move {
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = granted.get(n) else {
+                let from = next.fetch_add(chunk, Ordering::Relaxed);
+                if from >= granted.len() {
                     return anyhow::Ok(());
-                };
-                app.import_consents(
-                    "bench",
-                    &keys[i],
-                    &[(
-                        pid.clone(),
-                        ConsentDecision::Granted,
-                        now - 100 * 86_400_000_000,
-                    )],
-                )
-                .await?;
-                if n > 0 && n % 100_000 == 0 {
-                    eprintln!("  consent: {n} subjects");
+                }
+                let subjects: Vec<_> = granted[from..(from + chunk).min(granted.len())]
+                    .iter()
+                    .map(|&i| {
+                        (
+                            keys[i].clone(),
+                            vec![(
+                                pid.clone(),
+                                ConsentDecision::Granted,
+                                now - 100 * 86_400_000_000,
+                            )],
+                        )
+                    })
+                    .collect();
+                app.import_consents_bulk("bench", &subjects).await?;
+                if from / 100_000 != (from + chunk) / 100_000 {
+                    eprintln!("  consent: {} subjects", from + chunk);
                 }
             }
         }));
@@ -390,9 +400,10 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     }
     let consent_s = t.elapsed().as_secs_f64();
     println!(
-        "populate: consent for {} subjects in {consent_s:.1} s ({:.0} subjects/s)",
+        "populate: consent for {} subjects in {consent_s:.1} s ({:.0} subjects/s; App::import_consents_bulk, {chunk} subjects per transaction, {} writers)",
         granted.len(),
-        granted.len() as f64 / consent_s
+        granted.len() as f64 / consent_s,
+        args.writers.max(1)
     );
 
     // 4. Events, in large transactions (one writer: SQLite has one anyway).
@@ -434,10 +445,8 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         rss_mib()
     );
 
-    // 6. Preferences of the served subjects (audited, one transaction each). `App::set_preferences`
-    // validates against the catalog by reading the whole catalog from the store on every call
-    // (until e6b38d7 this read the whole catalog per call), so only the first few go through it (timed);
-    // the rest are written with `Store::set_preferences`, the same row and audit entry.
+    // 6. Preferences of the served subjects, validated against the serving catalog and audited
+    // per subject (`App::set_preferences_bulk`, many subjects per transaction).
     let via_app = args.served.min(20);
     let t = Instant::now();
     for (i, key) in keys.iter().enumerate().take(via_app) {
@@ -456,27 +465,14 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         let (served, n_cat) = (args.served, args.categories);
         tasks.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= served {
+                let from = next.fetch_add(chunk, Ordering::Relaxed);
+                if from >= served {
                     return anyhow::Ok(());
                 }
-                let prefs = preferences_of(i, n_cat);
-                let body = serde_json::to_string(&prefs)?;
-                let audit = candor_domain::AuditDraft::new(
-                    "bench",
-                    "preferences.update",
-                    keys[i].as_str(),
-                    serde_json::json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len()}),
-                );
-                app.store
-                    .set_preferences(
-                        keys[i].as_str(),
-                        &body,
-                        &prefs.declared_interests,
-                        app.now(),
-                        &audit,
-                    )
-                    .await?;
+                let subjects: Vec<_> = (from..(from + chunk).min(served))
+                    .map(|i| (keys[i].clone(), preferences_of(i, n_cat)))
+                    .collect();
+                app.set_preferences_bulk("bench", &subjects).await?;
             }
         }));
     }
@@ -485,7 +481,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     }
     let prefs_s = t.elapsed().as_secs_f64();
     println!(
-        "populate: preferences for {} more subjects (Store::set_preferences) in {prefs_s:.1} s ({:.0}/s)",
+        "populate: preferences for {} more subjects (App::set_preferences_bulk, {chunk} per transaction) in {prefs_s:.1} s ({:.0}/s)",
         args.served - via_app,
         (args.served - via_app) as f64 / prefs_s
     );
@@ -517,8 +513,11 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     let t = Instant::now();
     let mut levels = [0usize; 3];
     let mut short = 0usize;
+    let mut first_use = Histogram::<u64>::new(3)?;
     for key in &keys[..args.served] {
+        let s = Instant::now();
         let r = app.recommend(key, &req).await?;
+        first_use.record(s.elapsed().as_micros() as u64)?;
         levels[r.level_applied as usize] += 1;
         if r.items.len() < 10 {
             short += 1;
@@ -528,13 +527,18 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
             "a health item was recommended without an opt-in"
         );
     }
+    let (held, cost) = app.history_cache_len();
     println!(
-        "warm-up pass over {} served subjects in {:.1} s; levels applied: off {}, basic {}, full {}; {short} lists shorter than k = 10",
+        "warm-up pass over {} served subjects in {:.1} s; levels applied: off {}, basic {}, full {}; {short} lists shorter than k = 10; histories in memory: {held} subjects, {cost} events+bookkeeping",
         args.served,
         t.elapsed().as_secs_f64(),
         levels[0],
         levels[1],
         levels[2]
+    );
+    print_hist(
+        "  first use (consent, preferences and history loaded from the store)",
+        &first_use,
     );
     let mut all = Histogram::<u64>::new(3)?;
     let mut by_level = [

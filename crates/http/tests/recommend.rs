@@ -2,14 +2,18 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use candor_app::config::RetentionRule;
+use candor_app::recommend::RecommendRequest;
+use candor_app::{App, Clock, ManualClock, SystemClock};
 use candor_domain::PurposeId;
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
 use common::Node;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn shop(db: &TestDb) -> Node {
     let node = Node::start(db).await;
@@ -332,3 +336,283 @@ both_stores!(
         node.stop().await;
     }
 );
+
+/// A demo shop whose purchases are deleted after 30 days, with a tracking plan for product
+/// views and orders (for personalization), a trained model, and a consenting customer who chose
+/// level `full`. Histories in memory never expire by age here (PostgreSQL's TTL), so what the
+/// tests see comes from ingestion notes and invalidations.
+async fn serving_shop(db: &TestDb, clock: Arc<ManualClock>) -> (Node, String) {
+    let node = Node::start_with(db, clock, |c| {
+        c.recommend.history_cache_ttl_ms = 3_600_000;
+        c.retention = vec![RetentionRule {
+            category: "purchase".into(),
+            delete_after_days: Some(30),
+            anonymize_after_days: None,
+        }];
+    })
+    .await;
+    let cfg = candor_app::demo::DemoConfig {
+        customers: 300,
+        products: 400,
+        now_unix: node.app.now() / 1_000_000,
+        ..Default::default()
+    };
+    candor_app::demo::load(&node.app, &cfg, |_, _| {})
+        .await
+        .unwrap();
+    let (s, v) = node
+        .send(
+            Method::PUT,
+            "/v1/admin/inventory",
+            Some(&node.admin),
+            Some(json!({
+                "undeclared_events": "reject",
+                "events": {
+                    "track:Product Viewed": {"category": "browsing", "purposes": ["personalization"], "properties": {
+                        "product_id": {"category": "browsing", "purposes": ["personalization"]}}},
+                    "track:Order Completed": {"category": "purchase", "purposes": ["personalization"], "properties": {
+                        "product_id": {"category": "purchase", "purposes": ["personalization"]}}}
+                },
+                "traits": {},
+                "context": {}
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = node
+        .send(
+            Method::POST,
+            "/v1/admin/models/train",
+            Some(&node.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let cust = consenting_customer(&node).await;
+    let (s, v) = node
+        .send(
+            Method::PUT,
+            &format!("/v1/subjects/{cust}/preferences"),
+            Some(&node.recommend),
+            Some(json!({"level": "full"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    (node, cust)
+}
+
+/// The parts of an answer that depend on the history used.
+fn shape(v: &Value) -> Value {
+    json!({"level_applied": v["level_applied"], "filters": v["filters"], "items": v["items"]})
+}
+
+/// Items excluded as owned (purchases in the history used) or on screen.
+fn owned(v: &Value) -> usize {
+    v["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|f| {
+            f.as_str()
+                .unwrap()
+                .strip_suffix(" owned or on-screen items excluded")
+        })
+        .expect("owned filter")
+        .parse()
+        .unwrap()
+}
+
+/// Asks `node` over HTTP and a fresh node that reads every history from the store (same
+/// database, same clock); they must agree. Returns the node's answer.
+async fn agrees_with_store(
+    node: &Node,
+    db: &TestDb,
+    clock: &Arc<ManualClock>,
+    id: &str,
+    step: &str,
+) -> Value {
+    let (s, v) = node.get(&rec_path(id, ""), &node.recommend).await;
+    assert_eq!(s, 200, "{step}: {v}");
+    let dir = std::env::temp_dir().join(format!("candor-reference-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = common::config(db, &dir);
+    cfg.recommend.history_cache_events = 0;
+    let reference = App::open_with_clock(cfg, clock.clone()).await.unwrap();
+    let key = reference.subject_key(id).unwrap();
+    let r = reference
+        .recommend(
+            &key,
+            &RecommendRequest {
+                surface: "home".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    reference.store.close().await;
+    // Through JSON text, as the HTTP answer came (f32 scores print the same way).
+    let r: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(
+        shape(&v),
+        shape(&r),
+        "{step}: the answer from memory differs from the store's"
+    );
+    v
+}
+
+fn order(user: Value, message_id: &str, item: &str) -> Value {
+    let mut m = json!({"type": "track", "event": "Order Completed", "messageId": message_id, "properties": {"product_id": item}});
+    m.as_object_mut()
+        .unwrap()
+        .extend(user.as_object().unwrap().clone());
+    m
+}
+
+both_stores!(
+    histories_in_memory_follow_ingestion_consent_links_and_retention,
+    |db: TestDb| async move {
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let (node, cust) = serving_shop(&db, clock.clone()).await;
+        let v0 = agrees_with_store(&node, &db, &clock, &cust, "first use").await;
+        assert_eq!(v0["level_applied"], "full", "{v0}");
+        let held = node.app.history_cache_len().0;
+        assert!(held >= 1, "the history is kept after first use");
+
+        // A purchase is used by the very next recommendation: owned, never recommended back.
+        let bought = v0["items"][0]["item_id"].as_str().unwrap().to_owned();
+        clock.advance(1_000_000);
+        let (s, r) = node
+            .ingest(
+                "/v1/track",
+                order(json!({"userId": cust}), "buy-1", &bought),
+            )
+            .await;
+        assert_eq!((s, r["stored"].as_u64()), (200, Some(1)), "{r}");
+        let v1 = agrees_with_store(&node, &db, &clock, &cust, "after a purchase").await;
+        assert_eq!(owned(&v1), owned(&v0) + 1, "{v1}");
+        assert!(
+            v1["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["item_id"] != bought.as_str()),
+            "{v1}"
+        );
+        // So is a view; a duplicate message changes nothing.
+        clock.advance(1_000_000);
+        let viewed = v1["items"][0]["item_id"].as_str().unwrap().to_owned();
+        let view = json!({"type": "track", "event": "Product Viewed", "userId": cust, "messageId": "view-1", "properties": {"product_id": viewed}});
+        let (_, r) = node.ingest("/v1/track", view.clone()).await;
+        assert_eq!(r["stored"], 1, "{r}");
+        let v2 = agrees_with_store(&node, &db, &clock, &cust, "after a view").await;
+        let (_, r) = node.ingest("/v1/track", view).await;
+        assert_eq!(r["duplicates"], 1, "{r}");
+        let again = agrees_with_store(&node, &db, &clock, &cust, "after a duplicate").await;
+        assert_eq!(shape(&again), shape(&v2));
+
+        // Revocation: the next request uses no history, and memory no longer holds it.
+        let held_before = node.app.history_cache_len().0;
+        node.decide(&cust, "personalization", "denied").await;
+        let off = agrees_with_store(&node, &db, &clock, &cust, "revoked").await;
+        assert_eq!(
+            (off["level_applied"].as_str(), owned(&off)),
+            (Some("off"), 0),
+            "{off}"
+        );
+        assert!(
+            off["items"].as_array().unwrap().iter().all(|i| i["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| !r.as_str().unwrap().starts_with("Because you"))),
+            "{off}"
+        );
+        assert_eq!(node.app.history_cache_len().0, held_before - 1);
+        node.decide(&cust, "personalization", "granted").await;
+        let back = agrees_with_store(&node, &db, &clock, &cust, "granted again").await;
+        assert_eq!(owned(&back), owned(&v1), "the stored history is used again");
+
+        // An anonymous session's purchase joins the known subject when they identify.
+        let visitor = "visitor-77";
+        node.decide(visitor, "personalization", "granted").await;
+        let session_item = v2["items"][1]["item_id"].as_str().unwrap().to_owned();
+        clock.advance(1_000_000);
+        let (_, r) = node
+            .ingest(
+                "/v1/track",
+                order(json!({"anonymousId": visitor}), "anon-buy", &session_item),
+            )
+            .await;
+        assert_eq!(r["stored"], 1, "{r}");
+        let (_, r) = node
+            .ingest(
+                "/v1/identify",
+                json!({"type": "identify", "userId": cust, "anonymousId": visitor, "messageId": "link-1", "traits": {}}),
+            )
+            .await;
+        assert_eq!(r["accepted"], 1, "{r}");
+        let linked = agrees_with_store(&node, &db, &clock, &cust, "after linking").await;
+        assert_eq!(owned(&linked), owned(&back) + 1, "{linked}");
+
+        // Retention: an old purchase is used until the pass deletes it, then no longer.
+        let long_ago = candor_domain::format_micros(clock.now() - 40 * 86_400_000_000);
+        let mut old = order(json!({"userId": cust}), "old-buy", &viewed);
+        old["timestamp"] = json!(long_ago);
+        let (_, r) = node.ingest("/v1/track", old).await;
+        assert_eq!(r["stored"], 1, "{r}");
+        let with_old = agrees_with_store(&node, &db, &clock, &cust, "old purchase").await;
+        assert_eq!(owned(&with_old), owned(&linked) + 1, "{with_old}");
+        let report = node.app.run_retention("test").await.unwrap();
+        assert!(
+            report
+                .deleted
+                .iter()
+                .any(|(c, n)| c == "purchase" && *n >= 1)
+        );
+        let after = agrees_with_store(&node, &db, &clock, &cust, "after retention").await;
+        assert!(owned(&after) < owned(&with_old), "{after}");
+        node.stop().await;
+    }
+);
+
+/// PostgreSQL: another node's ingestion is used once the history in memory expires, and its
+/// consent revocation reaches this node's histories through the change feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_see_each_others_ingestion_within_the_ttl() {
+    let db = TestDb::new(candor_store::Backend::Postgres).await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let (a, cust) = serving_shop(&db, clock.clone()).await;
+    let b = Node::start_with(&db, clock.clone(), |c| {
+        c.recommend.history_cache_ttl_ms = 300;
+    })
+    .await;
+    let (_, v0) = b.get(&rec_path(&cust, ""), &b.recommend).await;
+    assert_eq!(v0["level_applied"], "full", "{v0}");
+    let bought = v0["items"][0]["item_id"].as_str().unwrap().to_owned();
+    clock.advance(1_000_000);
+    let (_, r) = a
+        .ingest(
+            "/v1/track",
+            order(json!({"userId": cust}), "buy-b", &bought),
+        )
+        .await;
+    assert_eq!(r["stored"], 1, "{r}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v1 = agrees_with_store(&b, &db, &clock, &cust, "after the TTL").await;
+    assert_eq!(owned(&v1), owned(&v0) + 1, "{v1}");
+
+    let held = b.app.history_cache_len().0;
+    a.decide(&cust, "personalization", "denied").await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while b.app.history_cache_len().0 >= held {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation did not reach the other node's histories"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, off) = b.get(&rec_path(&cust, ""), &b.recommend).await;
+    assert_eq!(off["level_applied"], "off", "{off}");
+    b.stop().await;
+    a.stop().await;
+}

@@ -2,7 +2,7 @@
 
 use candor_domain::Micros;
 use candor_domain::audit::{self, AuditDraft, AuditEntry};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::{Result, Store};
 
@@ -11,32 +11,60 @@ pub(crate) async fn append_in_tx(
     at: Micros,
     draft: &AuditDraft,
 ) -> Result<AuditEntry> {
+    let mut entries = append_many_in_tx(tx, at, &[draft]).await?;
+    Ok(entries.pop().expect("one draft, one entry"))
+}
+
+/// Appends one entry per draft, chained in order, with one head update and multi-row inserts
+/// (bulk imports write thousands of entries per transaction).
+pub(crate) async fn append_many_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    at: Micros,
+    drafts: &[&AuditDraft],
+) -> Result<Vec<AuditEntry>> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
     // Bumping the head first takes the write lock (a row lock on PostgreSQL, the database lock on
     // SQLite), which serializes concurrent appends across every node.
-    let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    let row = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(drafts.len() as i64)
         .fetch_one(&mut **tx)
         .await?;
-    let seq: i64 = row.try_get("seq")?;
-    let prev_hash: String = row.try_get("hash")?;
-    let entry = audit::seal(seq - 1, &prev_hash, at, draft);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(entry.seq)
-    .bind(entry.at)
-    .bind(&entry.actor)
-    .bind(&entry.action)
-    .bind(&entry.target)
-    .bind(&entry.details)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
-    .execute(&mut **tx)
-    .await?;
+    let head: i64 = row.try_get("seq")?;
+    let mut prev_hash: String = row.try_get("hash")?;
+    let mut prev_seq = head - drafts.len() as i64;
+    let mut entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let entry = audit::seal(prev_seq, &prev_hash, at, draft);
+        prev_seq = entry.seq;
+        prev_hash.clone_from(&entry.hash);
+        entries.push(entry);
+    }
+    for chunk in entries.chunks(crate::ingest::CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) VALUES {}",
+            crate::ingest::placeholders(crate::Backend::of(&**tx), chunk.len(), 8)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(&e.actor)
+                .bind(&e.action)
+                .bind(&e.target)
+                .bind(&e.details)
+                .bind(&e.prev_hash)
+                .bind(&e.hash);
+        }
+        q.execute(&mut **tx).await?;
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&entry.hash)
+        .bind(&prev_hash)
         .execute(&mut **tx)
         .await?;
-    Ok(entry)
+    Ok(entries)
 }
 
 fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {

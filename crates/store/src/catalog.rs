@@ -77,19 +77,28 @@ impl Store {
         Ok(())
     }
 
+    /// Writes events in one transaction with multi-row statements (bulk loads: the demo, imports
+    /// and benchmarks populate millions of rows through here).
     pub async fn insert_events(&self, events: &[EventRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query("INSERT INTO events (subject_key, kind, item_id, quantity, at, category, purpose, name) VALUES ($1, $2, $3, $4, $5, $6, $7, $2)")
-                .bind(&e.subject_key)
-                .bind(&e.kind)
-                .bind(&e.item_id)
-                .bind(e.quantity)
-                .bind(e.at)
-                .bind(&e.category)
-                .bind(&e.purpose)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in events.chunks(crate::ingest::CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (subject_key, kind, item_id, quantity, at, category, purpose, name) VALUES {}",
+                crate::ingest::placeholders(self.backend, chunk.len(), 8)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(&e.subject_key)
+                    .bind(&e.kind)
+                    .bind(&e.item_id)
+                    .bind(e.quantity)
+                    .bind(e.at)
+                    .bind(&e.category)
+                    .bind(&e.purpose)
+                    .bind(&e.kind);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

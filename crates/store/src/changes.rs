@@ -43,6 +43,31 @@ fn parse(payload: &str) -> Option<Change> {
 }
 
 impl Store {
+    /// Announces many changes inside the transaction that made them (PostgreSQL only), one
+    /// statement per chunk instead of one per change.
+    pub(crate) async fn notify_many(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        payloads: &[String],
+    ) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        for chunk in payloads.chunks(crate::ingest::CHUNK) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 2)).collect();
+            let sql = format!(
+                "SELECT pg_notify($1, t.v) FROM (VALUES {}) AS t(v)",
+                values.join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(CHANGE_CHANNEL);
+            for p in chunk {
+                q = q.bind(p);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Starts listening for changes made by other nodes. On SQLite (one node) the channel stays
     /// open and silent.
     pub async fn listen_changes(&self) -> Result<mpsc::Receiver<Change>> {

@@ -33,11 +33,12 @@ use sqlx::{AnyPool, Executor};
 
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
+pub use consents::ConsentImport;
 pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
 pub use ingest::{IngestBatch, IngestResult, NewEvent, PreparedMessage};
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
-pub use serving::{ItemEvent, ModelVersion};
+pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
 /// Notification channel on PostgreSQL that tells other nodes what changed.
@@ -77,6 +78,15 @@ impl Backend {
             Err(StoreError::UnsupportedUrl(redact_url(url)))
         }
     }
+    /// The backend a connection (or transaction) talks to.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name() == "SQLite" {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",

@@ -5,7 +5,7 @@
 //! half-written model.
 
 use candor_domain::{AuditDraft, Micros};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Result, Store, StoreError, audit};
 
@@ -33,6 +33,33 @@ pub struct ItemEvent {
     pub item_id: String,
     pub category: String,
     pub at: Micros,
+    /// The message that brought it (none for rows loaded in bulk); serving's in-memory history
+    /// uses it to recognise an event it has already seen.
+    pub message_id: Option<String>,
+    /// Session data of a visitor not (yet) linked to a known subject.
+    pub anonymous: bool,
+}
+
+/// A subject's new preferences (`body` is their JSON) and the audit entry that records them.
+#[derive(Debug, Clone)]
+pub struct PreferencesUpdate {
+    pub subject: String,
+    pub body: String,
+    pub interests: Vec<String>,
+    pub audit: AuditDraft,
+}
+
+const ITEM_EVENT_COLUMNS: &str = "subject_key, item_id, category, at, message_id, anonymous";
+
+fn decode_item_event(r: &sqlx::any::AnyRow) -> Result<ItemEvent> {
+    Ok(ItemEvent {
+        subject_key: r.try_get("subject_key")?,
+        item_id: r.try_get("item_id")?,
+        category: r.try_get("category")?,
+        at: r.try_get("at")?,
+        message_id: r.try_get("message_id")?,
+        anonymous: r.try_get::<i64, _>("anonymous")? != 0,
+    })
 }
 
 fn decode_model(r: &sqlx::any::AnyRow, with_body: bool) -> Result<ModelVersion> {
@@ -81,28 +108,74 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
-            .bind(subject)
-            .bind(body)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM declared_interests WHERE subject_key = $1")
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?;
-        for c in interests {
-            sqlx::query(
-                "INSERT INTO declared_interests (subject_key, category_id) VALUES ($1, $2)",
-            )
-            .bind(subject)
-            .bind(c)
-            .execute(&mut *tx)
-            .await?;
+        self.set_preferences_bulk(
+            &[PreferencesUpdate {
+                subject: subject.to_owned(),
+                body: body.to_owned(),
+                interests: interests.to_vec(),
+                audit: audit_draft.clone(),
+            }],
+            at,
+        )
+        .await
+    }
+
+    /// Stores many subjects' preferences in one transaction with multi-row statements; each
+    /// subject gets its own audit entry (chained in the given order) and notification.
+    pub async fn set_preferences_bulk(
+        &self,
+        updates: &[PreferencesUpdate],
+        at: Micros,
+    ) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
         }
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        self.notify(&mut tx, &format!("prefs:{subject}")).await?;
+        let mut tx = self.pool.begin().await?;
+        for chunk in updates.chunks(crate::ingest::CHUNK) {
+            let sql = format!(
+                "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                crate::ingest::placeholders(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for u in chunk {
+                q = q.bind(&u.subject).bind(&u.body).bind(at);
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "DELETE FROM declared_interests WHERE subject_key IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for u in chunk {
+                q = q.bind(&u.subject);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let interests: Vec<(&str, &str)> = updates
+            .iter()
+            .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
+            .collect();
+        for chunk in interests.chunks(crate::ingest::CHUNK) {
+            let sql = format!(
+                "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
+                crate::ingest::placeholders(self.backend, chunk.len(), 2)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, category) in chunk {
+                q = q.bind(*subject).bind(*category);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let drafts: Vec<&AuditDraft> = updates.iter().map(|u| &u.audit).collect();
+        audit::append_many_in_tx(&mut tx, at, &drafts).await?;
+        let payloads: Vec<String> = updates
+            .iter()
+            .map(|u| format!("prefs:{}", u.subject))
+            .collect();
+        self.notify_many(&mut tx, &payloads).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,38 +189,31 @@ impl Store {
 
     /// A subject's item events, newest first, at most `limit`.
     pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
-        let rows = sqlx::query("SELECT subject_key, item_id, category, at FROM events WHERE subject_key = $1 AND item_id <> '' ORDER BY at DESC, id DESC LIMIT $2")
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {ITEM_EVENT_COLUMNS} FROM events WHERE subject_key = $1 AND item_id <> '' ORDER BY at DESC, id DESC LIMIT $2")))
             .bind(subject)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ItemEvent {
-                    subject_key: r.try_get("subject_key")?,
-                    item_id: r.try_get("item_id")?,
-                    category: r.try_get("category")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_item_event).collect()
     }
 
-    /// Every item event of known subjects, ordered by subject then time (for training).
-    pub async fn all_item_events(&self) -> Result<Vec<ItemEvent>> {
-        let rows = sqlx::query("SELECT subject_key, item_id, category, at FROM events WHERE item_id <> '' AND anonymous = 0 AND subject_key <> 'anonymized' ORDER BY subject_key, at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ItemEvent {
-                    subject_key: r.try_get("subject_key")?,
-                    item_id: r.try_get("item_id")?,
-                    category: r.try_get("category")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+    /// Training reads item events of known subjects a page at a time, so memory stays bounded
+    /// whatever the store holds: every event of the next `subjects` subjects whose key sorts
+    /// after `after` (start with ""), ordered by subject then time. A page never splits a
+    /// subject; an empty page means the end.
+    pub async fn item_events_page(&self, after: &str, subjects: i64) -> Result<Vec<ItemEvent>> {
+        const KNOWN: &str =
+            "item_id <> '' AND anonymous = 0 AND subject_key <> 'anonymized' AND subject_key > $1";
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ITEM_EVENT_COLUMNS} FROM events WHERE {KNOWN} AND subject_key <= \
+             (SELECT MAX(p.subject_key) FROM (SELECT DISTINCT subject_key FROM events WHERE {KNOWN} ORDER BY subject_key LIMIT $2) p) \
+             ORDER BY subject_key, at, id"
+        )))
+        .bind(after)
+        .bind(subjects)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_item_event).collect()
     }
 
     /// Catalog: (item id, name, category id) ordered by item id, and categories (id, name,

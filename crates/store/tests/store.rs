@@ -309,3 +309,203 @@ async fn a_failing_request_does_not_fail_the_requests_grouped_with_it() {
     let counts = store.table_counts().await.unwrap();
     assert_eq!(counts.iter().find(|(t, _)| *t == "events").unwrap().1, 29);
 }
+
+fn verify_chain(entries: &[candor_domain::audit::AuditEntry], head: (i64, String)) -> i64 {
+    let mut v = ChainVerifier::default();
+    for e in entries {
+        v.push(e).unwrap();
+    }
+    v.finish(head.0, &head.1).unwrap()
+}
+
+both_stores!(
+    bulk_consent_imports_audit_every_subject_in_one_chain,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        let p = purpose_draft("personalization").validate().unwrap();
+        store
+            .create_purpose(&p, 1, &audit("purpose.create"))
+            .await
+            .unwrap();
+        let import = |i: usize, n: usize| {
+            let s = subject(&format!("bulk-{i}"));
+            candor_store::ConsentImport {
+                records: (0..n)
+                    .map(|j| NewConsent {
+                        subject: s.clone(),
+                        purpose: p.id.clone(),
+                        decision: if j % 2 == 0 {
+                            ConsentDecision::Granted
+                        } else {
+                            ConsentDecision::Denied
+                        },
+                        at: 100 + j as i64,
+                        source: ConsentSource::Import,
+                        policy_version: 1,
+                        proof: ConsentProof::default(),
+                    })
+                    .collect(),
+                audit: AuditDraft::new("test", "consent.import", s.as_str(), json!({"n": n})),
+                subject: s,
+            }
+        };
+        // Two concurrent bulk imports of 150 subjects (0-2 records each: chunks of 100 rows
+        // are crossed), then one whose last record names an undeclared purpose.
+        let mut tasks = Vec::new();
+        for half in 0..2 {
+            let (store, imports): (_, Vec<_>) = (
+                store.clone(),
+                (0..150).map(|i| import(half * 150 + i, i % 3)).collect(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let stored = store.import_consents_bulk(&imports, 50).await.unwrap();
+                (imports, stored)
+            }));
+        }
+        for t in tasks {
+            let (imports, stored) = t.await.unwrap();
+            assert_eq!(stored.len(), imports.len());
+            for (i, records) in imports.iter().zip(&stored) {
+                assert_eq!(records.len(), i.records.len());
+                assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+                assert!(
+                    records
+                        .iter()
+                        .zip(&i.records)
+                        .all(|(r, n)| stored_to_new(r) == *n)
+                );
+                assert_eq!(store.consent_history(&i.subject).await.unwrap(), *records);
+            }
+        }
+        let mut bad: Vec<_> = (0..120).map(|i| import(1000 + i, 1)).collect();
+        bad[119].records[0].purpose = candor_domain::PurposeId::parse("nope").unwrap();
+        assert!(store.import_consents_bulk(&bad, 60).await.is_err());
+        assert!(
+            store
+                .consent_history(&bad[0].subject)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a failed bulk import stores nothing"
+        );
+
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        assert_eq!(
+            verify_chain(&entries, store.audit_head().await.unwrap()),
+            301,
+            "the purpose, then one entry per imported subject"
+        );
+        let targets: std::collections::BTreeSet<&str> = entries[1..]
+            .iter()
+            .map(|e| {
+                assert_eq!(e.action, "consent.import");
+                e.target.as_str()
+            })
+            .collect();
+        assert_eq!(targets.len(), 300);
+        store.close().await;
+    }
+);
+
+both_stores!(
+    bulk_preferences_events_and_training_pages,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        store
+            .upsert_catalog(
+                &[candor_store::CatalogCategory {
+                    id: "garden".into(),
+                    name: "Garden".into(),
+                    sensitive_kind: None,
+                }],
+                &[],
+            )
+            .await
+            .unwrap();
+        let update = |i: usize, interests: &[&str]| candor_store::PreferencesUpdate {
+            subject: subject(&format!("p-{i}")).to_string(),
+            body: format!("{{\"n\":{i}}}"),
+            interests: interests.iter().map(|s| (*s).to_owned()).collect(),
+            audit: AuditDraft::new("test", "preferences.update", "x", json!({})),
+        };
+        let first: Vec<_> = (0..130).map(|i| update(i, &["garden"])).collect();
+        store.set_preferences_bulk(&first, 5).await.unwrap();
+        // Replacing keeps one row per subject and replaces the interests.
+        let second: Vec<_> = (0..130)
+            .map(|i| update(i, if i % 2 == 0 { &[] } else { &["garden"] }))
+            .collect();
+        store.set_preferences_bulk(&second, 6).await.unwrap();
+        for (i, u) in second.iter().enumerate() {
+            assert_eq!(
+                store.preferences_body(&u.subject).await.unwrap(),
+                Some(u.body.clone())
+            );
+            assert_eq!(
+                store.declared_interests(&u.subject).await.unwrap(),
+                u.interests,
+                "subject {i}"
+            );
+        }
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        assert_eq!(
+            verify_chain(&entries, store.audit_head().await.unwrap()),
+            260
+        );
+
+        // 37 subjects, 1-9 events each over 3 items, plus rows training never reads.
+        let mut rows = Vec::new();
+        for s in 0..37 {
+            for e in 0..(1 + s % 9) {
+                rows.push(candor_store::EventRow {
+                    subject_key: subject(&format!("e-{s}")).to_string(),
+                    kind: "view".into(),
+                    item_id: format!("sku-{}", e % 3),
+                    quantity: 1,
+                    at: 1000 - e as i64,
+                    category: "browsing".into(),
+                    purpose: "personalization".into(),
+                });
+            }
+        }
+        let unread = |subject_key: &str, item_id: &str| candor_store::EventRow {
+            subject_key: subject_key.into(),
+            item_id: item_id.into(),
+            ..rows[0].clone()
+        };
+        let extra = [
+            unread("anonymized", "sku-1"),
+            unread(&rows[0].subject_key, ""),
+        ];
+        store.insert_events(&rows).await.unwrap();
+        store.insert_events(&extra).await.unwrap();
+        let mut read = Vec::new();
+        let mut after = String::new();
+        let mut pages = 0;
+        loop {
+            let page = store.item_events_page(&after, 5).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after.clone_from(&last.subject_key);
+            let subjects: std::collections::BTreeSet<_> =
+                page.iter().map(|e| e.subject_key.clone()).collect();
+            assert!(subjects.len() <= 5);
+            read.extend(page);
+            pages += 1;
+        }
+        assert_eq!(pages, 8, "37 subjects, 5 a page");
+        let mut want = rows.clone();
+        want.sort_by(|a, b| (&a.subject_key, a.at).cmp(&(&b.subject_key, b.at)));
+        let got: Vec<_> = read
+            .iter()
+            .map(|e| (e.subject_key.clone(), e.item_id.clone(), e.at))
+            .collect();
+        let want: Vec<_> = want
+            .iter()
+            .map(|e| (e.subject_key.clone(), e.item_id.clone(), e.at))
+            .collect();
+        assert_eq!(
+            got, want,
+            "every subject's events, whole, in subject and time order"
+        );
+        store.close().await;
+    }
+);

@@ -130,6 +130,20 @@ impl Node {
         )
     }
 
+    /// Sends Segment messages with the write key as the Basic user name, as Segment libraries do.
+    pub async fn ingest(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .basic_auth(&self.ingest, Some(""))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json"))
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, Some(key), None).await
     }
