@@ -113,10 +113,10 @@ pub struct RecommendConfig {
     /// in all (each subject counts 4 more for bookkeeping; about 16 bytes per event); 0 reads
     /// every history from the store.
     pub history_cache_events: usize,
-    /// PostgreSQL only: a subject's history in memory is reloaded after this many milliseconds,
-    /// which bounds how long other nodes' ingestion, identity links and retention passes go
-    /// unseen (they are not announced; consent changes are, and drop the history at once). The
-    /// embedded store has one node, which sees every change itself.
+    /// PostgreSQL only: a subject's history in memory is reloaded after this many milliseconds.
+    /// Other nodes announce the subjects their ingestion and retention changed right after they
+    /// commit; this bounds how long a change goes unseen when such an announcement is lost (a
+    /// node stopped between its commit and its announcement). The embedded store has one node.
     pub history_cache_ttl_ms: u64,
     /// MMR trade-off: 1 = relevance only, 0 = diversity only.
     pub mmr_lambda: f32,
@@ -144,7 +144,7 @@ impl Default for RecommendConfig {
             max_k: 50,
             history_limit: 200,
             history_cache_events: 16_000_000,
-            history_cache_ttl_ms: 1000,
+            history_cache_ttl_ms: 30_000,
             mmr_lambda: 0.7,
             category_cap: 3,
             exploration_slot: true,

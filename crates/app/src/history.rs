@@ -14,7 +14,8 @@
 //!     ([`App::note_stored_events`]): its item events are inserted in time order into ready
 //!     entries, the oldest falling out beyond the limit. A load may already have read an event
 //!     that is noted afterwards, so an event equal in time, item, category and message-id tag to
-//!     one held is not inserted twice;
+//!     one held is not inserted twice (the one case this merges two stored rows: a message sent
+//!     again, unchanged, after `ingest.dedup_window_days`, which the store keeps twice);
 //!   - a load first marks the subject as loading; any change to the subject noted while it reads
 //!     (an event, an invalidation, a clear) marks the load dirty, and a dirty load answers its
 //!     own request but is not kept. Eviction removes markers' loads from consideration the same
@@ -23,13 +24,18 @@
 //!     the session's events, the anonymous one loses them), retention passes (every entry holding
 //!     an event the pass removes or anonymizes), and a change-feed resync. Erasure of a subject
 //!     must call [`App::forget_history`];
-//!   - a catalog change starts a new serving generation; entries of an older one are misses.
+//!   - a catalog change starts a new serving generation; entries of an older one are misses;
+//!   - on PostgreSQL, other nodes' changes arrive through the change feed: a node announces the
+//!     subjects whose events it stored or linked, and its retention passes, right after it
+//!     commits (`Store::announce_histories`; its own announcements come back to it and are
+//!     ignored), and the receivers invalidate those entries.
 //!
-//!   One exception, bounded in time: on PostgreSQL other nodes' ingestion is not announced, so
-//!   an entry is reloaded when older than `recommend.history_cache_ttl_ms` (the embedded store
-//!   has one node, which notes every batch itself). Events loaded in bulk through
-//!   `Store::insert_events` (the demo loader, benchmarks) are not noted either: they populate a
-//!   store before it serves.
+//!   The exceptions, bounded or outside serving: an announcement is sent after its commit, not
+//!   in it (the ingest transaction is shared by many requests), so a node that stops between the
+//!   two leaves the others stale until an entry is older than `recommend.history_cache_ttl_ms`
+//!   (PostgreSQL only; the embedded store has one node). Events loaded in bulk through
+//!   `Store::insert_events` (the demo loader, benchmarks) are not noted: they populate a store
+//!   before it serves.
 //! - **It holds inputs, never answers, and never decides consent.** `App::recommend` checks the
 //!   recommendation purpose for every request before it reads or loads an entry, filters the
 //!   events by the data categories the purpose may use at that moment, and computes the answer
@@ -557,25 +563,28 @@ impl App {
 
     /// Tells the history cache what a committed ingest batch stored: its item events join the
     /// windows held, and identity links invalidate both subjects (the session's events moved).
+    /// Other nodes are told which subjects changed (PostgreSQL), off the request's path.
     pub(crate) fn note_stored_events(&self, batch: &IngestBatch, result: &IngestResult) {
-        if !self.histories.enabled() {
-            return;
-        }
         let serving = self.serving();
         let generation = serving.generation();
+        let mut changed: Vec<String> = Vec::new();
         for (m, duplicate) in batch.messages.iter().zip(&result.duplicate) {
             if *duplicate {
                 continue;
             }
             if let Some((anonymous, known, _)) = &m.link {
-                for k in [anonymous, known].into_iter().filter_map(|k| Key::of(k)) {
-                    self.histories.invalidate(&k);
+                for k in [anonymous, known] {
+                    changed.push(k.clone());
+                    if let Some(key) = Key::of(k) {
+                        self.histories.invalidate(&key);
+                    }
                 }
             }
             let Some(e) = m.event.as_ref().filter(|e| !e.item_id.is_empty()) else {
                 continue;
             };
-            let Some(key) = Key::of(&e.subject_key) else {
+            changed.push(e.subject_key.clone());
+            let Some(key) = Key::of(&e.subject_key).filter(|_| self.histories.enabled()) else {
                 continue;
             };
             match self.histories.compact(
@@ -590,6 +599,28 @@ impl App {
                 None => self.histories.invalidate(&key),
             }
         }
+        if self.store.backend() == candor_store::Backend::Postgres && !changed.is_empty() {
+            changed.sort_unstable();
+            changed.dedup();
+            let (store, origin) = (self.store.clone(), self.node_id);
+            tokio::spawn(async move {
+                if let Err(e) = store.announce_histories(origin, &changed).await {
+                    tracing::warn!(error = %e, subjects = changed.len(), "announcing history changes failed; other nodes catch up within recommend.history_cache_ttl_ms");
+                }
+            });
+        }
+    }
+
+    /// Another node changed these subjects' histories: drop what this node holds of them.
+    pub(crate) fn histories_changed_elsewhere(&self, origin: u64, subjects: &[String]) {
+        if origin == self.node_id {
+            return;
+        }
+        for s in subjects {
+            if let Some(k) = Key::of(s) {
+                self.histories.invalidate(&k);
+            }
+        }
     }
 
     /// Drops what memory holds of the subject's behavior (consent changes, erasure).
@@ -599,20 +630,34 @@ impl App {
         }
     }
 
-    /// After a retention pass removed (or anonymized) `category` events before `cutoff`.
+    /// After this node's retention pass removed or anonymized `category` events before
+    /// `cutoff` (an empty category: anonymous session data): forget them here, and tell the
+    /// other nodes (PostgreSQL). A failed announcement leaves them to the TTL; the pass stands.
+    pub(crate) async fn retention_applied(&self, category: &str, cutoff: Micros) {
+        self.history_retention(category, cutoff);
+        if let Err(e) = self
+            .store
+            .announce_retention(self.node_id, category, cutoff)
+            .await
+        {
+            tracing::warn!(error = %e, "announcing a retention pass failed; other nodes catch up within recommend.history_cache_ttl_ms");
+        }
+    }
+
+    /// After a retention pass removed or anonymized `category` events before `cutoff`; an
+    /// empty category means anonymous session data.
     pub(crate) fn history_retention(&self, category: &str, cutoff: Micros) {
+        if category.is_empty() {
+            self.histories
+                .invalidate_where(|e| e.events.iter().any(|h| h.anonymous));
+            return;
+        }
         // A category never interned is held by no entry.
         let Some(c) = self.histories.find_category(category) else {
             return;
         };
         self.histories
             .invalidate_where(|e| e.events.iter().any(|h| h.category == c && h.at < cutoff));
-    }
-
-    /// After anonymous session data was purged.
-    pub(crate) fn history_anonymous_purged(&self) {
-        self.histories
-            .invalidate_where(|e| e.events.iter().any(|h| h.anonymous));
     }
 
     /// Subjects and events held (with bookkeeping), for metrics and benchmarks.

@@ -60,6 +60,8 @@ pub struct App {
     keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
     consents: cache::ConsentCache,
     histories: history::HistoryCache,
+    /// Tells this node's own change announcements apart from other nodes' (random per start).
+    node_id: u64,
     http: reqwest::Client,
     inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
     master_key: candor_domain::envelope::SecretKey,
@@ -89,7 +91,7 @@ impl App {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AppError::Internal(format!("http client: {e}")))?;
-        // On PostgreSQL other nodes' ingestion is not announced: histories expire (see history.rs).
+        // On PostgreSQL another node's announcement can be lost: histories expire (history.rs).
         let history_ttl = (store.backend() == candor_store::Backend::Postgres)
             .then(|| std::time::Duration::from_millis(config.recommend.history_cache_ttl_ms));
         let app = App {
@@ -99,6 +101,7 @@ impl App {
                 config.recommend.history_limit as usize,
                 history_ttl,
             ),
+            node_id: rand::random(),
             config,
             store,
             pseudonymizer,

@@ -31,7 +31,7 @@ impl App {
             if let Some(days) = rule.delete_after_days {
                 let cutoff = now - i64::from(days) * MICROS_PER_DAY;
                 let n = self.store.delete_events_before(&category, cutoff).await?;
-                self.history_retention(&category, cutoff);
+                self.retention_applied(&category, cutoff).await;
                 report.deleted.push((category.clone(), n));
             }
             if let Some(days) = rule.anonymize_after_days {
@@ -40,14 +40,14 @@ impl App {
                     .store
                     .anonymize_events_before(&category, cutoff)
                     .await?;
-                self.history_retention(&category, cutoff);
+                self.retention_applied(&category, cutoff).await;
                 report.anonymized.push((category.clone(), n));
             }
         }
         let cutoff = now - i64::from(self.config.ingest.anonymous_retention_hours) * 3_600_000_000;
         report.anonymous_sessions_deleted =
             self.store.delete_anonymous_events_before(cutoff).await?;
-        self.history_anonymous_purged();
+        self.retention_applied("", cutoff).await;
         report.message_ids_forgotten = self
             .store
             .forget_message_ids_before(

@@ -202,6 +202,20 @@ impl App {
                 self.invalidate_preferences(&key);
                 Ok(())
             }
+            Change::Histories { origin, subjects } => {
+                self.histories_changed_elsewhere(origin, &subjects);
+                Ok(())
+            }
+            Change::Retention {
+                origin,
+                category,
+                cutoff,
+            } => {
+                if origin != self.node_id {
+                    self.history_retention(&category, cutoff);
+                }
+                Ok(())
+            }
             Change::Resync => {
                 self.clear_consent_cache();
                 self.prefs.write().expect("prefs lock").clear();

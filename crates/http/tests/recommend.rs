@@ -422,17 +422,9 @@ fn owned(v: &Value) -> usize {
         .unwrap()
 }
 
-/// Asks `node` over HTTP and a fresh node that reads every history from the store (same
-/// database, same clock); they must agree. Returns the node's answer.
-async fn agrees_with_store(
-    node: &Node,
-    db: &TestDb,
-    clock: &Arc<ManualClock>,
-    id: &str,
-    step: &str,
-) -> Value {
-    let (s, v) = node.get(&rec_path(id, ""), &node.recommend).await;
-    assert_eq!(s, 200, "{step}: {v}");
+/// What a fresh node that reads every history from the store (same database, same clock)
+/// answers now, through JSON text as an HTTP answer comes (f32 scores print the same way).
+async fn store_answer(db: &TestDb, clock: &Arc<ManualClock>, id: &str) -> Value {
     let dir = std::env::temp_dir().join(format!("candor-reference-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cfg = common::config(db, &dir);
@@ -450,11 +442,22 @@ async fn agrees_with_store(
         .await
         .unwrap();
     reference.store.close().await;
-    // Through JSON text, as the HTTP answer came (f32 scores print the same way).
-    let r: Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap()
+}
+
+/// Asks `node` over HTTP and [`store_answer`]; they must agree. Returns the node's answer.
+async fn agrees_with_store(
+    node: &Node,
+    db: &TestDb,
+    clock: &Arc<ManualClock>,
+    id: &str,
+    step: &str,
+) -> Value {
+    let (s, v) = node.get(&rec_path(id, ""), &node.recommend).await;
+    assert_eq!(s, 200, "{step}: {v}");
     assert_eq!(
         shape(&v),
-        shape(&r),
+        shape(&store_answer(db, clock, id).await),
         "{step}: the answer from memory differs from the store's"
     );
     v
@@ -575,19 +578,41 @@ both_stores!(
     }
 );
 
-/// PostgreSQL: another node's ingestion is used once the history in memory expires, and its
-/// consent revocation reaches this node's histories through the change feed.
+/// PostgreSQL: another node's ingestion, identity links and retention passes reach this node's
+/// histories through the change feed (not the TTL, an hour here), and so does its revocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_nodes_see_each_others_ingestion_within_the_ttl() {
+async fn postgres_nodes_learn_of_each_others_history_changes() {
     let db = TestDb::new(candor_store::Backend::Postgres).await;
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let (a, cust) = serving_shop(&db, clock.clone()).await;
     let b = Node::start_with(&db, clock.clone(), |c| {
-        c.recommend.history_cache_ttl_ms = 300;
+        c.recommend.history_cache_ttl_ms = 3_600_000;
     })
     .await;
+    // Polls `b` until its answer is the store's, or fails after two seconds.
+    let converges = |step: &'static str| {
+        let (b, db, clock, cust) = (&b, &db, &clock, &cust);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                let (_, v) = b.get(&rec_path(cust, ""), &b.recommend).await;
+                let r = store_answer(db, clock, cust).await;
+                if shape(&v) == shape(&r) {
+                    return v;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{step}: node b still answers from stale history"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     let (_, v0) = b.get(&rec_path(&cust, ""), &b.recommend).await;
     assert_eq!(v0["level_applied"], "full", "{v0}");
+    let held = b.app.history_cache_len().0;
+    assert!(held >= 1);
+
     let bought = v0["items"][0]["item_id"].as_str().unwrap().to_owned();
     clock.advance(1_000_000);
     let (_, r) = a
@@ -597,9 +622,18 @@ async fn postgres_nodes_see_each_others_ingestion_within_the_ttl() {
         )
         .await;
     assert_eq!(r["stored"], 1, "{r}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let v1 = agrees_with_store(&b, &db, &clock, &cust, "after the TTL").await;
+    let v1 = converges("ingestion on node a").await;
     assert_eq!(owned(&v1), owned(&v0) + 1, "{v1}");
+
+    let long_ago = candor_domain::format_micros(clock.now() - 40 * 86_400_000_000);
+    let mut old = order(json!({"userId": cust}), "old-b", &bought);
+    old["timestamp"] = json!(long_ago);
+    a.ingest("/v1/track", old).await;
+    let v2 = converges("an old purchase on node a").await;
+    assert_eq!(owned(&v2), owned(&v1) + 1, "{v2}");
+    a.app.run_retention("test").await.unwrap();
+    let v3 = converges("retention on node a").await;
+    assert!(owned(&v3) < owned(&v2), "{v3}");
 
     let held = b.app.history_cache_len().0;
     a.decide(&cust, "personalization", "denied").await;

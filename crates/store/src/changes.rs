@@ -21,11 +21,44 @@ pub enum Change {
     Model,
     /// A subject's preferences changed.
     Preferences(String),
+    /// Node `origin` stored item events of these subjects, or linked a session to them
+    /// (announced right after its commit, see [`Store::announce_histories`]).
+    Histories {
+        origin: u64,
+        subjects: Vec<String>,
+    },
+    /// Node `origin`'s retention pass removed `category` events before `cutoff`; an empty
+    /// category means anonymous session data.
+    Retention {
+        origin: u64,
+        category: String,
+        cutoff: candor_domain::Micros,
+    },
     /// Notifications may have been missed: refresh all caches.
     Resync,
 }
 
+/// Longest payload PostgreSQL accepts is 8000 bytes; history announcements stay below it.
+const MAX_PAYLOAD: usize = 7900;
+
 fn parse(payload: &str) -> Option<Change> {
+    if let Some(rest) = payload.strip_prefix("history:") {
+        let (origin, keys) = rest.split_once(':')?;
+        return Some(Change::Histories {
+            origin: u64::from_str_radix(origin, 16).ok()?,
+            subjects: keys.split(',').map(str::to_owned).collect(),
+        });
+    }
+    if let Some(rest) = payload.strip_prefix("retention:") {
+        let mut parts = rest.splitn(3, ':');
+        let origin = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let cutoff = parts.next()?.parse().ok()?;
+        return Some(Change::Retention {
+            origin,
+            cutoff,
+            category: parts.next()?.to_owned(),
+        });
+    }
     match payload {
         "purposes" => Some(Change::Purposes),
         "inventory" => Some(Change::Inventory),
@@ -65,6 +98,54 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Tells other nodes (PostgreSQL only) that node `origin` just committed item events of, or
+    /// links to, these subjects, so that they drop what they hold of their histories. Sent after
+    /// the commit, not inside it (the ingest transaction is shared by many requests): a node
+    /// that stops between the two leaves the others to `recommend.history_cache_ttl_ms`.
+    pub async fn announce_histories(&self, origin: u64, subjects: &[String]) -> Result<()> {
+        if self.backend != Backend::Postgres || subjects.is_empty() {
+            return Ok(());
+        }
+        let mut payloads = Vec::new();
+        let mut current = String::new();
+        for s in subjects {
+            if !current.is_empty() && current.len() + s.len() + 1 > MAX_PAYLOAD {
+                payloads.push(std::mem::take(&mut current));
+            }
+            if current.is_empty() {
+                current = format!("history:{origin:x}:{s}");
+            } else {
+                current.push(',');
+                current.push_str(s);
+            }
+        }
+        payloads.push(current);
+        let mut tx = self.pool.begin().await?;
+        self.notify_many(&mut tx, &payloads).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Tells other nodes (PostgreSQL only) what a retention pass of node `origin` removed.
+    pub async fn announce_retention(
+        &self,
+        origin: u64,
+        category: &str,
+        cutoff: candor_domain::Micros,
+    ) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        self.notify(
+            &mut tx,
+            &format!("retention:{origin:x}:{cutoff}:{category}"),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -111,5 +192,29 @@ mod tests {
         assert_eq!(parse("keys"), Some(Change::Keys));
         assert_eq!(parse("consent:ab"), Some(Change::Consent("ab".into())));
         assert_eq!(parse("other"), None);
+        assert_eq!(
+            parse("history:1f:ab,cd"),
+            Some(Change::Histories {
+                origin: 31,
+                subjects: vec!["ab".into(), "cd".into()]
+            })
+        );
+        assert_eq!(
+            parse("retention:a:-5:sensitive:health"),
+            Some(Change::Retention {
+                origin: 10,
+                cutoff: -5,
+                category: "sensitive:health".into()
+            })
+        );
+        assert_eq!(
+            parse("retention:a:7:"),
+            Some(Change::Retention {
+                origin: 10,
+                cutoff: 7,
+                category: String::new()
+            })
+        );
+        assert_eq!(parse("history:zz:ab"), None);
     }
 }
