@@ -44,7 +44,7 @@ pub(crate) async fn append_many_in_tx(
     for chunk in entries.chunks(crate::ingest::CHUNK) {
         let sql = format!(
             "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) VALUES {}",
-            crate::ingest::placeholders(crate::Backend::of(&**tx), chunk.len(), 8)
+            crate::ingest::placeholders(crate::Backend::of(tx), chunk.len(), 8)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
