@@ -425,9 +425,13 @@ fn owned(v: &Value) -> usize {
 /// What a fresh node that reads every history from the store (same database, same clock)
 /// answers now, through JSON text as an HTTP answer comes (f32 scores print the same way).
 async fn store_answer(db: &TestDb, clock: &Arc<ManualClock>, id: &str) -> Value {
-    let dir = std::env::temp_dir().join(format!("candor-reference-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cfg = common::config(db, &dir);
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = common::tempdir::Dir(
+        std::env::temp_dir().join(format!("candor-reference-{}-{n}", std::process::id())),
+    );
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut cfg = common::config(db, &dir.0);
     cfg.recommend.history_cache_events = 0;
     let reference = App::open_with_clock(cfg, clock.clone()).await.unwrap();
     let key = reference.subject_key(id).unwrap();
