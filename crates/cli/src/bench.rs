@@ -49,6 +49,50 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Runs a benchmark `body` on a throwaway store: a temporary data dir, and either the embedded
+/// SQLite file in it or, with `postgres` (an admin URL), a fresh PostgreSQL database created
+/// first and dropped after. Cleans up whatever `body` returns.
+pub(crate) async fn on_throwaway_store<T, F, Fut>(
+    mut config: Config,
+    label: &str,
+    postgres: Option<&String>,
+    body: F,
+) -> Result<T>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use anyhow::Context as _;
+    let id = std::process::id();
+    let dir = std::env::temp_dir().join(format!("candor-bench-{label}-{id}"));
+    std::fs::create_dir_all(&dir)?;
+    config.data_dir = dir.clone();
+    let mut pg: Option<(String, String)> = None;
+    if let Some(admin) = postgres {
+        let name = format!("candor_bench_{label}_{id}");
+        candor_store::testing::create_postgres_database(admin, &name)
+            .await
+            .context("creating a throwaway database through --postgres")?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        config.database_url = format!("{base}/{name}");
+        config.privacy.pseudonymization_key = Some(candor_app::config::Secret::new(
+            "bench-pseudonymization-key-0123456789abcdef",
+        ));
+        config.privacy.master_key = Some(candor_app::config::Secret::new(hex::encode([7u8; 32])));
+        pg = Some((admin.clone(), name));
+    } else {
+        config.database_url = String::new();
+    }
+    let result = body(config).await;
+    if let Some((admin, name)) = pg
+        && let Err(e) = candor_store::testing::drop_postgres_database(&admin, &name).await
+    {
+        eprintln!("could not drop the throwaway database {name}: {e:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// A node serving the HTTP API on a loopback port for a benchmark, with a key of one scope.
 pub(crate) struct LoopbackServer {
     pub addr: std::net::SocketAddr,

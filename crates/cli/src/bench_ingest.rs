@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use candor_app::config::Secret;
+use anyhow::{Result, ensure};
 use candor_app::{App, Config};
 use candor_domain::inventory::Inventory;
 use candor_domain::{ConsentDecision, PurposeDraft, PurposeId, Scope};
@@ -224,44 +223,13 @@ pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
         args.clients >= 1 && args.subjects >= 1,
         "--clients and --subjects must be >= 1"
     );
-    let dir = std::env::temp_dir().join(format!("candor-bench-ingest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    config.data_dir = dir.clone();
     config.webhooks.enabled = false;
     config.server.bind = "127.0.0.1:0".into();
     config.inventory = None;
-    let mut pg: Option<(String, String)> = None;
-    if let Some(admin) = &args.postgres {
-        let name = format!("candor_bench_{}", std::process::id());
-        create_pg(admin, &name).await?;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        config.database_url = format!("{base}/{name}");
-        config.privacy.pseudonymization_key =
-            Some(Secret::new("bench-pseudonymization-key-0123456789abcdef"));
-        config.privacy.master_key = Some(Secret::new(hex::encode([7u8; 32])));
-        pg = Some((admin.clone(), name));
-    } else {
-        config.database_url = String::new();
-    }
-    let result = bench(config, &args).await;
-    if let Some((admin, name)) = pg
-        && let Err(e) = drop_pg(&admin, &name).await
-    {
-        eprintln!("could not drop the throwaway database {name}: {e:#}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn create_pg(admin: &str, name: &str) -> Result<()> {
-    candor_store::testing::create_postgres_database(admin, name)
-        .await
-        .with_context(|| "creating a throwaway database through --postgres".to_owned())?;
-    Ok(())
-}
-
-async fn drop_pg(admin: &str, name: &str) -> Result<()> {
-    Ok(candor_store::testing::drop_postgres_database(admin, name).await?)
+    crate::bench::on_throwaway_store(config, "ingest", args.postgres.as_ref(), |config| {
+        bench(config, &args)
+    })
+    .await
 }
 
 async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use candor_app::config::Secret;
+use anyhow::{Result, ensure};
 use candor_app::recommend::RecommendRequest;
 use candor_app::{App, Config};
 use candor_domain::preferences::{Level, Preferences};
@@ -241,38 +240,16 @@ pub async fn run(mut config: Config, args: RecommendBenchArgs) -> Result<()> {
         "--served must be between 1 and --subjects"
     );
     ensure!(args.events_per_subject >= 1, "--events-per-subject >= 1");
-    let dir = std::env::temp_dir().join(format!("candor-bench-recommend-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    config.data_dir = dir.clone();
     config.webhooks.enabled = false;
     config.server.bind = "127.0.0.1:0".into();
     config.inventory = None;
     config.ingest.retention_interval_secs = 0;
     config.recommend.train_interval_secs = 0;
     config.recommend.low_confidence = args.low_confidence;
-    let mut pg: Option<(String, String)> = None;
-    if let Some(admin) = &args.postgres {
-        let name = format!("candor_bench_rec_{}", std::process::id());
-        candor_store::testing::create_postgres_database(admin, &name)
-            .await
-            .context("creating a throwaway database through --postgres")?;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        config.database_url = format!("{base}/{name}");
-        config.privacy.pseudonymization_key =
-            Some(Secret::new("bench-pseudonymization-key-0123456789abcdef"));
-        config.privacy.master_key = Some(Secret::new(hex::encode([7u8; 32])));
-        pg = Some((admin.clone(), name));
-    } else {
-        config.database_url = String::new();
-    }
-    let result = bench(config, &args).await;
-    if let Some((admin, name)) = pg
-        && let Err(e) = candor_store::testing::drop_postgres_database(&admin, &name).await
-    {
-        eprintln!("could not drop the throwaway database {name}: {e:#}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    crate::bench::on_throwaway_store(config, "recommend", args.postgres.as_ref(), |config| {
+        bench(config, &args)
+    })
+    .await
 }
 
 async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
