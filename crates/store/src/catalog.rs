@@ -101,6 +101,8 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        // Findable by subject once the writer indexes them (`Store::index_events`).
+        self.writes.note_unindexed(events.len());
         Ok(())
     }
 

@@ -98,6 +98,176 @@ pub(crate) fn placeholders(backend: Backend, rows: usize, cols: usize) -> String
     s
 }
 
+/// A multi-row INSERT whose text is written once for both backends and for any row count.
+pub(crate) struct Insert {
+    head: &'static str,
+    cols: usize,
+    tail: &'static str,
+}
+
+impl Insert {
+    pub(crate) fn sql(&self, backend: Backend, rows: usize) -> String {
+        format!(
+            "{} VALUES {}{}",
+            self.head,
+            placeholders(backend, rows, self.cols),
+            self.tail
+        )
+    }
+}
+
+pub(crate) const DATA_KEY: Insert = Insert {
+    head: "INSERT INTO subject_data_keys (subject_key, wrapped, created_at)",
+    cols: 3,
+    tail: " ON CONFLICT (subject_key) DO NOTHING",
+};
+pub(crate) const CLAIM: Insert = Insert {
+    head: "INSERT INTO messages_seen (message_id, received_at)",
+    cols: 2,
+    tail: " ON CONFLICT (message_id) DO NOTHING",
+};
+pub(crate) const EVENT: Insert = Insert {
+    head: "INSERT INTO events (subject_key, kind, item_id, quantity, at, message_id, name, category, purpose, properties, received_at, anonymous)",
+    cols: 12,
+    tail: "",
+};
+pub(crate) const CONTACT: Insert = Insert {
+    head: "INSERT INTO contact_fields (subject_key, field, sealed, updated_at)",
+    cols: 4,
+    tail: " ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+};
+pub(crate) const PROTECTED: Insert = Insert {
+    head: "INSERT INTO protected_attributes (subject_key, attribute, value)",
+    cols: 3,
+    tail: " ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value",
+};
+pub(crate) const QUARANTINE: Insert = Insert {
+    head: "INSERT INTO quarantined_events (message_id, subject_key, inventory_key, sealed_payload, received_at)",
+    cols: 5,
+    tail: "",
+};
+pub(crate) const LINK: Insert = Insert {
+    head: "INSERT INTO identity_links (anonymous_key, subject_key, at)",
+    cols: 3,
+    tail: " ON CONFLICT (anonymous_key, subject_key) DO NOTHING",
+};
+/// Session data joins the profile only for purposes the known person allows; the rest stays
+/// session-scoped until the anonymous retention removes it.
+pub(crate) const LINK_EVENTS: &str = "UPDATE events SET subject_key = $1, anonymous = 0 \
+     WHERE id IN (SELECT event_id FROM event_subjects WHERE subject_key = $2) \
+     AND subject_key = $2 AND anonymous = 1 AND purpose = $3";
+
+/// (subject, wrapped candidate key, offered at)
+pub(crate) type OfferedKey<'j> = (&'j str, &'j str, Micros);
+
+/// The data keys a group offers: the first candidate per subject, in subject order.
+pub(crate) fn offered_keys(jobs: &[Job]) -> Vec<OfferedKey<'_>> {
+    let mut offered: BTreeMap<&str, (&str, Micros)> = BTreeMap::new();
+    for job in jobs {
+        if let Job::DataKeys(keys, at) = job {
+            for (subject, wrapped) in keys {
+                offered.entry(subject).or_insert((wrapped, *at));
+            }
+        }
+    }
+    offered.into_iter().map(|(s, (w, at))| (s, w, at)).collect()
+}
+
+fn batches(jobs: &[Job]) -> impl Iterator<Item = &IngestBatch> + Clone {
+    jobs.iter().filter_map(|j| match j {
+        Job::Ingest(b) => Some(b.as_ref()),
+        Job::DataKeys(..) | Job::IndexEvents => None,
+    })
+}
+
+/// The message ids a group claims, each once, in key order (so concurrent groups on
+/// PostgreSQL cannot deadlock each other).
+pub(crate) fn claims(jobs: &[Job]) -> Vec<(&str, Micros)> {
+    let mut claim: Vec<(&str, Micros)> = batches(jobs)
+        .flat_map(|b| {
+            b.messages
+                .iter()
+                .map(|m| (m.message_id.as_str(), b.received_at))
+        })
+        .collect();
+    claim.sort_by_key(|(id, _)| *id);
+    claim.dedup_by_key(|(id, _)| *id);
+    claim
+}
+
+/// The messages to write given the ids that were newly claimed, and per batch which messages
+/// were duplicates. A message id repeated in the group counts once: the first occurrence wins.
+pub(crate) fn split_fresh<'j>(
+    jobs: &'j [Job],
+    mut claimed: HashSet<&str>,
+) -> (Vec<(&'j PreparedMessage, Micros)>, Vec<Vec<bool>>) {
+    let mut fresh = Vec::new();
+    let mut duplicates = Vec::new();
+    for b in batches(jobs) {
+        let mut duplicate = Vec::with_capacity(b.messages.len());
+        for m in &b.messages {
+            let new = claimed.remove(m.message_id.as_str());
+            if new {
+                fresh.push((m, b.received_at));
+            }
+            duplicate.push(!new);
+        }
+        duplicates.push(duplicate);
+    }
+    (fresh, duplicates)
+}
+
+/// Each job's answer, in order.
+pub(crate) fn answers(
+    jobs: &[Job],
+    duplicates: Vec<Vec<bool>>,
+    stored_keys: &HashMap<&str, String>,
+) -> Vec<Done> {
+    let mut duplicates = duplicates.into_iter();
+    jobs.iter()
+        .map(|j| match j {
+            Job::Ingest(_) => Done::Ingest(IngestResult {
+                duplicate: duplicates.next().expect("one per batch"),
+            }),
+            Job::DataKeys(asked, _) => Done::DataKeys(
+                asked
+                    .iter()
+                    .map(|(subject, _)| stored_keys[subject.as_str()].clone())
+                    .collect(),
+            ),
+            Job::IndexEvents => Done::Indexed,
+        })
+        .collect()
+}
+
+/// ((subject, field), (sealed, updated at))
+pub(crate) type ContactRow<'m> = ((&'m str, &'m str), (&'m str, Micros));
+
+/// Contact fields to upsert: later messages override earlier ones, and one row per key keeps
+/// a multi-row upsert legal on PostgreSQL, which refuses to update a row twice in a statement.
+pub(crate) fn latest_contacts<'m>(fresh: &[(&'m PreparedMessage, Micros)]) -> Vec<ContactRow<'m>> {
+    let mut contacts = BTreeMap::new();
+    for (m, at) in fresh {
+        for (subject, field, sealed) in &m.contacts {
+            contacts.insert((subject.as_str(), field.as_str()), (sealed.as_str(), *at));
+        }
+    }
+    contacts.into_iter().collect()
+}
+
+/// Protected attributes to upsert, one row per key as for `latest_contacts`.
+pub(crate) fn latest_protected<'m>(
+    fresh: &[(&'m PreparedMessage, Micros)],
+) -> Vec<((&'m str, &'m str), &'m str)> {
+    let mut protected = BTreeMap::new();
+    for (m, _) in fresh {
+        for (subject, attribute, value) in &m.protected {
+            protected.insert((subject.as_str(), attribute.as_str()), value.as_str());
+        }
+    }
+    protected.into_iter().collect()
+}
+
 impl Store {
     /// Writes a batch atomically; see the module invariants. Concurrent batches share a
     /// transaction (`writer`), and one that lost a deadlock or found the database busy is
@@ -105,7 +275,7 @@ impl Store {
     pub async fn ingest(&self, batch: Arc<IngestBatch>) -> Result<IngestResult> {
         match self.submit(Job::Ingest(batch)).await? {
             Done::Ingest(r) => Ok(r),
-            Done::DataKeys(_) => unreachable!("an ingest job is answered with its result"),
+            _ => unreachable!("an ingest job is answered with its result"),
         }
     }
 
@@ -119,86 +289,33 @@ impl Store {
     ) -> Result<Vec<String>> {
         match self.submit(Job::DataKeys(candidates, at)).await? {
             Done::DataKeys(k) => Ok(k),
-            Done::Ingest(_) => unreachable!("a data key job is answered with its keys"),
+            _ => unreachable!("a data key job is answered with its keys"),
         }
     }
 
-    /// Writes jobs in one transaction and answers each, in order.
+    /// Writes jobs in one transaction on PostgreSQL and answers each, in order.
     pub(crate) async fn write_jobs_in(
         &self,
         mut tx: Transaction<'_, Any>,
         jobs: &[Job],
     ) -> Result<Vec<Done>> {
-        let stored_keys = self.write_data_keys(&mut tx, jobs).await?;
-        let batches = jobs.iter().filter_map(|j| match j {
-            Job::Ingest(b) => Some(b.as_ref()),
-            Job::DataKeys(..) => None,
-        });
-        let mut claim: Vec<(&str, Micros)> = Vec::new();
-        for b in batches.clone() {
-            for m in &b.messages {
-                claim.push((m.message_id.as_str(), b.received_at));
-            }
-        }
-        let claimed = self.claim_messages(&mut tx, claim).await?;
-        // A message id repeated in the group counts once: the first occurrence wins.
-        let mut new_ids = claimed;
-        let mut fresh: Vec<(&PreparedMessage, Micros)> = Vec::new();
-        let mut duplicates: Vec<Vec<bool>> = Vec::new();
-        for b in batches {
-            let mut duplicate = Vec::with_capacity(b.messages.len());
-            for m in &b.messages {
-                let new = new_ids.remove(m.message_id.as_str());
-                if new {
-                    fresh.push((m, b.received_at));
-                }
-                duplicate.push(!new);
-            }
-            duplicates.push(duplicate);
-        }
+        let stored_keys = self.write_data_keys(&mut tx, offered_keys(jobs)).await?;
+        let claimed = self.claim_messages(&mut tx, claims(jobs)).await?;
+        let (fresh, duplicates) = split_fresh(jobs, claimed);
         self.write_messages(&mut tx, &fresh).await?;
         tx.commit().await?;
-
-        let mut duplicates = duplicates.into_iter();
-        Ok(jobs
-            .iter()
-            .map(|j| match j {
-                Job::Ingest(_) => Done::Ingest(IngestResult {
-                    duplicate: duplicates.next().expect("one per batch"),
-                }),
-                Job::DataKeys(asked, _) => Done::DataKeys(
-                    asked
-                        .iter()
-                        .map(|(subject, _)| stored_keys[subject.as_str()].clone())
-                        .collect(),
-                ),
-            })
-            .collect())
+        Ok(answers(jobs, duplicates, &stored_keys))
     }
 
     async fn write_data_keys<'j>(
         &self,
         tx: &mut Transaction<'_, Any>,
-        jobs: &'j [Job],
+        offered: Vec<OfferedKey<'j>>,
     ) -> Result<HashMap<&'j str, String>> {
-        // The first candidate for a subject is the one offered; the stored key wins over all.
-        let mut offered: BTreeMap<&str, (&str, Micros)> = BTreeMap::new();
-        for job in jobs {
-            if let Job::DataKeys(keys, at) = job {
-                for (subject, wrapped) in keys {
-                    offered.entry(subject).or_insert((wrapped, *at));
-                }
-            }
-        }
-        let offered: Vec<(&str, (&str, Micros))> = offered.into_iter().collect();
         let mut stored = HashMap::with_capacity(offered.len());
         for chunk in offered.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO subject_data_keys (subject_key, wrapped, created_at) VALUES {} ON CONFLICT (subject_key) DO NOTHING",
-                placeholders(self.backend, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (subject, (wrapped, at)) in chunk {
+            let mut q = sqlx::query(AssertSqlSafe(DATA_KEY.sql(self.backend, chunk.len())));
+            for (subject, wrapped, at) in chunk {
                 q = q.bind(*subject).bind(*wrapped).bind(*at);
             }
             q.execute(&mut **tx).await?;
@@ -207,14 +324,14 @@ impl Store {
                 in_list(self.backend, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (subject, _) in chunk {
+            for (subject, _, _) in chunk {
                 q = q.bind(*subject);
             }
             for row in q.fetch_all(&mut **tx).await? {
                 let subject: String = row.try_get("subject_key")?;
-                let (key, _) = offered
+                let (key, _, _) = offered
                     .iter()
-                    .find(|(s, _)| *s == subject)
+                    .find(|(s, _, _)| *s == subject)
                     .expect("only offered subjects are selected");
                 stored.insert(*key, row.try_get("wrapped")?);
             }
@@ -222,21 +339,15 @@ impl Store {
         Ok(stored)
     }
 
-    /// Claims message ids (in key order, so concurrent groups cannot deadlock each other) and
-    /// returns those that were new.
+    /// Claims message ids and returns those that were new.
     async fn claim_messages<'m>(
         &self,
         tx: &mut Transaction<'_, Any>,
-        mut claim: Vec<(&'m str, Micros)>,
+        claim: Vec<(&'m str, Micros)>,
     ) -> Result<HashSet<&'m str>> {
-        claim.sort_by_key(|(id, _)| *id);
-        claim.dedup_by_key(|(id, _)| *id);
         let mut new_ids = HashSet::with_capacity(claim.len());
         for chunk in claim.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO messages_seen (message_id, received_at) VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-                placeholders(self.backend, chunk.len(), 2)
-            );
+            let sql = CLAIM.sql(self.backend, chunk.len()) + " RETURNING message_id";
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, at) in chunk {
                 q = q.bind(*id).bind(*at);
@@ -269,11 +380,7 @@ impl Store {
             .filter_map(|(m, at)| m.event.as_ref().map(|e| (m.message_id.as_str(), e, *at)))
             .collect();
         for chunk in events.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO events (subject_key, kind, item_id, quantity, at, message_id, name, category, purpose, properties, received_at, anonymous) VALUES {}",
-                placeholders(self.backend, chunk.len(), 12)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(EVENT.sql(self.backend, chunk.len())));
             for (id, e, received_at) in chunk {
                 q = q
                     .bind(&e.subject_key)
@@ -291,37 +398,17 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
-        // Later messages override earlier ones; one row per key keeps a multi-row upsert legal
-        // on PostgreSQL, which refuses to update a row twice in one statement.
-        let mut contacts: BTreeMap<(&str, &str), (&str, Micros)> = BTreeMap::new();
-        let mut protected: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-        for (m, at) in fresh {
-            for (subject, field, sealed) in &m.contacts {
-                contacts.insert((subject, field), (sealed, *at));
-            }
-            for (subject, attribute, value) in &m.protected {
-                protected.insert((subject, attribute), value);
-            }
-        }
-        let contacts: Vec<_> = contacts.into_iter().collect();
+        let contacts = latest_contacts(fresh);
         for chunk in contacts.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO contact_fields (subject_key, field, sealed, updated_at) VALUES {} ON CONFLICT (subject_key, field) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-                placeholders(self.backend, chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(CONTACT.sql(self.backend, chunk.len())));
             for ((subject, field), (sealed, at)) in chunk {
                 q = q.bind(*subject).bind(*field).bind(*sealed).bind(*at);
             }
             q.execute(&mut **tx).await?;
         }
-        let protected: Vec<_> = protected.into_iter().collect();
+        let protected = latest_protected(fresh);
         for chunk in protected.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO protected_attributes (subject_key, attribute, value) VALUES {} ON CONFLICT (subject_key, attribute) DO UPDATE SET value = excluded.value",
-                placeholders(self.backend, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(PROTECTED.sql(self.backend, chunk.len())));
             for ((subject, attribute), value) in chunk {
                 q = q.bind(*subject).bind(*attribute).bind(*value);
             }
@@ -329,7 +416,7 @@ impl Store {
         }
         for (m, at) in fresh {
             if let Some((subject, key, sealed)) = &m.quarantine {
-                sqlx::query("INSERT INTO quarantined_events (message_id, subject_key, inventory_key, sealed_payload, received_at) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query(AssertSqlSafe(QUARANTINE.sql(self.backend, 1)))
                     .bind(&m.message_id)
                     .bind(subject)
                     .bind(key)
@@ -396,7 +483,16 @@ impl Store {
         subject: &str,
         limit: i64,
     ) -> Result<Vec<(String, String, String, String, String, Micros)>> {
-        let rows = sqlx::query("SELECT kind, name, category, purpose, properties, at FROM events WHERE subject_key = $1 ORDER BY at, id LIMIT $2").bind(subject).bind(limit).fetch_all(&self.pool).await?;
+        self.index_events().await?;
+        let rows = sqlx::query(
+            "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.at \
+             FROM event_subjects s JOIN events e ON e.id = s.event_id \
+             WHERE s.subject_key = $1 AND e.subject_key = $1 ORDER BY s.at, s.event_id LIMIT $2",
+        )
+        .bind(subject)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -471,16 +567,15 @@ async fn link_in_tx(
     purposes: &[String],
     at: Micros,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO identity_links (anonymous_key, subject_key, at) VALUES ($1, $2, $3) ON CONFLICT (anonymous_key, subject_key) DO NOTHING")
+    let backend = Backend::of(tx);
+    sqlx::query(AssertSqlSafe(LINK.sql(backend, 1)))
         .bind(anon)
         .bind(known)
         .bind(at)
         .execute(&mut **tx)
         .await?;
-    // Session data joins the profile only for purposes the known person allows; the rest stays
-    // session-scoped until the anonymous retention removes it.
     for p in purposes {
-        sqlx::query("UPDATE events SET subject_key = $1, anonymous = 0 WHERE subject_key = $2 AND anonymous = 1 AND purpose = $3")
+        sqlx::query(LINK_EVENTS)
             .bind(known)
             .bind(anon)
             .bind(p)
@@ -496,32 +591,64 @@ pub const ANONYMIZED: &str = "anonymized";
 impl Store {
     /// Deletes events of `category` that happened before `cutoff`.
     pub async fn delete_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE category = $1 AND at < $2")
-            .bind(category)
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        self.retire_events("DELETE FROM events", "category = $1 AND at < $2", |q| {
+            q.bind(category.to_owned()).bind(cutoff)
+        })
+        .await
     }
 
     /// Cuts events of `category` before `cutoff` loose from their subject and drops their
     /// properties, keeping what aggregate analytics need (kind, name, item, time).
     pub async fn anonymize_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
-        let r = sqlx::query("UPDATE events SET subject_key = $1, properties = '{}', message_id = NULL WHERE category = $2 AND at < $3 AND subject_key <> $1")
-            .bind(ANONYMIZED)
-            .bind(category)
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        self.retire_events(
+            "UPDATE events SET subject_key = $3, properties = '{}', message_id = NULL",
+            "category = $1 AND at < $2 AND subject_key <> $3",
+            |q| {
+                q.bind(category.to_owned())
+                    .bind(cutoff)
+                    .bind(ANONYMIZED.to_owned())
+            },
+        )
+        .await
     }
 
     /// Deletes session data of visitors never linked to a known subject.
     pub async fn delete_anonymous_events_before(&self, cutoff: Micros) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE anonymous = 1 AND received_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
+        self.retire_events(
+            "DELETE FROM events",
+            "anonymous = 1 AND received_at < $1",
+            |q| q.bind(cutoff),
+        )
+        .await
+    }
+
+    /// Runs `change WHERE filter` on events in one transaction with, on SQLite, the removal of
+    /// the rows' subject-index entries, so no pseudonymous key is left pointing at events that
+    /// are gone or no longer its own. (PostgreSQL's index is maintained by the database.)
+    async fn retire_events<'q>(
+        &self,
+        change: &str,
+        filter: &str,
+        bind: impl Fn(
+            sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+        ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Sqlite {
+            let sql = format!(
+                "DELETE FROM event_subjects WHERE (subject_key, at, event_id) IN \
+                 (SELECT subject_key, at, id FROM events WHERE {filter})"
+            );
+            bind(sqlx::query(AssertSqlSafe(sql)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let r = bind(sqlx::query(AssertSqlSafe(format!(
+            "{change} WHERE {filter}"
+        ))))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 }

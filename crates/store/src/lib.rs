@@ -21,6 +21,7 @@ mod keys;
 mod profiles;
 mod purposes;
 mod serving;
+mod sqlite_writer;
 pub mod testing;
 mod webhooks;
 mod writer;
@@ -48,6 +49,8 @@ pub const CHANGE_CHANNEL: &str = "candor_changes";
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what} `{id}` already exists")]
@@ -184,6 +187,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The database file of an SQLite store.
+    fn sqlite_path(&self) -> Result<std::path::PathBuf> {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?;
+        Ok(options.get_filename().to_owned())
     }
 
     /// The connection URL (for the change listener); contains credentials, never log it raw.

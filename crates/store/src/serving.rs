@@ -49,7 +49,12 @@ pub struct PreferencesUpdate {
     pub audit: AuditDraft,
 }
 
-const ITEM_EVENT_COLUMNS: &str = "subject_key, item_id, category, at, message_id, anonymous";
+/// Item-event columns, read through the subject index (`s`) joined to the events (`e`).
+const ITEM_EVENT_COLUMNS: &str =
+    "e.subject_key, e.item_id, e.category, e.at, e.message_id, e.anonymous";
+/// Stale index entries (an event since deleted, or moved to another subject) drop out here.
+const BY_SUBJECT: &str =
+    "event_subjects s JOIN events e ON e.id = s.event_id AND e.subject_key = s.subject_key";
 
 fn decode_item_event(r: &sqlx::any::AnyRow) -> Result<ItemEvent> {
     Ok(ItemEvent {
@@ -189,7 +194,11 @@ impl Store {
 
     /// A subject's item events, newest first, at most `limit`.
     pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
-        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {ITEM_EVENT_COLUMNS} FROM events WHERE subject_key = $1 AND item_id <> '' ORDER BY at DESC, id DESC LIMIT $2")))
+        self.index_events().await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ITEM_EVENT_COLUMNS} FROM {BY_SUBJECT} \
+             WHERE s.subject_key = $1 AND e.item_id <> '' ORDER BY s.at DESC, s.event_id DESC LIMIT $2"
+        )))
             .bind(subject)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -202,12 +211,14 @@ impl Store {
     /// after `after` (start with ""), ordered by subject then time. A page never splits a
     /// subject; an empty page means the end.
     pub async fn item_events_page(&self, after: &str, subjects: i64) -> Result<Vec<ItemEvent>> {
-        const KNOWN: &str =
-            "item_id <> '' AND anonymous = 0 AND subject_key <> 'anonymized' AND subject_key > $1";
+        const KNOWN: &str = "e.item_id <> '' AND e.anonymous = 0 \
+             AND s.subject_key <> 'anonymized' AND s.subject_key > $1";
+        self.index_events().await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ITEM_EVENT_COLUMNS} FROM events WHERE {KNOWN} AND subject_key <= \
-             (SELECT MAX(p.subject_key) FROM (SELECT DISTINCT subject_key FROM events WHERE {KNOWN} ORDER BY subject_key LIMIT $2) p) \
-             ORDER BY subject_key, at, id"
+            "SELECT {ITEM_EVENT_COLUMNS} FROM {BY_SUBJECT} WHERE {KNOWN} AND s.subject_key <= \
+             (SELECT MAX(p.subject_key) FROM (SELECT DISTINCT s.subject_key FROM {BY_SUBJECT} \
+             WHERE {KNOWN} ORDER BY s.subject_key LIMIT $2) p) \
+             ORDER BY s.subject_key, s.at, s.event_id"
         )))
         .bind(after)
         .bind(subjects)

@@ -169,3 +169,18 @@ macro_rules! both_stores {
         }
     };
 }
+
+impl Store {
+    /// Subject-index entries naming `subject` (on SQLite, those the writer has added so far; on
+    /// PostgreSQL, the subject's events), so tests can check that none outlive their events.
+    pub async fn subject_index_entries(&self, subject: &str) -> Result<i64> {
+        use sqlx::Row;
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM event_subjects WHERE subject_key = $1")
+                .bind(subject)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+}

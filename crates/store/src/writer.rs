@@ -1,25 +1,27 @@
 //! Group commit for the ingest path: concurrent requests' writes share one transaction.
 //!
-//! A caller queues its job, then waits to become a leader (one at a time on SQLite, a few on
-//! PostgreSQL). A leader takes every job queued so far and writes them in one transaction; the
-//! callers that queued behind it find their answer ready when their turn comes. Under load a
-//! transaction therefore carries many requests, so the per-statement and per-commit costs are
-//! paid once per group instead of once per request, and SQLite's single write lock is taken by
-//! one writer instead of being fought over.
+//! A caller queues its job and awaits its answer. On SQLite one writer thread
+//! (`sqlite_writer`) takes everything queued so far and writes it in one transaction, then the
+//! next group, back to back. On PostgreSQL a caller waits to become one of a few leaders, and a
+//! leader writes every job queued so far; the callers that queued behind it find their answer
+//! ready when their turn comes. Under load a transaction therefore carries many requests, so
+//! the per-statement and per-commit costs are paid once per group instead of once per request,
+//! and SQLite's single write lock is taken by one writer instead of being fought over.
 //!
 //! Invariants:
 //! - Each job stays all-or-nothing. A group that fails for a reason other than a lost race is
 //!   written again job by job, so one bad job never fails the others queued with it.
-//! - A group is written by a spawned task that owns the leader's permit: a caller that goes away
-//!   (a client hung up) cannot abandon a half-written group or let a second leader start
-//!   beside it.
+//! - A group is written by a thread or spawned task that owns it: a caller that goes away (a
+//!   client hung up) cannot abandon a half-written group or let a second leader start beside
+//!   it.
 //! - Every job is answered exactly once.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::{Semaphore, oneshot};
 
 use candor_domain::Micros;
-use sqlx::{AnyConnection, Connection};
-use tokio::sync::{Semaphore, oneshot};
 
 use crate::ingest::IngestBatch;
 use crate::{Backend, IngestResult, Result, Store, StoreError};
@@ -35,6 +37,8 @@ pub(crate) enum Job {
     Ingest(Arc<IngestBatch>),
     /// (subject, wrapped candidate key) pairs; see `Store::data_keys`.
     DataKeys(Vec<(String, String)>, Micros),
+    /// SQLite: bring the subject index up to date (`Store::index_events`).
+    IndexEvents,
 }
 
 impl Job {
@@ -42,6 +46,7 @@ impl Job {
         match self {
             Job::Ingest(b) => b.messages.len().max(1),
             Job::DataKeys(k, _) => k.len().max(1),
+            Job::IndexEvents => 1,
         }
     }
 }
@@ -50,20 +55,96 @@ impl Job {
 pub(crate) enum Done {
     Ingest(IngestResult),
     DataKeys(Vec<String>),
+    Indexed,
 }
 
-struct Queued {
-    job: Job,
-    reply: oneshot::Sender<Result<Done>>,
+pub(crate) struct Queued {
+    pub(crate) job: Job,
+    pub(crate) reply: oneshot::Sender<Result<Done>>,
+}
+
+/// Jobs waiting for a writer.
+pub(crate) struct Queue {
+    jobs: Mutex<(Vec<Queued>, bool)>,
+    ready: Condvar,
+    /// SQLite: events stored (by anyone) since the subject index last caught up; nonzero means
+    /// a reader must ask the writer to index first. Raised before a write is acknowledged,
+    /// cleared before an index run starts.
+    pub(crate) unindexed: AtomicU64,
+}
+
+/// What the writer thread finds when it looks at the queue.
+pub(crate) enum Next {
+    Group(Vec<Queued>),
+    /// Nothing arrived for a while.
+    Idle,
+    Closed,
+}
+
+impl Queue {
+    fn push(&self, q: Queued) {
+        self.jobs.lock().expect("write queue lock").0.push(q);
+        self.ready.notify_one();
+    }
+
+    /// Takes the next group: everything queued, up to `MAX_GROUP_MESSAGES` (at least one job).
+    fn take_group(jobs: &mut Vec<Queued>) -> Vec<Queued> {
+        let mut size = 0;
+        let cut = jobs
+            .iter()
+            .position(|q| {
+                size += q.job.size();
+                size > MAX_GROUP_MESSAGES
+            })
+            .map_or(jobs.len(), |i| i.max(1));
+        let rest = jobs.split_off(cut);
+        std::mem::replace(jobs, rest)
+    }
+
+    fn try_group(&self) -> Vec<Queued> {
+        Self::take_group(&mut self.jobs.lock().expect("write queue lock").0)
+    }
+
+    /// Waits up to `idle` for a group to be queued.
+    pub(crate) fn next(&self, idle: std::time::Duration) -> Next {
+        let mut guard = self.jobs.lock().expect("write queue lock");
+        let mut waited = false;
+        loop {
+            let (jobs, closed) = &mut *guard;
+            if !jobs.is_empty() {
+                return Next::Group(Self::take_group(jobs));
+            }
+            if *closed {
+                return Next::Closed;
+            }
+            if waited {
+                return Next::Idle;
+            }
+            guard = self
+                .ready
+                .wait_timeout(guard, idle)
+                .expect("write queue lock")
+                .0;
+            waited = true;
+        }
+    }
+
+    fn close(&self) {
+        self.jobs.lock().expect("write queue lock").1 = true;
+        self.ready.notify_all();
+    }
+}
+
+enum Writers {
+    /// SQLite: the writer thread, started on first use.
+    Thread(Mutex<Option<std::thread::JoinHandle<()>>>),
+    /// PostgreSQL: a few groups in flight while others wait on the network.
+    Leaders(Arc<Semaphore>),
 }
 
 pub(crate) struct GroupCommit {
-    queue: Mutex<Vec<Queued>>,
-    leaders: Arc<Semaphore>,
-    /// SQLite: the one connection groups are written on. A connection's page cache is dropped
-    /// whenever another connection has written, so a writer that kept changing connections
-    /// would read the indexes it updates from disk on every group.
-    dedicated: tokio::sync::Mutex<Option<AnyConnection>>,
+    queue: Arc<Queue>,
+    writers: Writers,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -72,51 +153,63 @@ impl std::fmt::Debug for GroupCommit {
     }
 }
 
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // The writer thread drains what is queued, then ends.
+        self.queue.close();
+    }
+}
+
 impl GroupCommit {
     pub(crate) fn new(backend: Backend) -> Self {
-        // SQLite has one writer at a time whatever we do; PostgreSQL gains from a few groups in
-        // flight while others wait on the network.
-        let leaders = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 4,
-        };
         GroupCommit {
-            queue: Mutex::default(),
-            leaders: Arc::new(Semaphore::new(leaders)),
-            dedicated: tokio::sync::Mutex::default(),
+            queue: Arc::new(Queue {
+                jobs: Mutex::default(),
+                ready: Condvar::new(),
+                // A node that stopped between a write and an index run left entries to add.
+                unindexed: AtomicU64::new(u64::from(backend == Backend::Sqlite)),
+            }),
+            writers: match backend {
+                Backend::Sqlite => Writers::Thread(Mutex::default()),
+                Backend::Postgres => Writers::Leaders(Arc::new(Semaphore::new(4))),
+            },
         }
     }
 
     pub(crate) async fn submit(&self, store: &Store, job: Job) -> Result<Done> {
         let (reply, mut answer) = oneshot::channel();
-        self.queue
-            .lock()
-            .expect("write queue lock")
-            .push(Queued { job, reply });
-        loop {
-            let permit = self
-                .leaders
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the leader semaphore is never closed");
-            if let Ok(done) = answer.try_recv() {
-                // A leader before us wrote our job.
-                return done;
+        match &self.writers {
+            Writers::Thread(thread) => {
+                self.ensure_thread(thread, store)?;
+                self.queue.push(Queued { job, reply });
             }
-            let group = self.take_group();
-            if group.is_empty() {
-                // Another leader (PostgreSQL) has our job in flight.
-                break;
+            Writers::Leaders(leaders) => {
+                self.queue.push(Queued { job, reply });
+                loop {
+                    let permit = leaders
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the leader semaphore is never closed");
+                    if let Ok(done) = answer.try_recv() {
+                        // A leader before us wrote our job.
+                        return done;
+                    }
+                    let group = self.queue.try_group();
+                    if group.is_empty() {
+                        // Another leader has our job in flight.
+                        break;
+                    }
+                    let store = store.clone();
+                    let writing = tokio::spawn(async move {
+                        write_group(group, &mut Sink::Postgres(&store)).await;
+                        drop(permit);
+                    });
+                    // The task answers every job itself; awaiting it only keeps this leader's
+                    // turn. Our own job may have been beyond the group's cut, hence the loop.
+                    let _ = writing.await;
+                }
             }
-            let store = store.clone();
-            let writing = tokio::spawn(async move {
-                store.write_group(group).await;
-                drop(permit);
-            });
-            // The task answers every job itself; awaiting it only keeps this leader's turn. Our
-            // own job may have been beyond the group's cut, hence the loop.
-            let _ = writing.await;
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Corrupt(
@@ -125,92 +218,87 @@ impl GroupCommit {
         })
     }
 
-    fn take_group(&self) -> Vec<Queued> {
-        let mut queue = self.queue.lock().expect("write queue lock");
-        let mut size = 0;
-        let cut = queue
-            .iter()
-            .position(|q| {
-                size += q.job.size();
-                size > MAX_GROUP_MESSAGES
-            })
-            .map_or(queue.len(), |i| i.max(1));
-        let rest = queue.split_off(cut);
-        std::mem::replace(&mut *queue, rest)
+    /// Notes events stored outside the writer (bulk loads), before they are acknowledged.
+    pub(crate) fn note_unindexed(&self, events: usize) {
+        self.queue
+            .unindexed
+            .fetch_add(events as u64, Ordering::SeqCst);
+    }
+
+    pub(crate) fn has_unindexed(&self) -> bool {
+        self.queue.unindexed.load(Ordering::SeqCst) > 0
+    }
+
+    fn ensure_thread(
+        &self,
+        thread: &Mutex<Option<std::thread::JoinHandle<()>>>,
+        store: &Store,
+    ) -> Result<()> {
+        let mut thread = thread.lock().expect("writer thread lock");
+        if thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            return Ok(());
+        }
+        let path = store.sqlite_path()?;
+        *thread = Some(
+            crate::sqlite_writer::spawn(
+                self.queue.clone(),
+                path,
+                tokio::runtime::Handle::current(),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the ingest writer: {e}")))?,
+        );
+        Ok(())
     }
 }
 
-impl Store {
-    pub(crate) async fn submit(&self, job: Job) -> Result<Done> {
-        self.writes.submit(self, job).await
-    }
+/// Where a group is written.
+pub(crate) enum Sink<'a> {
+    Sqlite {
+        conn: &'a mut rusqlite::Connection,
+        unindexed: &'a AtomicU64,
+        /// Set when the connection failed in a way that needs a new one.
+        broken: bool,
+    },
+    Postgres(&'a Store),
+}
 
-    /// Writes a group in one transaction, or job by job if the group as a whole fails; answers
-    /// every job.
-    async fn write_group(&self, group: Vec<Queued>) {
-        let (jobs, replies): (Vec<Job>, Vec<_>) =
-            group.into_iter().map(|q| (q.job, q.reply)).unzip();
-        match self.with_retry(&jobs).await {
-            Ok(done) => {
-                for (reply, d) in replies.into_iter().zip(done) {
-                    let _ = reply.send(Ok(d));
+impl Sink<'_> {
+    async fn write(&mut self, jobs: &[Job]) -> Result<Vec<Done>> {
+        match self {
+            Sink::Sqlite {
+                conn,
+                unindexed,
+                broken,
+            } => {
+                let indexing = jobs.iter().any(|j| matches!(j, Job::IndexEvents));
+                if indexing {
+                    unindexed.store(0, Ordering::SeqCst);
                 }
-            }
-            Err(e) if jobs.len() == 1 => {
-                let _ = replies.into_iter().next().expect("one").send(Err(e));
-            }
-            Err(_) => {
-                for (job, reply) in jobs.into_iter().zip(replies) {
-                    let one = [job];
-                    let _ = reply.send(
-                        self.with_retry(&one)
-                            .await
-                            .map(|mut d| d.pop().expect("one job, one answer")),
-                    );
-                }
-            }
-        }
-    }
-
-    async fn write_jobs(&self, jobs: &[Job]) -> Result<Vec<Done>> {
-        match self.backend {
-            Backend::Postgres => self.write_jobs_in(self.pool.begin().await?, jobs).await,
-            Backend::Sqlite => {
-                let mut dedicated = self.writes.dedicated.lock().await;
-                let conn = match dedicated.take() {
-                    Some(c) => dedicated.insert(c),
-                    None => {
-                        let mut c = self.pool.acquire().await?.detach();
-                        // Checkpoint less often than every 4 MiB of WAL: a group rewrites many
-                        // of the same index pages, and each checkpoint copies a page once
-                        // however often it changed since the last one.
-                        sqlx::query("PRAGMA wal_autocheckpoint = 16384")
-                            .execute(&mut c)
-                            .await?;
-                        dedicated.insert(c)
+                let result = crate::sqlite_writer::write_jobs(conn, jobs);
+                match &result {
+                    Ok((_, stored)) if !indexing => {
+                        unindexed.fetch_add(*stored as u64, Ordering::SeqCst);
                     }
-                };
-                // IMMEDIATE takes the write lock up front, so a busy database is waited for
-                // (busy_timeout) instead of failing the group halfway.
-                let result = async {
-                    let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                    self.write_jobs_in(tx, jobs).await
+                    Ok(_) => {}
+                    Err(e) => {
+                        if indexing {
+                            unindexed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if let StoreError::Sqlite(e) = e {
+                            *broken |= crate::sqlite_writer::is_broken(e);
+                        }
+                    }
                 }
-                .await;
-                if matches!(&result, Err(StoreError::Database(e)) if !matches!(e, sqlx::Error::Database(_)))
-                {
-                    // Not an answer from SQLite (I/O, a dead worker): start afresh next time.
-                    *dedicated = None;
-                }
-                result
+                result.map(|(done, _)| done)
             }
+            Sink::Postgres(store) => store.write_jobs_in(store.pool.begin().await?, jobs).await,
         }
     }
 
-    async fn with_retry(&self, jobs: &[Job]) -> Result<Vec<Done>> {
+    async fn write_with_retry(&mut self, jobs: &[Job]) -> Result<Vec<Done>> {
         let mut attempt = 0;
         loop {
-            match self.write_jobs(jobs).await {
+            match self.write(jobs).await {
                 Err(e) if attempt + 1 < MAX_ATTEMPTS && is_transient(&e) => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
@@ -221,15 +309,55 @@ impl Store {
     }
 }
 
+/// Writes a group in one transaction, or job by job if the group as a whole fails; answers
+/// every job.
+pub(crate) async fn write_group(group: Vec<Queued>, sink: &mut Sink<'_>) {
+    let (jobs, replies): (Vec<Job>, Vec<_>) = group.into_iter().map(|q| (q.job, q.reply)).unzip();
+    match sink.write_with_retry(&jobs).await {
+        Ok(done) => {
+            for (reply, d) in replies.into_iter().zip(done) {
+                let _ = reply.send(Ok(d));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            let _ = replies.into_iter().next().expect("one").send(Err(e));
+        }
+        Err(_) => {
+            for (job, reply) in jobs.into_iter().zip(replies) {
+                let one = [job];
+                let _ = reply.send(
+                    sink.write_with_retry(&one)
+                        .await
+                        .map(|mut d| d.pop().expect("one job, one answer")),
+                );
+            }
+        }
+    }
+}
+
+impl Store {
+    pub(crate) async fn submit(&self, job: Job) -> Result<Done> {
+        self.writes.submit(self, job).await
+    }
+
+    /// Makes every stored event findable by subject: on SQLite, asks the writer to add the
+    /// subject-index entries it has deferred (a no-op when there are none); on PostgreSQL the
+    /// index is always current. Every per-subject read calls this first.
+    pub async fn index_events(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite && self.writes.has_unindexed() {
+            self.submit(Job::IndexEvents).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether a failed transaction may simply be run again.
 fn is_transient(e: &StoreError) -> bool {
     match e {
         StoreError::Database(sqlx::Error::Database(db)) => {
-            matches!(
-                db.code().as_deref(),
-                Some("40P01" | "40001" | "5" | "517" | "6")
-            ) || db.message().contains("database is locked")
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
         }
+        StoreError::Sqlite(e) => crate::sqlite_writer::is_transient(e),
         _ => false,
     }
 }

@@ -230,6 +230,88 @@ both_stores!(
 );
 
 both_stores!(
+    events_are_found_by_subject_as_soon_as_acknowledged,
+    |db: TestDb| async move {
+        use candor_store::PreparedMessage;
+        let store = db.store().await.unwrap();
+        let items = |events: Vec<candor_store::ItemEvent>| {
+            let mut ids: Vec<String> = events.into_iter().map(|e| e.item_id).collect();
+            ids.sort();
+            ids
+        };
+        // Acknowledged means readable, whether or not the writer has indexed it yet.
+        for round in 0..3 {
+            let ids: Vec<String> = (0..5).map(|i| format!("r{round}-{i}")).collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            store
+                .ingest(ingest_batch(&ids, "s1", 1_000 + round))
+                .await
+                .unwrap();
+            assert_eq!(
+                store.item_events("s1", 100).await.unwrap().len(),
+                5 * (round as usize + 1)
+            );
+        }
+        assert_eq!(store.subject_events("s1", 100).await.unwrap().len(), 15);
+        assert_eq!(store.item_events("s2", 100).await.unwrap(), vec![]);
+
+        // An anonymous session, then a link: its events move to the known subject, index and all.
+        let mut session = ingest_batch(&["a1", "a2"], "anon", 2_000).as_ref().clone();
+        for m in &mut session.messages {
+            let e = m.event.as_mut().unwrap();
+            e.anonymous = true;
+        }
+        store.ingest(std::sync::Arc::new(session)).await.unwrap();
+        assert_eq!(
+            items(store.item_events("anon", 10).await.unwrap()),
+            ["item-a1", "item-a2"]
+        );
+        let link = candor_store::IngestBatch {
+            received_at: 3_000,
+            messages: vec![PreparedMessage {
+                message_id: "link".into(),
+                link: Some((
+                    "anon".into(),
+                    "known".into(),
+                    vec!["personalization".into()],
+                )),
+                ..Default::default()
+            }],
+        };
+        store.ingest(std::sync::Arc::new(link)).await.unwrap();
+        assert_eq!(
+            items(store.item_events("known", 10).await.unwrap()),
+            ["item-a1", "item-a2"]
+        );
+        assert_eq!(store.item_events("anon", 10).await.unwrap(), vec![]);
+        assert_eq!(store.subject_index_entries("anon").await.unwrap(), 0);
+
+        // Retention removes the events and every index entry naming their subject.
+        assert_eq!(
+            store
+                .anonymize_events_before("browsing", 1_001)
+                .await
+                .unwrap(),
+            5
+        );
+        assert_eq!(store.item_events("s1", 100).await.unwrap().len(), 10);
+        assert_eq!(
+            store
+                .delete_events_before("browsing", 1_000_000)
+                .await
+                .unwrap(),
+            17
+        );
+        assert_eq!(store.item_events("s1", 100).await.unwrap(), vec![]);
+        assert_eq!(store.item_events("known", 100).await.unwrap(), vec![]);
+        assert_eq!(store.subject_index_entries("s1").await.unwrap(), 0);
+        assert_eq!(store.subject_index_entries("known").await.unwrap(), 0);
+        // Training pages see nothing left but the anonymized rows, which belong to no one.
+        assert_eq!(store.item_events_page("", 10).await.unwrap(), vec![]);
+    }
+);
+
+both_stores!(
     data_keys_converge_on_one_key_per_subject,
     |db: TestDb| async move {
         let store = db.store().await.unwrap();

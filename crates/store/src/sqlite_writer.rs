@@ -1,0 +1,279 @@
+//! The SQLite side of group commit: one OS thread owns one connection and writes every queued
+//! group on it, back to back.
+//!
+//! Why a thread and not the pool: SQLite has one writer at a time whatever we do, and an async
+//! driver sends each statement to a worker thread and back, so a group of thousands of rows
+//! spent most of its time handing statements between threads (and waiting for a busy runtime
+//! to poll the leader again) instead of writing. Here a whole group runs as plain function
+//! calls over cached prepared statements. Keeping the same connection also keeps its page
+//! cache: in WAL mode a connection drops its cache whenever another connection has written.
+//!
+//! Invariants:
+//! - Only this thread writes ingest groups on SQLite, so ingest never fights itself for the
+//!   write lock; other writers (consent changes, the decision log) wait on `busy_timeout`.
+//! - The statements are the ones PostgreSQL runs (`ingest::EVENT` and the rest), one row each.
+//! - Every job taken from the queue is answered, even when the connection cannot be opened.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use candor_domain::Micros;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+
+use crate::ingest::{
+    self, CLAIM, CONTACT, DATA_KEY, EVENT, LINK, LINK_EVENTS, PROTECTED, QUARANTINE,
+};
+use crate::writer::{Done, Job, Next, Queue, Sink};
+use crate::{Backend, Result};
+
+/// Starts the writer thread for the database file at `path`. It ends when the queue closes.
+pub(crate) fn spawn(
+    queue: Arc<Queue>,
+    path: PathBuf,
+    runtime: tokio::runtime::Handle,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("candor-sqlite-writer".into())
+        .spawn(move || run(&queue, &path, &runtime))
+}
+
+/// Subject-index entries deferred before the writer adds them between groups: large enough
+/// that a sorted run puts many entries on each index page, small enough that a reader waiting
+/// for the index to catch up waits briefly.
+const INDEX_RUN: u64 = 50_000;
+/// How long the queue stays empty before deferred entries are added anyway.
+const INDEX_WHEN_IDLE: Duration = Duration::from_millis(200);
+
+fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let group = match queue.next(INDEX_WHEN_IDLE) {
+            Next::Closed => return,
+            Next::Idle => {
+                if let Some(c) = conn.as_mut()
+                    && queue.unindexed.load(Ordering::SeqCst) > 0
+                {
+                    index_in_background(c, &queue.unindexed);
+                }
+                continue;
+            }
+            Next::Group(group) => group,
+        };
+        let c = match conn.take().map_or_else(|| open(path), Ok) {
+            Ok(c) => conn.insert(c),
+            Err(e) => {
+                let message = e.to_string();
+                for q in group {
+                    let _ = q.reply.send(Err(crate::StoreError::Corrupt(format!(
+                        "the ingest writer cannot open the database: {message}"
+                    ))));
+                }
+                continue;
+            }
+        };
+        let mut sink = Sink::Sqlite {
+            conn: c,
+            unindexed: &queue.unindexed,
+            broken: false,
+        };
+        // The group runs on this thread; the runtime only provides the timer for retries.
+        runtime.block_on(crate::writer::write_group(group, &mut sink));
+        if let Sink::Sqlite { broken: true, .. } = sink {
+            // Not an answer from SQLite about the data (I/O, a vanished file): start afresh.
+            conn = None;
+        } else if queue.unindexed.load(Ordering::SeqCst) >= INDEX_RUN {
+            index_in_background(c, &queue.unindexed);
+        }
+    }
+}
+
+/// An index run nobody waits for; a failure leaves the entries deferred for the next one.
+fn index_in_background(conn: &mut Connection, unindexed: &AtomicU64) {
+    let before = unindexed.swap(0, Ordering::SeqCst);
+    if let Err(e) = index_events_now(conn) {
+        unindexed.fetch_add(before.max(1), Ordering::SeqCst);
+        tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
+    }
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // As the pool's connections (journal mode is a property of the file, set by the pool),
+    // plus rarer checkpoints: a group rewrites many of the same index pages, and a checkpoint
+    // copies a page once however often it changed since the last one.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    if std::env::var("XP_DROP_SUBJECT").is_ok() {
+        conn.execute_batch("DROP INDEX IF EXISTS events_subject")?;
+    }
+    Ok(conn)
+}
+
+/// Whether an error means the connection itself is unusable.
+pub(crate) fn is_broken(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(SystemIoFailure | CannotOpen | DatabaseCorrupt | NotADatabase | DiskFull)
+    )
+}
+
+/// Whether a failed transaction may simply be run again.
+pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Writes jobs in one IMMEDIATE transaction (the write lock is taken up front, so a busy
+/// database is waited for instead of failing the group halfway) and answers each, in order;
+/// also returns how many events it stored.
+pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Done>, usize)> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let sql = |insert: &ingest::Insert| insert.sql(Backend::Sqlite, 1);
+
+    let mut stored_keys = HashMap::new();
+    {
+        let mut insert = tx.prepare_cached(&sql(&DATA_KEY))?;
+        let mut select =
+            tx.prepare_cached("SELECT wrapped FROM subject_data_keys WHERE subject_key = ?")?;
+        for (subject, wrapped, at) in ingest::offered_keys(jobs) {
+            insert.execute(params![subject, wrapped, at])?;
+            let stored: String = select.query_row([subject], |r| r.get(0))?;
+            stored_keys.insert(subject, stored);
+        }
+    }
+
+    let mut claimed = HashSet::new();
+    {
+        let mut claim = tx.prepare_cached(&sql(&CLAIM))?;
+        for (id, at) in ingest::claims(jobs) {
+            if std::env::var("XP_NO_CLAIM").is_ok() || claim.execute(params![id, at])? == 1 {
+                claimed.insert(id);
+            }
+        }
+    }
+    let (fresh, duplicates) = ingest::split_fresh(jobs, claimed);
+
+    let mut stored = 0;
+    {
+        let mut event = tx.prepare_cached(&sql(&EVENT))?;
+        for (m, received_at) in &fresh {
+            if let Some(e) = &m.event {
+                stored += 1;
+                event.execute(params![
+                    e.subject_key,
+                    e.kind,
+                    e.item_id,
+                    1i64,
+                    e.at,
+                    m.message_id,
+                    e.name,
+                    e.category,
+                    e.purpose,
+                    e.properties,
+                    received_at,
+                    crate::bool_to_db(e.anonymous),
+                ])?;
+            }
+        }
+    }
+    for ((subject, field), (sealed, at)) in ingest::latest_contacts(&fresh) {
+        tx.prepare_cached(&sql(&CONTACT))?
+            .execute(params![subject, field, sealed, at])?;
+    }
+    for ((subject, attribute), value) in ingest::latest_protected(&fresh) {
+        tx.prepare_cached(&sql(&PROTECTED))?
+            .execute(params![subject, attribute, value])?;
+    }
+    for (m, at) in &fresh {
+        if let Some((subject, key, sealed)) = &m.quarantine {
+            tx.prepare_cached(&sql(&QUARANTINE))?.execute(params![
+                m.message_id,
+                subject,
+                key,
+                sealed,
+                at
+            ])?;
+        }
+        if let Some((anon, known, purposes)) = &m.link {
+            link(&tx, anon, known, purposes, *at)?;
+        }
+    }
+    if jobs.iter().any(|j| matches!(j, Job::IndexEvents)) {
+        index_events(&tx)?;
+    }
+    tx.commit()?;
+    Ok((ingest::answers(jobs, duplicates, &stored_keys), stored))
+}
+
+fn link(
+    tx: &rusqlite::Transaction<'_>,
+    anon: &str,
+    known: &str,
+    purposes: &[String],
+    at: Micros,
+) -> Result<()> {
+    tx.prepare_cached(&LINK.sql(Backend::Sqlite, 1))?
+        .execute(params![anon, known, at])?;
+    if purposes.is_empty() {
+        return Ok(());
+    }
+    // The session's events are found through the subject index, so it must cover them.
+    index_events(tx)?;
+    for p in purposes {
+        tx.prepare_cached(LINK_EVENTS)?
+            .execute(params![known, anon, p])?;
+    }
+    // The moved events' entries follow them to the known subject.
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO event_subjects (subject_key, at, event_id) \
+         SELECT e.subject_key, e.at, e.id FROM event_subjects s JOIN events e ON e.id = s.event_id \
+         WHERE s.subject_key = ?1 AND e.subject_key = ?2",
+    )?
+    .execute(params![anon, known])?;
+    tx.prepare_cached(
+        "DELETE FROM event_subjects WHERE subject_key = ?1 AND NOT EXISTS \
+         (SELECT 1 FROM events e WHERE e.id = event_subjects.event_id AND e.subject_key = ?1)",
+    )?
+    .execute(params![anon])?;
+    Ok(())
+}
+
+/// Adds the subject-index entries of every event stored since the last run, in one sorted
+/// pass, and returns how many were added.
+pub(crate) fn index_events(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    let added = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO event_subjects (subject_key, at, event_id) \
+             SELECT subject_key, at, id FROM events \
+             WHERE id > (SELECT event_id FROM event_subjects_through WHERE id = 1) \
+             AND subject_key <> 'anonymized' ORDER BY subject_key, at, id",
+        )?
+        .execute([])?;
+    tx.prepare_cached(
+        "UPDATE event_subjects_through \
+         SET event_id = max(event_id, (SELECT COALESCE(MAX(id), 0) FROM events)) WHERE id = 1",
+    )?
+    .execute([])?;
+    Ok(added)
+}
+
+/// Runs `index_events` in a transaction of its own.
+pub(crate) fn index_events_now(conn: &mut Connection) -> Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let added = index_events(&tx)?;
+    tx.commit()?;
+    Ok(added)
+}
