@@ -567,6 +567,8 @@ impl App {
     pub(crate) fn note_stored_events(&self, batch: &IngestBatch, result: &IngestResult) {
         let serving = self.serving();
         let generation = serving.generation();
+        // Only other nodes (PostgreSQL) need to hear which histories changed.
+        let announce = self.store.backend() == candor_store::Backend::Postgres;
         let mut changed: Vec<String> = Vec::new();
         for (m, duplicate) in batch.messages.iter().zip(&result.duplicate) {
             if *duplicate {
@@ -574,7 +576,9 @@ impl App {
             }
             if let Some((anonymous, known, _)) = &m.link {
                 for k in [anonymous, known] {
-                    changed.push(k.clone());
+                    if announce {
+                        changed.push(k.clone());
+                    }
                     if let Some(key) = Key::of(k) {
                         self.histories.invalidate(&key);
                     }
@@ -583,7 +587,9 @@ impl App {
             let Some(e) = m.event.as_ref().filter(|e| !e.item_id.is_empty()) else {
                 continue;
             };
-            changed.push(e.subject_key.clone());
+            if announce {
+                changed.push(e.subject_key.clone());
+            }
             let Some(key) = Key::of(&e.subject_key).filter(|_| self.histories.enabled()) else {
                 continue;
             };
@@ -599,7 +605,7 @@ impl App {
                 None => self.histories.invalidate(&key),
             }
         }
-        if self.store.backend() == candor_store::Backend::Postgres && !changed.is_empty() {
+        if !changed.is_empty() {
             changed.sort_unstable();
             changed.dedup();
             let (store, origin) = (self.store.clone(), self.node_id);

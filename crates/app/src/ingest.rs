@@ -244,18 +244,25 @@ impl App {
         self.note_stored_events(&batch, &result);
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
-            // transaction holds only the rows themselves.
-            let mut pending = self.pending_counts.lock().expect("counts lock");
+            // transaction holds only the rows themselves. A request's few distinct counters are
+            // summed first, so the shared map is touched (and keys copied) once per counter.
+            let mut counted: HashMap<(&str, &str), i64> = HashMap::new();
             let fresh = batch
                 .messages
                 .iter()
                 .zip(&result.duplicate)
                 .filter(|(_, dup)| !**dup);
             for (key, counter) in fresh.flat_map(|(m, _)| m.counts.iter()) {
-                *pending.entry((key.clone(), counter.clone())).or_default() += 1;
+                *counted.entry((key, counter)).or_default() += 1;
             }
-            for key in rejected_keys {
-                *pending.entry((key, "events_rejected".into())).or_default() += 1;
+            for key in &rejected_keys {
+                *counted.entry((key, "events_rejected")).or_default() += 1;
+            }
+            let mut pending = self.pending_counts.lock().expect("counts lock");
+            for ((key, counter), n) in counted {
+                *pending
+                    .entry((key.to_owned(), counter.to_owned()))
+                    .or_default() += n;
             }
         }
         for (duplicate, outcome) in result.duplicate.iter().zip(outcome_of) {
@@ -305,12 +312,42 @@ impl App {
             .clone()
             .or(anonymous.clone())
             .expect("parse_message guarantees an identity");
+        let ids = Identities {
+            known,
+            anonymous,
+            subject,
+        };
+        // Gated in place, under the cache's read lock: no copy of the consent state per message.
+        self.with_consents(&ids.subject, |consents| {
+            self.gate(msg, raw, inventory, purposes, keys, &ids, consents, now)
+        })
+        .await?
+    }
+
+    /// Applies the tracking plan and the consent gate to one message, sealing what must be
+    /// sealed; synchronous, so it can run on the cached consent state without copying it.
+    #[allow(clippy::too_many_arguments)]
+    fn gate(
+        &self,
+        msg: &Message,
+        raw: &Value,
+        inventory: &Inventory,
+        purposes: &BTreeMap<PurposeId, Purpose>,
+        keys: &HashMap<String, SecretKey>,
+        ids: &Identities,
+        consents: &SubjectConsents,
+        now: Micros,
+    ) -> Result<Prepared> {
+        let Identities {
+            known,
+            anonymous,
+            subject,
+        } = ids;
         let key = msg.inventory_key();
         let mut p = PreparedMessage {
             message_id: msg.message_id.clone(),
             ..Default::default()
         };
-        let consents = self.consent_snapshot(&subject).await?;
         let data_key = || {
             keys.get(subject.as_str())
                 .cloned()
@@ -336,13 +373,13 @@ impl App {
                 p.link = Some((
                     previous.to_string(),
                     subject.to_string(),
-                    allowed_purposes(purposes, &consents, now),
+                    allowed_purposes(purposes, consents, now),
                 ));
                 p.counts.push((key, "events_stored".into()));
                 return Ok(Prepared::Message(Box::new(p), Outcome::Stored, 0));
             }
             MessageKind::Identify => {
-                let traits = minimize(&msg.traits, &inventory.traits, purposes, &consents, now);
+                let traits = minimize(&msg.traits, &inventory.traits, purposes, consents, now);
                 count_drops(&mut p, &traits, "traits.");
                 let mut kept = Map::new();
                 let needs_key = traits
@@ -350,7 +387,7 @@ impl App {
                     .iter()
                     .any(|k| k.category == &DataCategory::Contact);
                 let key_for_contacts = match (needs_key, data_key()) {
-                    (true, None) => return Ok(Prepared::NeedsKey(subject)),
+                    (true, None) => return Ok(Prepared::NeedsKey(subject.clone())),
                     (_, k) => k,
                 };
                 for k in &traits.kept {
@@ -382,7 +419,7 @@ impl App {
                     p.link = Some((
                         anon.to_string(),
                         known.to_string(),
-                        allowed_purposes(purposes, &consents, now),
+                        allowed_purposes(purposes, consents, now),
                     ));
                 }
                 let stored_anything =
@@ -445,7 +482,7 @@ impl App {
                 },
                 UndeclaredEvents::Quarantine => {
                     let Some(data_key) = data_key() else {
-                        return Ok(Prepared::NeedsKey(subject));
+                        return Ok(Prepared::NeedsKey(subject.clone()));
                     };
                     let sealed = data_key.seal(
                         rand::random(),
@@ -459,14 +496,14 @@ impl App {
             });
         };
         let Some(purpose) =
-            allowing_purpose(&spec.purposes, &spec.category, purposes, &consents, now)
+            allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now)
         else {
             p.counts.push((key, "events_without_consent".into()));
             return Ok(Prepared::Message(Box::new(p), Outcome::WithoutConsent, 0));
         };
-        let props = minimize(&msg.properties, &spec.properties, purposes, &consents, now);
+        let props = minimize(&msg.properties, &spec.properties, purposes, consents, now);
         count_drops(&mut p, &props, "");
-        let context = minimize(&msg.context, &inventory.context, purposes, &consents, now);
+        let context = minimize(&msg.context, &inventory.context, purposes, consents, now);
         count_drops(&mut p, &context, "context.");
         let mut kept = Map::new();
         let data_key = if props
@@ -477,7 +514,7 @@ impl App {
         {
             match data_key() {
                 Some(k) => Some(k),
-                None => return Ok(Prepared::NeedsKey(subject)),
+                None => return Ok(Prepared::NeedsKey(subject.clone())),
             }
         } else {
             None
@@ -550,6 +587,13 @@ fn allowed_purposes(
         .filter(|p| consents.status(p, now).allows())
         .map(|p| p.id.to_string())
         .collect()
+}
+
+/// Who a message is about: its known and anonymous subject keys, and the one it is filed under.
+struct Identities {
+    known: Option<SubjectKey>,
+    anonymous: Option<SubjectKey>,
+    subject: SubjectKey,
 }
 
 enum Outcome {

@@ -79,6 +79,30 @@ fn cpu_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds used so far by each kind of thread (by name: the runtime's workers, the SQLite
+/// ingest writer, the SQLite pool's connection workers, ...).
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
+            *by.entry(name).or_default() += (u + s) / 100.0;
+        }
+    }
+    by
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -332,6 +356,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
 
     let started = Instant::now();
     let cpu_start = cpu_secs();
+    let threads_start = cpu_by_thread();
     let mut clients = Vec::new();
     for _ in 0..args.clients {
         let http = reqwest::Client::builder()
@@ -407,6 +432,10 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu_start;
+    let mut threads = cpu_by_thread();
+    for (name, before) in threads_start {
+        *threads.entry(name).or_default() -= before;
+    }
     let rss_end = rss_kib();
     sampler.abort();
     let o = &outcomes;
@@ -421,6 +450,12 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         cpu / elapsed,
         cpu * 1e6 / sent as f64
     );
+    let per_thread: Vec<String> = threads
+        .iter()
+        .filter(|(_, cpu)| **cpu > 0.0)
+        .map(|(name, cpu)| format!("{name} {:.1}", cpu * 1e6 / sent as f64))
+        .collect();
+    println!("  µs per event by thread: {}", per_thread.join(", "));
     println!(
         "batch latency ({} events): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.batch,
