@@ -27,17 +27,69 @@ use crate::ingest::{
     self, CLAIM, CONTACT, DATA_KEY, EVENT, LINK, LINK_EVENTS, PROTECTED, QUARANTINE,
 };
 use crate::writer::{Done, Job, Next, Queue, Sink};
-use crate::{Backend, Result};
+use crate::{Backend, NewEvent, Result};
 
-/// Starts the writer thread for the database file at `path`. It ends when the queue closes.
+/// Event rows per INSERT statement.
+const EVENT_ROWS: usize = 32;
+
+/// Starts the writer thread for the database file at `path`, and its checkpointer. Both end
+/// when the queue closes.
 pub(crate) fn spawn(
     queue: Arc<Queue>,
     path: PathBuf,
     runtime: tokio::runtime::Handle,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    {
+        let (queue, path) = (queue.clone(), path.clone());
+        std::thread::Builder::new()
+            .name("candor-sqlite-checkpointer".into())
+            .spawn(move || checkpoint_until_closed(&queue, &path))?;
+    }
     std::thread::Builder::new()
         .name("candor-sqlite-writer".into())
         .spawn(move || run(&queue, &path, &runtime))
+}
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies committed WAL frames into the database file beside the writer. A checkpoint run by
+/// the writer itself (SQLite's default, at commit) stops ingest for as long as it takes to copy
+/// and sync tens of megabytes; a PASSIVE checkpoint from another connection never blocks the
+/// writer, and runs on the other core.
+fn checkpoint_until_closed(queue: &Queue, path: &Path) {
+    let mut conn: Option<Connection> = None;
+    while !queue.wait_closed(CHECKPOINT_EVERY) {
+        let c = match conn.take().map_or_else(|| open(path), Ok) {
+            Ok(c) => conn.insert(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "the checkpointer cannot open the database");
+                continue;
+            }
+        };
+        if let Err(e) = checkpoint(c, path) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+            conn = None;
+        }
+    }
+}
+
+/// Past this size the log is restarted, not only copied: a log the writer never stops
+/// appending to is never wholly copied, so SQLite would never start it over and it would grow
+/// for as long as ingest runs.
+const WAL_RESTART_BYTES: u64 = 64 << 20;
+
+fn checkpoint(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
+        // Waits (busy_timeout) for the writer's current transaction, copies what the passive
+        // pass left, and makes the next transaction write the log from its start; the writer
+        // pauses only for that remainder.
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
 }
 
 /// Subject-index entries deferred before the writer adds them between groups: large enough
@@ -93,9 +145,17 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
 /// An index run nobody waits for; a failure leaves the entries deferred for the next one.
 fn index_in_background(conn: &mut Connection, unindexed: &AtomicU64) {
     let before = unindexed.swap(0, Ordering::SeqCst);
-    if let Err(e) = index_events_now(conn) {
-        unindexed.fetch_add(before.max(1), Ordering::SeqCst);
-        tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
+    let started = std::time::Instant::now();
+    match index_events_now(conn) {
+        Ok(added) => tracing::debug!(
+            added,
+            micros = started.elapsed().as_micros() as u64,
+            "subject index caught up"
+        ),
+        Err(e) => {
+            unindexed.fetch_add(before.max(1), Ordering::SeqCst);
+            tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
+        }
     }
 }
 
@@ -106,13 +166,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     // As the pool's connections (journal mode is a property of the file, set by the pool),
-    // plus rarer checkpoints: a group rewrites many of the same index pages, and a checkpoint
-    // copies a page once however often it changed since the last one.
+    // but never checkpointing at commit: the checkpointer thread does that.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;",
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
     )?;
-    conn.set_prepared_statement_cache_capacity(32);
+    // Room for every row count of the multi-row event insert, and the rest.
+    conn.set_prepared_statement_cache_capacity(EVENT_ROWS + 32);
     if std::env::var("XP_DROP_SUBJECT").is_ok() {
         conn.execute_batch("DROP INDEX IF EXISTS events_subject")?;
     }
@@ -166,29 +226,38 @@ pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Don
     }
     let (fresh, duplicates) = ingest::split_fresh(jobs, claimed);
 
-    let mut stored = 0;
-    {
-        let mut event = tx.prepare_cached(&sql(&EVENT))?;
-        for (m, received_at) in &fresh {
-            if let Some(e) = &m.event {
-                stored += 1;
-                event.execute(params![
-                    e.subject_key,
-                    e.kind,
-                    e.item_id,
-                    1i64,
-                    e.at,
-                    m.message_id,
-                    e.name,
-                    e.category,
-                    e.purpose,
-                    e.properties,
-                    received_at,
-                    crate::bool_to_db(e.anonymous),
-                ])?;
-            }
+    let events: Vec<(&NewEvent, &str, Micros)> = fresh
+        .iter()
+        .filter_map(|(m, at)| m.event.as_ref().map(|e| (e, m.message_id.as_str(), *at)))
+        .collect();
+    // Rows go in EVENT_ROWS at a time: one statement run per row cost more in statement
+    // set-up and the AUTOINCREMENT bookkeeping than the row itself.
+    let anonymous: Vec<i64> = events
+        .iter()
+        .map(|(e, _, _)| crate::bool_to_db(e.anonymous))
+        .collect();
+    for (chunk, anonymous) in events.chunks(EVENT_ROWS).zip(anonymous.chunks(EVENT_ROWS)) {
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 12);
+        for ((e, message_id, received_at), anonymous) in chunk.iter().zip(anonymous) {
+            values.extend_from_slice(&[
+                &e.subject_key,
+                &e.kind,
+                &e.item_id,
+                &1i64,
+                &e.at,
+                message_id,
+                &e.name,
+                &e.category,
+                &e.purpose,
+                &e.properties,
+                received_at,
+                anonymous,
+            ]);
         }
+        tx.prepare_cached(&EVENT.sql(Backend::Sqlite, chunk.len()))?
+            .execute(rusqlite::params_from_iter(values))?;
     }
+    let stored = events.len();
     for ((subject, field), (sealed, at)) in ingest::latest_contacts(&fresh) {
         tx.prepare_cached(&sql(&CONTACT))?
             .execute(params![subject, field, sealed, at])?;

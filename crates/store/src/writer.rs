@@ -129,6 +129,19 @@ impl Queue {
         }
     }
 
+    /// Waits up to `timeout` for the queue to close; true once it has.
+    pub(crate) fn wait_closed(&self, timeout: std::time::Duration) -> bool {
+        let guard = self.jobs.lock().expect("write queue lock");
+        if guard.1 {
+            return true;
+        }
+        let (guard, _) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |(_, closed)| !*closed)
+            .expect("write queue lock");
+        guard.1
+    }
+
     fn close(&self) {
         self.jobs.lock().expect("write queue lock").1 = true;
         self.ready.notify_all();
