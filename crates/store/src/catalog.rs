@@ -101,9 +101,9 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        // Findable by subject once the writer indexes them (`Store::index_events`).
+        // Not in the writer's tail: findable by subject once indexed, so index them now.
         self.writes.note_unindexed(events.len());
-        Ok(())
+        self.index_events().await
     }
 
     pub async fn set_declared_interests(

@@ -483,16 +483,17 @@ impl Store {
         subject: &str,
         limit: i64,
     ) -> Result<Vec<(String, String, String, String, String, Micros)>> {
-        self.index_events().await?;
-        let rows = sqlx::query(
-            "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.at \
-             FROM event_subjects s JOIN events e ON e.id = s.event_id \
-             WHERE s.subject_key = $1 AND e.subject_key = $1 ORDER BY s.at, s.event_id LIMIT $2",
-        )
+        let (ids, tail) = self.subject_event_ids(subject, 3);
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.at FROM events e \
+             WHERE {ids} AND e.subject_key = $1 ORDER BY e.at, e.id LIMIT $2"
+        )))
         .bind(subject)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(limit);
+        for id in tail {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -6,7 +6,7 @@
 
 use candor_domain::profile::{CategoryInfo, ProfileEvent};
 use candor_domain::{AuditDraft, Micros};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Result, Store, StoreError, audit};
 
@@ -36,20 +36,20 @@ impl Store {
     /// A subject's newest `limit` events (returned oldest first), each with its item's catalog
     /// category and price when the item is in the catalog.
     pub async fn profile_events(&self, subject: &str, limit: i64) -> Result<Vec<ProfileEvent>> {
-        self.index_events().await?;
-        let rows = sqlx::query(
+        let (ids, tail) = self.subject_event_ids(subject, 3);
+        let mut q = sqlx::query(AssertSqlSafe(format!(
             "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.quantity, e.at, \
              c.id AS cat_id, c.name AS cat_name, c.sensitive_kind, i.price_cents \
-             FROM event_subjects s JOIN events e ON e.id = s.event_id \
-             LEFT JOIN items i ON i.id = e.item_id \
+             FROM events e LEFT JOIN items i ON i.id = e.item_id \
              LEFT JOIN catalog_categories c ON c.id = i.category_id \
-             WHERE s.subject_key = $1 AND e.subject_key = $1 \
-             ORDER BY s.at DESC, s.event_id DESC LIMIT $2",
-        )
+             WHERE {ids} AND e.subject_key = $1 ORDER BY e.at DESC, e.id DESC LIMIT $2"
+        )))
         .bind(subject)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(limit);
+        for id in tail {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut out = rows
             .iter()
             .map(|r| {

@@ -194,15 +194,17 @@ impl Store {
 
     /// A subject's item events, newest first, at most `limit`.
     pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
-        self.index_events().await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ITEM_EVENT_COLUMNS} FROM {BY_SUBJECT} \
-             WHERE s.subject_key = $1 AND e.item_id <> '' ORDER BY s.at DESC, s.event_id DESC LIMIT $2"
+        let (ids, tail) = self.subject_event_ids(subject, 3);
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ITEM_EVENT_COLUMNS} FROM events e WHERE {ids} AND e.subject_key = $1 \
+             AND e.item_id <> '' ORDER BY e.at DESC, e.id DESC LIMIT $2"
         )))
-            .bind(subject)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        .bind(subject)
+        .bind(limit);
+        for id in tail {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(decode_item_event).collect()
     }
 

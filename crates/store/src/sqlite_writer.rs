@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use candor_domain::Micros;
@@ -85,17 +85,19 @@ fn checkpoint(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     wal.push("-wal");
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
         // Waits (busy_timeout) for the writer's current transaction, copies what the passive
-        // pass left, and makes the next transaction write the log from its start; the writer
-        // pauses only for that remainder.
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        // pass left, and makes the next transaction write the log from its start, truncated
+        // (so the size checked here is what the log holds); the writer pauses only for that
+        // remainder.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
     Ok(())
 }
 
 /// Subject-index entries deferred before the writer adds them between groups: large enough
-/// that a sorted run puts many entries on each index page, small enough that a reader waiting
-/// for the index to catch up waits briefly.
-const INDEX_RUN: u64 = 50_000;
+/// that a sorted run puts many entries on each index page even with hundreds of thousands of
+/// subjects. Point reads meanwhile find the deferred events through the in-memory tail
+/// (`writer::Tail`, about 20 bytes an event); only whole-store reads (training) wait for a run.
+const INDEX_RUN: u64 = 1_000_000;
 /// How long the queue stays empty before deferred entries are added anyway.
 const INDEX_WHEN_IDLE: Duration = Duration::from_millis(200);
 
@@ -108,7 +110,7 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
                 if let Some(c) = conn.as_mut()
                     && queue.unindexed.load(Ordering::SeqCst) > 0
                 {
-                    index_in_background(c, &queue.unindexed);
+                    index_in_background(c, queue);
                 }
                 continue;
             }
@@ -128,7 +130,7 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
         };
         let mut sink = Sink::Sqlite {
             conn: c,
-            unindexed: &queue.unindexed,
+            queue,
             broken: false,
         };
         // The group runs on this thread; the runtime only provides the timer for retries.
@@ -137,21 +139,25 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
             // Not an answer from SQLite about the data (I/O, a vanished file): start afresh.
             conn = None;
         } else if queue.unindexed.load(Ordering::SeqCst) >= INDEX_RUN {
-            index_in_background(c, &queue.unindexed);
+            index_in_background(c, queue);
         }
     }
 }
 
 /// An index run nobody waits for; a failure leaves the entries deferred for the next one.
-fn index_in_background(conn: &mut Connection, unindexed: &AtomicU64) {
+fn index_in_background(conn: &mut Connection, queue: &Queue) {
+    let unindexed = &queue.unindexed;
     let before = unindexed.swap(0, Ordering::SeqCst);
     let started = std::time::Instant::now();
     match index_events_now(conn) {
-        Ok(added) => tracing::debug!(
-            added,
-            micros = started.elapsed().as_micros() as u64,
-            "subject index caught up"
-        ),
+        Ok(added) => {
+            queue.tail.lock().expect("tail lock").clear();
+            tracing::debug!(
+                added,
+                micros = started.elapsed().as_micros() as u64,
+                "subject index caught up"
+            )
+        }
         Err(e) => {
             unindexed.fetch_add(before.max(1), Ordering::SeqCst);
             tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
@@ -196,10 +202,20 @@ pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// What a committed group stored, for the in-memory tail of unindexed events.
+pub(crate) struct Written<'j> {
+    /// (subject, event id) of every event stored.
+    pub(crate) events: Vec<(&'j str, i64)>,
+    /// The subject index was brought up to date in the same transaction.
+    pub(crate) indexed: bool,
+}
+
 /// Writes jobs in one IMMEDIATE transaction (the write lock is taken up front, so a busy
-/// database is waited for instead of failing the group halfway) and answers each, in order;
-/// also returns how many events it stored.
-pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Done>, usize)> {
+/// database is waited for instead of failing the group halfway) and answers each, in order.
+pub(crate) fn write_jobs<'j>(
+    conn: &mut Connection,
+    jobs: &'j [Job],
+) -> Result<(Vec<Done>, Written<'j>)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = |insert: &ingest::Insert| insert.sql(Backend::Sqlite, 1);
 
@@ -236,6 +252,10 @@ pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Don
         .iter()
         .map(|(e, _, _)| crate::bool_to_db(e.anonymous))
         .collect();
+    let mut written = Written {
+        events: Vec::with_capacity(events.len()),
+        indexed: false,
+    };
     for (chunk, anonymous) in events.chunks(EVENT_ROWS).zip(anonymous.chunks(EVENT_ROWS)) {
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 12);
         for ((e, message_id, received_at), anonymous) in chunk.iter().zip(anonymous) {
@@ -256,8 +276,16 @@ pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Don
         }
         tx.prepare_cached(&EVENT.sql(Backend::Sqlite, chunk.len()))?
             .execute(rusqlite::params_from_iter(values))?;
+        // One writer, one statement: the rows got consecutive ids ending at the last one.
+        let last = tx.last_insert_rowid();
+        let first = last - chunk.len() as i64 + 1;
+        written.events.extend(
+            chunk
+                .iter()
+                .zip(first..)
+                .map(|((e, _, _), id)| (e.subject_key.as_str(), id)),
+        );
     }
-    let stored = events.len();
     for ((subject, field), (sealed, at)) in ingest::latest_contacts(&fresh) {
         tx.prepare_cached(&sql(&CONTACT))?
             .execute(params![subject, field, sealed, at])?;
@@ -277,27 +305,29 @@ pub(crate) fn write_jobs(conn: &mut Connection, jobs: &[Job]) -> Result<(Vec<Don
             ])?;
         }
         if let Some((anon, known, purposes)) = &m.link {
-            link(&tx, anon, known, purposes, *at)?;
+            written.indexed |= link(&tx, anon, known, purposes, *at)?;
         }
     }
     if jobs.iter().any(|j| matches!(j, Job::IndexEvents)) {
         index_events(&tx)?;
+        written.indexed = true;
     }
     tx.commit()?;
-    Ok((ingest::answers(jobs, duplicates, &stored_keys), stored))
+    Ok((ingest::answers(jobs, duplicates, &stored_keys), written))
 }
 
+/// Links a session to a known subject; true if it brought the subject index up to date.
 fn link(
     tx: &rusqlite::Transaction<'_>,
     anon: &str,
     known: &str,
     purposes: &[String],
     at: Micros,
-) -> Result<()> {
+) -> Result<bool> {
     tx.prepare_cached(&LINK.sql(Backend::Sqlite, 1))?
         .execute(params![anon, known, at])?;
     if purposes.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // The session's events are found through the subject index, so it must cover them.
     index_events(tx)?;
@@ -317,7 +347,7 @@ fn link(
          (SELECT 1 FROM events e WHERE e.id = event_subjects.event_id AND e.subject_key = ?1)",
     )?
     .execute(params![anon])?;
-    Ok(())
+    Ok(true)
 }
 
 /// Adds the subject-index entries of every event stored since the last run, in one sorted

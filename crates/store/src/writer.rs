@@ -68,9 +68,37 @@ pub(crate) struct Queue {
     jobs: Mutex<(Vec<Queued>, bool)>,
     ready: Condvar,
     /// SQLite: events stored (by anyone) since the subject index last caught up; nonzero means
-    /// a reader must ask the writer to index first. Raised before a write is acknowledged,
-    /// cleared before an index run starts.
+    /// a whole-store reader must ask the writer to index first. Raised before a write is
+    /// acknowledged, cleared before an index run starts.
     pub(crate) unindexed: AtomicU64,
+    /// SQLite: the ingested events the subject index does not cover yet, by subject.
+    pub(crate) tail: Mutex<Tail>,
+}
+
+/// Event ids the subject index does not cover yet, by subject: point reads add them to what
+/// the index finds. Filled after a group commits and before it is acknowledged; emptied after
+/// an index run commits. A reader that copied ids just before an index run finds them twice,
+/// which a query on `id IN (..)` does not mind; it never finds an acknowledged event nowhere.
+#[derive(Default)]
+pub(crate) struct Tail {
+    by_subject: std::collections::HashMap<String, Vec<i64>>,
+}
+
+impl Tail {
+    fn add(&mut self, events: &[(&str, i64)]) {
+        for (subject, id) in events {
+            match self.by_subject.get_mut(*subject) {
+                Some(ids) => ids.push(*id),
+                None => {
+                    self.by_subject.insert((*subject).to_owned(), vec![*id]);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_subject = Default::default();
+    }
 }
 
 /// What the writer thread finds when it looks at the queue.
@@ -178,6 +206,7 @@ impl GroupCommit {
         GroupCommit {
             queue: Arc::new(Queue {
                 jobs: Mutex::default(),
+                tail: Mutex::default(),
                 ready: Condvar::new(),
                 // A node that stopped between a write and an index run left entries to add.
                 unindexed: AtomicU64::new(u64::from(backend == Backend::Sqlite)),
@@ -242,6 +271,18 @@ impl GroupCommit {
         self.queue.unindexed.load(Ordering::SeqCst) > 0
     }
 
+    /// Ids of `subject`'s events that the subject index does not cover yet.
+    pub(crate) fn unindexed_ids(&self, subject: &str) -> Vec<i64> {
+        self.queue
+            .tail
+            .lock()
+            .expect("tail lock")
+            .by_subject
+            .get(subject)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn ensure_thread(
         &self,
         thread: &Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -268,7 +309,7 @@ impl GroupCommit {
 pub(crate) enum Sink<'a> {
     Sqlite {
         conn: &'a mut rusqlite::Connection,
-        unindexed: &'a AtomicU64,
+        queue: &'a Queue,
         /// Set when the connection failed in a way that needs a new one.
         broken: bool,
     },
@@ -280,29 +321,38 @@ impl Sink<'_> {
         match self {
             Sink::Sqlite {
                 conn,
-                unindexed,
+                queue,
                 broken,
             } => {
+                let unindexed = &queue.unindexed;
+                // A link indexes too, but a group with one cannot tell in advance: it then
+                // leaves the counter raised, which only costs a reader an empty index run.
                 let indexing = jobs.iter().any(|j| matches!(j, Job::IndexEvents));
-                if indexing {
-                    unindexed.store(0, Ordering::SeqCst);
-                }
-                let result = crate::sqlite_writer::write_jobs(conn, jobs);
-                match &result {
-                    Ok((_, stored)) if !indexing => {
-                        unindexed.fetch_add(*stored as u64, Ordering::SeqCst);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        if indexing {
-                            unindexed.fetch_add(1, Ordering::SeqCst);
+                let before = if indexing {
+                    unindexed.swap(0, Ordering::SeqCst)
+                } else {
+                    0
+                };
+                match crate::sqlite_writer::write_jobs(conn, jobs) {
+                    Ok((done, written)) => {
+                        // Before the answers go out: acknowledged means findable.
+                        let mut tail = queue.tail.lock().expect("tail lock");
+                        if written.indexed {
+                            tail.clear();
+                        } else {
+                            tail.add(&written.events);
+                            unindexed.fetch_add(written.events.len() as u64, Ordering::SeqCst);
                         }
-                        if let StoreError::Sqlite(e) = e {
+                        Ok(done)
+                    }
+                    Err(e) => {
+                        unindexed.fetch_add(before, Ordering::SeqCst);
+                        if let StoreError::Sqlite(e) = &e {
                             *broken |= crate::sqlite_writer::is_broken(e);
                         }
+                        Err(e)
                     }
                 }
-                result.map(|(done, _)| done)
             }
             Sink::Postgres(store) => store.write_jobs_in(store.pool.begin().await?, jobs).await,
         }
@@ -353,9 +403,28 @@ impl Store {
         self.writes.submit(self, job).await
     }
 
-    /// Makes every stored event findable by subject: on SQLite, asks the writer to add the
-    /// subject-index entries it has deferred (a no-op when there are none); on PostgreSQL the
-    /// index is always current. Every per-subject read calls this first.
+    /// `e.id IN (..)` for a per-subject read of `events e`: the ids the subject index holds for
+    /// `$1`, plus on SQLite those of the subject's events the writer has not indexed yet, bound
+    /// from `$first` on. Returns the condition and the ids to bind, in order.
+    pub(crate) fn subject_event_ids(&self, subject: &str, first: usize) -> (String, Vec<i64>) {
+        let tail = match self.backend {
+            Backend::Sqlite => self.writes.unindexed_ids(subject),
+            Backend::Postgres => Vec::new(),
+        };
+        let mut sql =
+            String::from("e.id IN (SELECT event_id FROM event_subjects WHERE subject_key = $1");
+        for i in 0..tail.len() {
+            sql.push_str(if i == 0 { " UNION ALL VALUES " } else { "," });
+            sql.push_str(&format!("(${})", first + i));
+        }
+        sql.push(')');
+        (sql, tail)
+    }
+
+    /// Makes every stored event findable through the subject index alone: on SQLite, asks the
+    /// writer to add the entries it has deferred (a no-op when there are none); on PostgreSQL
+    /// the index is always current. Reads over all subjects (training) call this first; point
+    /// reads use `subject_event_ids` instead and never wait.
     pub async fn index_events(&self) -> Result<()> {
         if self.backend == Backend::Sqlite && self.writes.has_unindexed() {
             self.submit(Job::IndexEvents).await?;
