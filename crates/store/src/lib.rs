@@ -1,11 +1,17 @@
 //! Candor's storage adapter: one `Store` over SQLite (embedded default) or PostgreSQL.
 //!
 //! Invariants:
-//! - Only this crate knows SQL and sqlx. Every query is written once with `$n` placeholders and
-//!   portable types (TEXT, BIGINT, DOUBLE PRECISION), and runs unchanged on both backends; only
-//!   the generated multi-row statements (`ingest::placeholders`) pick each backend's placeholder.
+//! - Only this crate knows SQL, sqlx and rusqlite. Every query is written once with `$n`
+//!   placeholders and portable types (TEXT, BIGINT, DOUBLE PRECISION), and runs unchanged on both
+//!   backends; only the generated multi-row statements (`ingest::placeholders`) pick each
+//!   backend's placeholder. The SQLite ingest writer (`sqlite_writer`) runs the same statement
+//!   texts on its own rusqlite connection.
 //! - Ingest writes go through one group-commit queue (`writer`), so concurrent requests share
 //!   transactions and SQLite's write lock is never fought over by ingest.
+//! - Events are read by subject only through `event_subjects`: point reads with
+//!   `Store::subject_event_ids` (the index plus the SQLite writer's unindexed tail), reads over
+//!   every subject after `Store::index_events`. A plain `WHERE subject_key = ..` on `events`
+//!   would scan the table on SQLite, which has no per-subject index on it.
 //! - Every state change that must be audited appends its audit entry in the same transaction, so
 //!   a change without its entry (or an entry without its change) can never be committed.
 //! - Consent records are only ever inserted, never updated or deleted.
