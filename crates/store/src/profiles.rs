@@ -36,7 +36,7 @@ impl Store {
     /// A subject's newest `limit` events (returned oldest first), each with its item's catalog
     /// category and price when the item is in the catalog.
     pub async fn profile_events(&self, subject: &str, limit: i64) -> Result<Vec<ProfileEvent>> {
-        let (ids, tail) = self.subject_event_ids(subject, 3);
+        let (ids, tail) = self.subject_event_ids(subject, 3).await?;
         let mut q = sqlx::query(AssertSqlSafe(format!(
             "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.quantity, e.at, \
              c.id AS cat_id, c.name AS cat_name, c.sensitive_kind, i.price_cents \

@@ -82,10 +82,18 @@ pub(crate) struct Queue {
 #[derive(Default)]
 pub(crate) struct Tail {
     by_subject: std::collections::HashMap<String, Vec<i64>>,
+    /// Every id held, ascending (one writer assigns them in order).
+    ids: Vec<i64>,
 }
 
 impl Tail {
+    /// How many held ids are above `id`.
+    fn count_above(&self, id: i64) -> usize {
+        self.ids.len() - self.ids.partition_point(|held| *held <= id)
+    }
+
     fn add(&mut self, events: &[(&str, i64)]) {
+        self.ids.extend(events.iter().map(|(_, id)| *id));
         for (subject, id) in events {
             match self.by_subject.get_mut(*subject) {
                 Some(ids) => ids.push(*id),
@@ -97,7 +105,7 @@ impl Tail {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.by_subject = Default::default();
+        *self = Tail::default();
     }
 }
 
@@ -271,6 +279,11 @@ impl GroupCommit {
         self.queue.unindexed.load(Ordering::SeqCst) > 0
     }
 
+    /// How many events above `id` this process's writer holds in its tail.
+    pub(crate) fn tail_above(&self, id: i64) -> usize {
+        self.queue.tail.lock().expect("tail lock").count_above(id)
+    }
+
     /// Ids of `subject`'s events that the subject index does not cover yet.
     pub(crate) fn unindexed_ids(&self, subject: &str) -> Vec<i64> {
         self.queue
@@ -406,9 +419,16 @@ impl Store {
     /// `e.id IN (..)` for a per-subject read of `events e`: the ids the subject index holds for
     /// `$1`, plus on SQLite those of the subject's events the writer has not indexed yet, bound
     /// from `$first` on. Returns the condition and the ids to bind, in order.
-    pub(crate) fn subject_event_ids(&self, subject: &str, first: usize) -> (String, Vec<i64>) {
+    pub(crate) async fn subject_event_ids(
+        &self,
+        subject: &str,
+        first: usize,
+    ) -> Result<(String, Vec<i64>)> {
         let tail = match self.backend {
-            Backend::Sqlite => self.writes.unindexed_ids(subject),
+            Backend::Sqlite => {
+                self.index_foreign_events().await?;
+                self.writes.unindexed_ids(subject)
+            }
             Backend::Postgres => Vec::new(),
         };
         let mut sql =
@@ -418,7 +438,28 @@ impl Store {
             sql.push_str(&format!("(${})", first + i));
         }
         sql.push(')');
-        (sql, tail)
+        Ok((sql, tail))
+    }
+
+    /// SQLite: another process on the same file (an import, a second node for a while) keeps
+    /// its unindexed events in its own memory. Ids are assigned in order, so if more ids lie
+    /// above the index's high-water mark than this process's tail holds, some are someone
+    /// else's: index them before reading.
+    async fn index_foreign_events(&self) -> Result<()> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM events) AS last, \
+             (SELECT event_id FROM event_subjects_through WHERE id = 1) AS through",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (last, through): (i64, i64) = (
+            sqlx::Row::try_get(&row, "last")?,
+            sqlx::Row::try_get(&row, "through")?,
+        );
+        if last - through > self.writes.tail_above(through) as i64 {
+            self.submit(Job::IndexEvents).await?;
+        }
+        Ok(())
     }
 
     /// Makes every stored event findable through the subject index alone: on SQLite, asks the

@@ -253,6 +253,11 @@ both_stores!(
             );
         }
         assert_eq!(store.subject_events("s1", 100).await.unwrap().len(), 15);
+        // Another process on the same database finds them too, though they are in this
+        // process's tail, not in the index.
+        let other = db.store().await.unwrap();
+        assert_eq!(other.item_events("s1", 100).await.unwrap().len(), 15);
+        other.close().await;
         assert_eq!(store.item_events("s2", 100).await.unwrap(), vec![]);
 
         // An anonymous session, then a link: its events move to the known subject, index and all.
