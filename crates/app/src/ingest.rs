@@ -193,14 +193,16 @@ impl App {
         let mut keys = HashMap::new();
         for round in 0..2 {
             let mut missing = Vec::new();
+            let rules = Rules {
+                inventory: &inventory,
+                purposes: &purposes,
+                keys: &keys,
+            };
             for ((_, msg, value), slot) in valid.iter().zip(prepared.iter_mut()) {
                 if slot.is_some() {
                     continue;
                 }
-                match self
-                    .prepare(msg, value, &inventory, &purposes, &keys)
-                    .await?
-                {
+                match self.prepare(msg, value, &rules).await? {
                     Prepared::NeedsKey(subject) => missing.push(subject),
                     p => *slot = Some(p),
                 }
@@ -290,14 +292,7 @@ impl App {
         Ok(report)
     }
 
-    async fn prepare(
-        &self,
-        msg: &Message,
-        raw: &Value,
-        inventory: &Inventory,
-        purposes: &BTreeMap<PurposeId, Purpose>,
-        keys: &HashMap<String, SecretKey>,
-    ) -> Result<Prepared> {
+    async fn prepare(&self, msg: &Message, raw: &Value, rules: &Rules<'_>) -> Result<Prepared> {
         // The gate asks about consent as it stands now, when the data would be stored.
         let now = self.now();
         let known = match (&msg.kind, &msg.user_id) {
@@ -319,25 +314,27 @@ impl App {
         };
         // Gated in place, under the cache's read lock: no copy of the consent state per message.
         self.with_consents(&ids.subject, |consents| {
-            self.gate(msg, raw, inventory, purposes, keys, &ids, consents, now)
+            self.gate(msg, raw, rules, &ids, consents, now)
         })
         .await?
     }
 
     /// Applies the tracking plan and the consent gate to one message, sealing what must be
     /// sealed; synchronous, so it can run on the cached consent state without copying it.
-    #[allow(clippy::too_many_arguments)]
     fn gate(
         &self,
         msg: &Message,
         raw: &Value,
-        inventory: &Inventory,
-        purposes: &BTreeMap<PurposeId, Purpose>,
-        keys: &HashMap<String, SecretKey>,
+        rules: &Rules<'_>,
         ids: &Identities,
         consents: &SubjectConsents,
         now: Micros,
     ) -> Result<Prepared> {
+        let Rules {
+            inventory,
+            purposes,
+            keys,
+        } = *rules;
         let Identities {
             known,
             anonymous,
@@ -587,6 +584,14 @@ fn allowed_purposes(
         .filter(|p| consents.status(p, now).allows())
         .map(|p| p.id.to_string())
         .collect()
+}
+
+/// What a request's messages are prepared against: the tracking plan and purposes in force
+/// when it arrived, and the data keys fetched for it.
+struct Rules<'a> {
+    inventory: &'a Inventory,
+    purposes: &'a BTreeMap<PurposeId, Purpose>,
+    keys: &'a HashMap<String, SecretKey>,
 }
 
 /// Who a message is about: its known and anonymous subject keys, and the one it is filed under.

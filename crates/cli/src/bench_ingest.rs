@@ -67,16 +67,19 @@ fn rss_kib() -> u64 {
 
 /// CPU time this process has used (user + system), in seconds.
 fn cpu_secs() -> f64 {
-    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux).
     std::fs::read_to_string("/proc/self/stat")
         .ok()
-        .and_then(|s| {
-            let after_comm = &s[s.rfind(')')? + 2..];
-            let fields: Vec<&str> = after_comm.split_whitespace().collect();
-            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-            Some((ticks(11)? + ticks(12)?) / 100.0)
-        })
+        .and_then(|s| stat_cpu(&s).map(|(_, cpu)| cpu))
         .unwrap_or(0.0)
+}
+
+/// The name and CPU seconds (user + system) in a `/proc/.../stat` line: fields 14 and 15, in
+/// clock ticks (100 per second on Linux), after the parenthesized name.
+fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((&stat[open + 1..close], (ticks(11)? + ticks(12)?) / 100.0))
 }
 
 /// CPU seconds used so far by each kind of thread (by name: the runtime's workers, the SQLite
@@ -90,14 +93,8 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
-            *by.entry(name).or_default() += (u + s) / 100.0;
+        if let Some((name, cpu)) = stat_cpu(&stat) {
+            *by.entry(name.to_owned()).or_default() += cpu;
         }
     }
     by

@@ -483,17 +483,14 @@ impl Store {
         subject: &str,
         limit: i64,
     ) -> Result<Vec<(String, String, String, String, String, Micros)>> {
-        let (ids, tail) = self.subject_event_ids(subject, 3).await?;
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.at FROM events e \
-             WHERE {ids} AND e.subject_key = $1 ORDER BY e.at, e.id LIMIT $2"
-        )))
-        .bind(subject)
-        .bind(limit);
-        for id in tail {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = self
+            .subject_rows(subject, limit, |of_subject| {
+                format!(
+                    "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.at FROM events e \
+                     WHERE {of_subject} ORDER BY e.at, e.id LIMIT $2"
+                )
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -9,7 +9,7 @@
 //! - Ingest writes go through one group-commit queue (`writer`), so concurrent requests share
 //!   transactions and SQLite's write lock is never fought over by ingest.
 //! - Events are read by subject only through `event_subjects`: point reads with
-//!   `Store::subject_event_ids` (the index plus the SQLite writer's unindexed tail), reads over
+//!   `Store::subject_rows` (the index plus the SQLite writer's unindexed tail), reads over
 //!   every subject after `Store::index_events`. A plain `WHERE subject_key = ..` on `events`
 //!   would scan the table on SQLite, which has no per-subject index on it.
 //! - Every state change that must be audited appends its audit entry in the same transaction, so

@@ -6,7 +6,7 @@
 
 use candor_domain::profile::{CategoryInfo, ProfileEvent};
 use candor_domain::{AuditDraft, Micros};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
 use crate::{Result, Store, StoreError, audit};
 
@@ -36,20 +36,17 @@ impl Store {
     /// A subject's newest `limit` events (returned oldest first), each with its item's catalog
     /// category and price when the item is in the catalog.
     pub async fn profile_events(&self, subject: &str, limit: i64) -> Result<Vec<ProfileEvent>> {
-        let (ids, tail) = self.subject_event_ids(subject, 3).await?;
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.quantity, e.at, \
-             c.id AS cat_id, c.name AS cat_name, c.sensitive_kind, i.price_cents \
-             FROM events e LEFT JOIN items i ON i.id = e.item_id \
-             LEFT JOIN catalog_categories c ON c.id = i.category_id \
-             WHERE {ids} AND e.subject_key = $1 ORDER BY e.at DESC, e.id DESC LIMIT $2"
-        )))
-        .bind(subject)
-        .bind(limit);
-        for id in tail {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = self
+            .subject_rows(subject, limit, |of_subject| {
+                format!(
+                    "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.quantity, e.at, \
+                     c.id AS cat_id, c.name AS cat_name, c.sensitive_kind, i.price_cents \
+                     FROM events e LEFT JOIN items i ON i.id = e.item_id \
+                     LEFT JOIN catalog_categories c ON c.id = i.category_id \
+                     WHERE {of_subject} ORDER BY e.at DESC, e.id DESC LIMIT $2"
+                )
+            })
+            .await?;
         let mut out = rows
             .iter()
             .map(|r| {

@@ -194,17 +194,14 @@ impl Store {
 
     /// A subject's item events, newest first, at most `limit`.
     pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
-        let (ids, tail) = self.subject_event_ids(subject, 3).await?;
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ITEM_EVENT_COLUMNS} FROM events e WHERE {ids} AND e.subject_key = $1 \
-             AND e.item_id <> '' ORDER BY e.at DESC, e.id DESC LIMIT $2"
-        )))
-        .bind(subject)
-        .bind(limit);
-        for id in tail {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = self
+            .subject_rows(subject, limit, |of_subject| {
+                format!(
+                    "SELECT {ITEM_EVENT_COLUMNS} FROM events e WHERE {of_subject} \
+                     AND e.item_id <> '' ORDER BY e.at DESC, e.id DESC LIMIT $2"
+                )
+            })
+            .await?;
         rows.iter().map(decode_item_event).collect()
     }
 

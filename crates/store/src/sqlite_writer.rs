@@ -11,7 +11,8 @@
 //! Invariants:
 //! - Only this thread writes ingest groups on SQLite, so ingest never fights itself for the
 //!   write lock; other writers (consent changes, the decision log) wait on `busy_timeout`.
-//! - The statements are the ones PostgreSQL runs (`ingest::EVENT` and the rest), one row each.
+//! - The statements are the ones PostgreSQL runs (`ingest::EVENT` and the rest): events
+//!   `EVENT_ROWS` to a statement, the other rows one each.
 //! - Every job taken from the queue is answered, even when the connection cannot be opened.
 
 use std::collections::{HashMap, HashSet};
@@ -147,12 +148,11 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
 
 /// An index run nobody waits for; a failure leaves the entries deferred for the next one.
 fn index_in_background(conn: &mut Connection, queue: &Queue) {
-    let unindexed = &queue.unindexed;
-    let before = unindexed.swap(0, Ordering::SeqCst);
+    let pending = queue.index_starting();
     let started = std::time::Instant::now();
     match index_events_now(conn) {
         Ok(added) => {
-            queue.tail.lock().expect("tail lock").clear();
+            queue.index_committed();
             tracing::debug!(
                 added,
                 micros = started.elapsed().as_micros() as u64,
@@ -160,7 +160,7 @@ fn index_in_background(conn: &mut Connection, queue: &Queue) {
             )
         }
         Err(e) => {
-            unindexed.fetch_add(before.max(1), Ordering::SeqCst);
+            queue.index_failed(pending);
             tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
         }
     }
@@ -180,9 +180,6 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     // Room for every row count of the multi-row event insert, and the rest.
     conn.set_prepared_statement_cache_capacity(EVENT_ROWS + 32);
-    if std::env::var("XP_DROP_SUBJECT").is_ok() {
-        conn.execute_batch("DROP INDEX IF EXISTS events_subject")?;
-    }
     Ok(conn)
 }
 
@@ -236,30 +233,32 @@ pub(crate) fn write_jobs<'j>(
     {
         let mut claim = tx.prepare_cached(&sql(&CLAIM))?;
         for (id, at) in ingest::claims(jobs) {
-            if std::env::var("XP_NO_CLAIM").is_ok() || claim.execute(params![id, at])? == 1 {
+            if claim.execute(params![id, at])? == 1 {
                 claimed.insert(id);
             }
         }
     }
     let (fresh, duplicates) = ingest::split_fresh(jobs, claimed);
 
-    let events: Vec<(&NewEvent, &str, Micros)> = fresh
+    // (event, message id, received at, anonymous as stored)
+    let events: Vec<(&NewEvent, &str, Micros, i64)> = fresh
         .iter()
-        .filter_map(|(m, at)| m.event.as_ref().map(|e| (e, m.message_id.as_str(), *at)))
+        .filter_map(|(m, at)| {
+            m.event.as_ref().map(|e| {
+                let anonymous = crate::bool_to_db(e.anonymous);
+                (e, m.message_id.as_str(), *at, anonymous)
+            })
+        })
         .collect();
     // Rows go in EVENT_ROWS at a time: one statement run per row cost more in statement
     // set-up and the AUTOINCREMENT bookkeeping than the row itself.
-    let anonymous: Vec<i64> = events
-        .iter()
-        .map(|(e, _, _)| crate::bool_to_db(e.anonymous))
-        .collect();
     let mut written = Written {
         events: Vec::with_capacity(events.len()),
         indexed: false,
     };
-    for (chunk, anonymous) in events.chunks(EVENT_ROWS).zip(anonymous.chunks(EVENT_ROWS)) {
+    for chunk in events.chunks(EVENT_ROWS) {
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 12);
-        for ((e, message_id, received_at), anonymous) in chunk.iter().zip(anonymous) {
+        for (e, message_id, received_at, anonymous) in chunk {
             values.extend_from_slice(&[
                 &e.subject_key,
                 &e.kind,
@@ -284,20 +283,23 @@ pub(crate) fn write_jobs<'j>(
             chunk
                 .iter()
                 .zip(first..)
-                .map(|((e, _, _), id)| (e.subject_key.as_str(), id)),
+                .map(|((e, ..), id)| (e.subject_key.as_str(), id)),
         );
     }
-    for ((subject, field), (sealed, at)) in ingest::latest_contacts(&fresh) {
-        tx.prepare_cached(&sql(&CONTACT))?
-            .execute(params![subject, field, sealed, at])?;
+    {
+        let mut contact = tx.prepare_cached(&sql(&CONTACT))?;
+        for ((subject, field), (sealed, at)) in ingest::latest_contacts(&fresh) {
+            contact.execute(params![subject, field, sealed, at])?;
+        }
+        let mut protected = tx.prepare_cached(&sql(&PROTECTED))?;
+        for ((subject, attribute), value) in ingest::latest_protected(&fresh) {
+            protected.execute(params![subject, attribute, value])?;
+        }
     }
-    for ((subject, attribute), value) in ingest::latest_protected(&fresh) {
-        tx.prepare_cached(&sql(&PROTECTED))?
-            .execute(params![subject, attribute, value])?;
-    }
+    let quarantine = sql(&QUARANTINE);
     for (m, at) in &fresh {
         if let Some((subject, key, sealed)) = &m.quarantine {
-            tx.prepare_cached(&sql(&QUARANTINE))?.execute(params![
+            tx.prepare_cached(&quarantine)?.execute(params![
                 m.message_id,
                 subject,
                 key,

@@ -165,6 +165,29 @@ impl Queue {
         }
     }
 
+    /// An index run is starting: what it covers stops counting as pending. Returns what did,
+    /// for `index_failed`.
+    pub(crate) fn index_starting(&self) -> u64 {
+        self.unindexed.swap(0, Ordering::SeqCst)
+    }
+
+    /// An index run committed: the tail it covered is dropped.
+    pub(crate) fn index_committed(&self) {
+        self.tail.lock().expect("tail lock").clear();
+    }
+
+    /// An index run failed: its entries are pending again.
+    pub(crate) fn index_failed(&self, pending: u64) {
+        self.unindexed.fetch_add(pending.max(1), Ordering::SeqCst);
+    }
+
+    /// A group committed without indexing: its events join the tail, before it is acknowledged.
+    fn events_committed(&self, events: &[(&str, i64)]) {
+        self.tail.lock().expect("tail lock").add(events);
+        self.unindexed
+            .fetch_add(events.len() as u64, Ordering::SeqCst);
+    }
+
     /// Waits up to `timeout` for the queue to close; true once it has.
     pub(crate) fn wait_closed(&self, timeout: std::time::Duration) -> bool {
         let guard = self.jobs.lock().expect("write queue lock");
@@ -337,29 +360,24 @@ impl Sink<'_> {
                 queue,
                 broken,
             } => {
-                let unindexed = &queue.unindexed;
                 // A link indexes too, but a group with one cannot tell in advance: it then
                 // leaves the counter raised, which only costs a reader an empty index run.
                 let indexing = jobs.iter().any(|j| matches!(j, Job::IndexEvents));
-                let before = if indexing {
-                    unindexed.swap(0, Ordering::SeqCst)
-                } else {
-                    0
-                };
+                let pending = if indexing { queue.index_starting() } else { 0 };
                 match crate::sqlite_writer::write_jobs(conn, jobs) {
                     Ok((done, written)) => {
                         // Before the answers go out: acknowledged means findable.
-                        let mut tail = queue.tail.lock().expect("tail lock");
                         if written.indexed {
-                            tail.clear();
+                            queue.index_committed();
                         } else {
-                            tail.add(&written.events);
-                            unindexed.fetch_add(written.events.len() as u64, Ordering::SeqCst);
+                            queue.events_committed(&written.events);
                         }
                         Ok(done)
                     }
                     Err(e) => {
-                        unindexed.fetch_add(before, Ordering::SeqCst);
+                        if indexing {
+                            queue.index_failed(pending);
+                        }
                         if let StoreError::Sqlite(e) = &e {
                             *broken |= crate::sqlite_writer::is_broken(e);
                         }
@@ -416,14 +434,15 @@ impl Store {
         self.writes.submit(self, job).await
     }
 
-    /// `e.id IN (..)` for a per-subject read of `events e`: the ids the subject index holds for
-    /// `$1`, plus on SQLite those of the subject's events the writer has not indexed yet, bound
-    /// from `$first` on. Returns the condition and the ids to bind, in order.
-    pub(crate) async fn subject_event_ids(
+    /// A per-subject read of `events e`: `sql` gets the condition selecting the events of
+    /// subject `$1` (the ids the subject index holds, plus on SQLite those the writer has not
+    /// indexed yet, bound from `$3` on) and may use `$2`, bound to `limit`.
+    pub(crate) async fn subject_rows(
         &self,
         subject: &str,
-        first: usize,
-    ) -> Result<(String, Vec<i64>)> {
+        limit: i64,
+        sql: impl FnOnce(&str) -> String,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
         let tail = match self.backend {
             Backend::Sqlite => {
                 self.index_foreign_events().await?;
@@ -431,14 +450,21 @@ impl Store {
             }
             Backend::Postgres => Vec::new(),
         };
-        let mut sql =
+        let mut of_subject =
             String::from("e.id IN (SELECT event_id FROM event_subjects WHERE subject_key = $1");
         for i in 0..tail.len() {
-            sql.push_str(if i == 0 { " UNION ALL VALUES " } else { "," });
-            sql.push_str(&format!("(${})", first + i));
+            of_subject.push_str(if i == 0 { " UNION ALL VALUES " } else { "," });
+            of_subject.push_str(&format!("(${})", 3 + i));
         }
-        sql.push(')');
-        Ok((sql, tail))
+        // The index may hold stale entries (an event since moved to another subject).
+        of_subject.push_str(") AND e.subject_key = $1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql(&of_subject)))
+            .bind(subject)
+            .bind(limit);
+        for id in tail {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// SQLite: another process on the same file (an import, a second node for a while) keeps
@@ -465,7 +491,7 @@ impl Store {
     /// Makes every stored event findable through the subject index alone: on SQLite, asks the
     /// writer to add the entries it has deferred (a no-op when there are none); on PostgreSQL
     /// the index is always current. Reads over all subjects (training) call this first; point
-    /// reads use `subject_event_ids` instead and never wait.
+    /// reads use `subject_rows` instead and never wait.
     pub async fn index_events(&self) -> Result<()> {
         if self.backend == Backend::Sqlite && self.writes.has_unindexed() {
             self.submit(Job::IndexEvents).await?;
