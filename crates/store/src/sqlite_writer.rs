@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use crate::ingest::{
     self, CLAIM, CONTACT, DATA_KEY, EVENT, LINK, LINK_EVENTS, PROTECTED, QUARANTINE,
 };
-use crate::writer::{Done, Job, Next, Queue, Sink};
+use crate::writer::{Done, Job, MemoryRun, Next, Queue, Sink};
 use crate::{Backend, NewEvent, Result};
 
 /// Event rows per INSERT statement.
@@ -52,7 +52,7 @@ pub(crate) fn spawn(
 }
 
 /// How often the checkpointer copies the write-ahead log into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies committed WAL frames into the database file beside the writer. A checkpoint run by
 /// the writer itself (SQLite's default, at commit) stops ingest for as long as it takes to copy
@@ -94,25 +94,33 @@ fn checkpoint(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Subject-index entries deferred before the writer adds them between groups: large enough
-/// that a sorted run puts several entries on each index page at tens of thousands of subjects,
-/// small enough that a run (which holds up ingest) lasts one to two seconds at 10M events; 1M
-/// was no faster overall and stalled for 7 s. Point reads meanwhile find the deferred events
-/// through the in-memory tail (`writer::Tail`); only whole-store reads (training) wait for a run.
+/// Subject-index entries deferred before the writer starts a run to add them: large enough
+/// that a sorted run puts several entries on each index page at tens of thousands of subjects.
+/// Point reads meanwhile find the deferred events through the in-memory tail
+/// (`writer::Tail`); only whole-store reads (training) wait for a run.
 const INDEX_RUN: u64 = 250_000;
 /// How long the queue stays empty before deferred entries are added anyway.
 const INDEX_WHEN_IDLE: Duration = Duration::from_millis(200);
+/// How long one slice of a run may hold up the groups queued behind it. A run of 250k entries
+/// over 50k subjects takes one to two seconds at 10M events; in one piece that stalled every
+/// client for as long.
+const INDEX_SLICE: Duration = Duration::from_millis(40);
 
 fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
     let mut conn: Option<Connection> = None;
+    let mut index_run: Option<MemoryRun> = None;
     loop {
-        let group = match queue.next(INDEX_WHEN_IDLE) {
+        // A run in progress goes on at once when nothing is queued.
+        let idle = if index_run.is_some() {
+            Duration::ZERO
+        } else {
+            INDEX_WHEN_IDLE
+        };
+        let group = match queue.next(idle) {
             Next::Closed => return,
             Next::Idle => {
-                if let Some(c) = conn.as_mut()
-                    && queue.unindexed.load(Ordering::SeqCst) > 0
-                {
-                    index_in_background(c, queue);
+                if let Some(c) = conn.as_mut() {
+                    advance_index(c, queue, &mut index_run, true);
                 }
                 continue;
             }
@@ -140,13 +148,142 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
         if let Sink::Sqlite { broken: true, .. } = sink {
             // Not an answer from SQLite about the data (I/O, a vanished file): start afresh.
             conn = None;
-        } else if queue.unindexed.load(Ordering::SeqCst) >= INDEX_RUN {
-            index_in_background(c, queue);
+        } else {
+            advance_index(c, queue, &mut index_run, false);
         }
     }
 }
 
-/// An index run nobody waits for; a failure leaves the entries deferred for the next one.
+/// Moves the subject index on by one slice: starts a run once enough entries are deferred (or
+/// the writer is idle), from memory when the tail holds every event above the index's mark,
+/// else as one pass over the table.
+fn advance_index(
+    conn: &mut Connection,
+    queue: &Queue,
+    index_run: &mut Option<MemoryRun>,
+    idle: bool,
+) {
+    if index_run.as_ref().is_some_and(|r| queue.superseded(r)) {
+        *index_run = None;
+    }
+    if index_run.is_none() {
+        let pending = queue.unindexed.load(Ordering::SeqCst);
+        if pending == 0 || (!idle && pending < INDEX_RUN) {
+            return;
+        }
+        let through = match index_mark(conn) {
+            Ok(through) => through,
+            Err(e) => {
+                tracing::warn!(error = %e, "the subject index's mark cannot be read");
+                return;
+            }
+        };
+        match queue.index_run_from_memory(through) {
+            Some(r) => *index_run = Some(r),
+            None => return index_in_background(conn, queue),
+        }
+    }
+    let run = index_run.as_mut().expect("started above");
+    match run.add_slice(conn, INDEX_SLICE) {
+        Ok(false) => {}
+        Ok(true) => {
+            queue.index_committed_through(run.last);
+            *index_run = None;
+        }
+        Err(e) => {
+            queue.index_failed(run.pending);
+            *index_run = None;
+            tracing::warn!(error = %e, "deferred subject-index entries could not be added yet");
+        }
+    }
+}
+
+/// Entries per statement of a run from memory.
+const ENTRY_ROWS: usize = 32;
+
+impl MemoryRun {
+    /// Adds entries for up to `budget`, in one transaction; true once the run is complete
+    /// (the last slice also moves the index's mark to the run's last id).
+    fn add_slice(&mut self, conn: &mut Connection, budget: Duration) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rows: Vec<(&str, i64, Micros)> = Vec::with_capacity(2 * ENTRY_ROWS);
+        let mut next = self.next;
+        for (subject, held) in &self.entries[self.next..] {
+            rows.extend(held.iter().map(|(id, at)| (subject.as_str(), *id, *at)));
+            if rows.len() >= ENTRY_ROWS {
+                insert_entries(&tx, &rows)?;
+                rows.clear();
+            }
+            next += 1;
+            if next % 64 == 0 && started.elapsed() >= budget {
+                break;
+            }
+        }
+        insert_entries(&tx, &rows)?;
+        drop(rows);
+        let complete = next == self.entries.len();
+        if complete {
+            self.finish(&tx)?;
+        }
+        tx.commit()?;
+        self.next = next;
+        Ok(complete)
+    }
+
+    /// Closes the run: if events it covers were deleted or anonymized meanwhile (retention,
+    /// which removes the entries of what it retires, may have run before this run added
+    /// them), drops the entries of those, then moves the mark.
+    fn finish(&self, tx: &rusqlite::Transaction<'_>) -> Result<()> {
+        let remaining: i64 = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM events WHERE id > ?1 AND id <= ?2 \
+                 AND subject_key <> 'anonymized'",
+            )?
+            .query_row(params![self.through, self.last], |r| r.get(0))?;
+        if remaining != self.last - self.through {
+            let mut drop_stale = tx.prepare_cached(
+                "DELETE FROM event_subjects WHERE subject_key = ?1 AND at = ?2 AND event_id = ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE id = ?3 AND subject_key = ?1)",
+            )?;
+            for (subject, held) in &self.entries {
+                for (id, at) in held {
+                    drop_stale.execute(params![subject, at, id])?;
+                }
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE event_subjects_through SET event_id = max(event_id, ?1) WHERE id = 1",
+        )?
+        .execute([self.last])?;
+        Ok(())
+    }
+}
+
+fn insert_entries(tx: &rusqlite::Transaction<'_>, rows: &[(&str, i64, Micros)]) -> Result<()> {
+    for chunk in rows.chunks(ENTRY_ROWS) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO event_subjects (subject_key, at, event_id) VALUES {}",
+            vec!["(?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let values: Vec<&dyn rusqlite::ToSql> = chunk
+            .iter()
+            .flat_map(|(s, id, at)| [s as &dyn rusqlite::ToSql, at, id])
+            .collect();
+        tx.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(())
+}
+
+/// The subject index's high-water mark: every event up to it has its entry.
+fn index_mark(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT event_id FROM event_subjects_through WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+}
+
+/// An index run over the whole table, in one transaction, nobody waiting for it; a failure
+/// leaves the entries deferred for the next one.
 fn index_in_background(conn: &mut Connection, queue: &Queue) {
     let pending = queue.index_starting();
     let started = std::time::Instant::now();
@@ -171,7 +308,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_handler(Some(wait_briefly))?;
     // As the pool's connections (journal mode is a property of the file, set by the pool),
     // but never checkpointing at commit: the checkpointer thread does that.
     conn.execute_batch(
@@ -181,6 +318,24 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // Room for every row count of the multi-row event insert, and the rest.
     conn.set_prepared_statement_cache_capacity(EVENT_ROWS + 32);
     Ok(conn)
+}
+
+/// How long the writer waits for the write lock (a checkpoint restarting the log, another
+/// connection's short write) before giving up with `SQLITE_BUSY`.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The writer's wait between tries for the lock.
+const LOCK_RETRY: Duration = Duration::from_micros(250);
+
+/// Busy handler of the writer's connection. SQLite's own (`busy_timeout`) sleeps 1, 2, 5, 10,
+/// 15, 20, 25 ms and so on between tries, so a lock held for 3 ms cost the writer 8 and one
+/// held for 40 ms cost it 78; profiles of sustained ingest found the writer asleep there 14% of
+/// the time. The writer is the bottleneck, so it polls at a fine, fixed step instead.
+fn wait_briefly(tries: i32) -> bool {
+    if f64::from(tries) * LOCK_RETRY.as_secs_f64() >= LOCK_WAIT.as_secs_f64() {
+        return false;
+    }
+    std::thread::sleep(LOCK_RETRY);
+    true
 }
 
 /// Whether an error means the connection itself is unusable.
@@ -202,8 +357,8 @@ pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
 
 /// What a committed group stored, for the in-memory tail of unindexed events.
 pub(crate) struct Written<'j> {
-    /// (subject, event id) of every event stored.
-    pub(crate) events: Vec<(&'j str, i64)>,
+    /// (subject, event id, time) of every event stored.
+    pub(crate) events: Vec<(&'j str, i64, Micros)>,
     /// The subject index was brought up to date in the same transaction.
     pub(crate) indexed: bool,
 }
@@ -283,7 +438,7 @@ pub(crate) fn write_jobs<'j>(
             chunk
                 .iter()
                 .zip(first..)
-                .map(|((e, ..), id)| (e.subject_key.as_str(), id)),
+                .map(|((e, ..), id)| (e.subject_key.as_str(), id, e.at)),
         );
     }
     {

@@ -73,15 +73,33 @@ pub(crate) struct Queue {
     pub(crate) unindexed: AtomicU64,
     /// SQLite: the ingested events the subject index does not cover yet, by subject.
     pub(crate) tail: Mutex<Tail>,
+    /// SQLite: bumped whenever a run over the whole table commits.
+    index_generation: AtomicU64,
 }
 
-/// Event ids the subject index does not cover yet, by subject: point reads add them to what
-/// the index finds. Filled after a group commits and before it is acknowledged; emptied after
-/// an index run commits. A reader that copied ids just before an index run finds them twice,
-/// which a query on `id IN (..)` does not mind; it never finds an acknowledged event nowhere.
+/// An index run the writer adds from its own memory, a slice at a time between groups
+/// (`sqlite_writer::MemoryRun`'s methods), so no single stall is long.
+pub(crate) struct MemoryRun {
+    /// The index's high-water mark when the run started; the run covers `through + 1 ..= last`.
+    pub(crate) through: i64,
+    pub(crate) last: i64,
+    /// Sorted by subject, so consecutive entries land on the same index pages.
+    pub(crate) entries: Vec<SubjectEntries>,
+    /// How many subjects' entries are added so far.
+    pub(crate) next: usize,
+    /// Pending events the run took over, returned to the count if it fails.
+    pub(crate) pending: u64,
+    generation: u64,
+}
+
+/// Events the subject index does not cover yet, by subject, as (id, time): point reads add
+/// their ids to what the index finds. Filled after a group commits and before it is
+/// acknowledged; emptied up to an index run's last id after that run commits. A reader that
+/// copied ids just before a run committed finds them twice, which a query on `id IN (..)` does
+/// not mind; it never finds an acknowledged event nowhere.
 #[derive(Default)]
 pub(crate) struct Tail {
-    by_subject: std::collections::HashMap<String, Vec<i64>>,
+    by_subject: std::collections::HashMap<String, Vec<(i64, Micros)>>,
     /// Every id held, ascending (one writer assigns them in order).
     ids: Vec<i64>,
 }
@@ -92,22 +110,54 @@ impl Tail {
         self.ids.len() - self.ids.partition_point(|held| *held <= id)
     }
 
-    fn add(&mut self, events: &[(&str, i64)]) {
-        self.ids.extend(events.iter().map(|(_, id)| *id));
-        for (subject, id) in events {
+    fn add(&mut self, events: &[(&str, i64, Micros)]) {
+        self.ids.extend(events.iter().map(|(_, id, _)| *id));
+        for (subject, id, at) in events {
             match self.by_subject.get_mut(*subject) {
-                Some(ids) => ids.push(*id),
+                Some(held) => held.push((*id, *at)),
                 None => {
-                    self.by_subject.insert((*subject).to_owned(), vec![*id]);
+                    self.by_subject
+                        .insert((*subject).to_owned(), vec![(*id, *at)]);
                 }
             }
         }
+    }
+
+    /// The entries an index run can add from memory alone: everything held, sorted by subject,
+    /// with the last id, provided the held ids are exactly `through + 1 ..= last` (no other
+    /// process and no bulk load wrote events in between, which only a pass over the table
+    /// would find). `None` when they are not, or when nothing is held.
+    pub(crate) fn run_after(&self, through: i64) -> Option<(i64, Vec<SubjectEntries>)> {
+        let (first, last) = (*self.ids.first()?, *self.ids.last()?);
+        if first != through + 1 || last - through != self.ids.len() as i64 {
+            return None;
+        }
+        let mut entries: Vec<SubjectEntries> = self
+            .by_subject
+            .iter()
+            .map(|(s, held)| (s.clone(), held.clone()))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Some((last, entries))
+    }
+
+    /// Drops what an index run covered: every id up to `last`.
+    fn drop_through(&mut self, last: i64) {
+        let covered = self.ids.partition_point(|id| *id <= last);
+        self.ids.drain(..covered);
+        self.by_subject.retain(|_, held| {
+            held.retain(|(id, _)| *id > last);
+            !held.is_empty()
+        });
     }
 
     pub(crate) fn clear(&mut self) {
         *self = Tail::default();
     }
 }
+
+/// One subject's unindexed events, (id, time).
+pub(crate) type SubjectEntries = (String, Vec<(i64, Micros)>);
 
 /// What the writer thread finds when it looks at the queue.
 pub(crate) enum Next {
@@ -171,9 +221,43 @@ impl Queue {
         self.unindexed.swap(0, Ordering::SeqCst)
     }
 
-    /// An index run committed: the tail it covered is dropped.
+    /// An index run over the whole table committed: the tail is dropped, and any run from
+    /// memory still in progress is moot.
     pub(crate) fn index_committed(&self) {
         self.tail.lock().expect("tail lock").clear();
+        self.index_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Starts a run from memory (`Tail::run_after`) over the ids above `through`; its
+    /// events stop counting as pending (they are returned through `index_failed`).
+    pub(crate) fn index_run_from_memory(&self, through: i64) -> Option<MemoryRun> {
+        let (last, entries) = self.tail.lock().expect("tail lock").run_after(through)?;
+        let covered = (last - through) as u64;
+        let pending = self
+            .unindexed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(covered))
+            })
+            .expect("the closure always returns Some")
+            .min(covered);
+        Some(MemoryRun {
+            through,
+            last,
+            entries,
+            next: 0,
+            pending,
+            generation: self.index_generation.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Whether a whole-table run committed since `run` started.
+    pub(crate) fn superseded(&self, run: &MemoryRun) -> bool {
+        self.index_generation.load(Ordering::SeqCst) != run.generation
+    }
+
+    /// A run from memory committed: the tail drops what it covered.
+    pub(crate) fn index_committed_through(&self, last: i64) {
+        self.tail.lock().expect("tail lock").drop_through(last);
     }
 
     /// An index run failed: its entries are pending again.
@@ -182,7 +266,7 @@ impl Queue {
     }
 
     /// A group committed without indexing: its events join the tail, before it is acknowledged.
-    fn events_committed(&self, events: &[(&str, i64)]) {
+    fn events_committed(&self, events: &[(&str, i64, Micros)]) {
         self.tail.lock().expect("tail lock").add(events);
         self.unindexed
             .fetch_add(events.len() as u64, Ordering::SeqCst);
@@ -238,6 +322,7 @@ impl GroupCommit {
             queue: Arc::new(Queue {
                 jobs: Mutex::default(),
                 tail: Mutex::default(),
+                index_generation: AtomicU64::new(0),
                 ready: Condvar::new(),
                 // A node that stopped between a write and an index run left entries to add.
                 unindexed: AtomicU64::new(u64::from(backend == Backend::Sqlite)),
@@ -315,7 +400,7 @@ impl GroupCommit {
             .expect("tail lock")
             .by_subject
             .get(subject)
-            .cloned()
+            .map(|held| held.iter().map(|(id, _)| *id).collect())
             .unwrap_or_default()
     }
 
