@@ -11,6 +11,8 @@
 //! Invariants:
 //! - Only this thread writes ingest groups on SQLite, so ingest never fights itself for the
 //!   write lock; other writers (consent changes, the decision log) wait on `busy_timeout`.
+//! - Between groups the writer moves the subject index on (`advance_index`), in slices short
+//!   enough that no group waits long behind one.
 //! - The statements are the ones PostgreSQL runs (`ingest::EVENT` and the rest): events
 //!   `EVENT_ROWS` to a statement, the other rows one each.
 //! - Every job taken from the queue is answered, even when the connection cannot be opened.
@@ -61,7 +63,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 fn checkpoint_until_closed(queue: &Queue, path: &Path) {
     let mut conn: Option<Connection> = None;
     while !queue.wait_closed(CHECKPOINT_EVERY) {
-        let c = match conn.take().map_or_else(|| open(path), Ok) {
+        let c = match conn
+            .take()
+            .map_or_else(|| open(path, wait_for_checkpoint), Ok)
+        {
             Ok(c) => conn.insert(c),
             Err(e) => {
                 tracing::warn!(error = %e, "the checkpointer cannot open the database");
@@ -85,10 +90,11 @@ fn checkpoint(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
-        // Waits (busy_timeout) for the writer's current transaction, copies what the passive
-        // pass left, and makes the next transaction write the log from its start, truncated
-        // (so the size checked here is what the log holds); the writer pauses only for that
-        // remainder.
+        // Waits (at most CHECKPOINT_WAIT) for the writer's current transaction and for
+        // readers of older frames, copies what the passive pass left, and makes the next
+        // transaction write the log from its start, truncated (so the size checked here is
+        // what the log holds); the writer pauses only for that remainder. If it cannot get
+        // that far in time it reports busy and tries again next round.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     }
     Ok(())
@@ -126,7 +132,7 @@ fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
             }
             Next::Group(group) => group,
         };
-        let c = match conn.take().map_or_else(|| open(path), Ok) {
+        let c = match conn.take().map_or_else(|| open(path, wait_for_lock), Ok) {
             Ok(c) => conn.insert(c),
             Err(e) => {
                 let message = e.to_string();
@@ -216,7 +222,7 @@ impl MemoryRun {
                 rows.clear();
             }
             next += 1;
-            if next % 64 == 0 && started.elapsed() >= budget {
+            if next.is_multiple_of(64) && started.elapsed() >= budget {
                 break;
             }
         }
@@ -303,12 +309,12 @@ fn index_in_background(conn: &mut Connection, queue: &Queue) {
     }
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+fn open(path: &Path, busy: fn(i32) -> bool) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_handler(Some(wait_briefly))?;
+    conn.busy_handler(Some(busy))?;
     // As the pool's connections (journal mode is a property of the file, set by the pool),
     // but never checkpointing at commit: the checkpointer thread does that.
     conn.execute_batch(
@@ -323,15 +329,27 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// How long the writer waits for the write lock (a checkpoint restarting the log, another
 /// connection's short write) before giving up with `SQLITE_BUSY`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
-/// The writer's wait between tries for the lock.
+/// How long a checkpoint that restarts the log waits for readers. While it waits it keeps every
+/// writer out, so it gives up soon (and tries again on its next round) rather than stop ingest
+/// for as long as a long read (training, an export) lasts.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
+/// The wait between tries for a lock.
 const LOCK_RETRY: Duration = Duration::from_micros(250);
 
 /// Busy handler of the writer's connection. SQLite's own (`busy_timeout`) sleeps 1, 2, 5, 10,
 /// 15, 20, 25 ms and so on between tries, so a lock held for 3 ms cost the writer 8 and one
 /// held for 40 ms cost it 78; profiles of sustained ingest found the writer asleep there 14% of
 /// the time. The writer is the bottleneck, so it polls at a fine, fixed step instead.
-fn wait_briefly(tries: i32) -> bool {
-    if f64::from(tries) * LOCK_RETRY.as_secs_f64() >= LOCK_WAIT.as_secs_f64() {
+fn wait_for_lock(tries: i32) -> bool {
+    wait_up_to(LOCK_WAIT, tries)
+}
+
+fn wait_for_checkpoint(tries: i32) -> bool {
+    wait_up_to(CHECKPOINT_WAIT, tries)
+}
+
+fn wait_up_to(limit: Duration, tries: i32) -> bool {
+    if LOCK_RETRY * u32::try_from(tries).unwrap_or(u32::MAX) >= limit {
         return false;
     }
     std::thread::sleep(LOCK_RETRY);

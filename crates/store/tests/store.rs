@@ -317,6 +317,55 @@ both_stores!(
 );
 
 both_stores!(
+    the_writer_indexes_on_its_own_and_never_for_retired_events,
+    |db: TestDb| async move {
+        let store = db.store().await.unwrap();
+        let wait_for = |subject: &'static str, want: i64| {
+            let store = store.clone();
+            async move {
+                for _ in 0..100 {
+                    if store.subject_index_entries(subject).await.unwrap() == want {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                false
+            }
+        };
+        // No reader asks: the writer adds the entries itself once ingest goes quiet.
+        store
+            .ingest(ingest_batch(&["i1", "i2", "i3"], "s1", 1_000))
+            .await
+            .unwrap();
+        assert!(wait_for("s1", 3).await, "indexed while idle");
+
+        // Events retired before the writer indexes them (retention found no entries to remove
+        // then) must not get entries afterwards: the run notices and drops what it added.
+        store
+            .ingest(ingest_batch(&["r1", "r2"], "s2", 1_000))
+            .await
+            .unwrap();
+        store
+            .ingest(ingest_batch(&["k1"], "s3", 5_000_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .anonymize_events_before("browsing", 2_000)
+                .await
+                .unwrap(),
+            5,
+            "s1's three and s2's two"
+        );
+        // s3's entry comes from the same run as s2's would have.
+        assert!(wait_for("s3", 1).await);
+        assert_eq!(store.subject_index_entries("s2").await.unwrap(), 0);
+        assert_eq!(store.subject_index_entries("s1").await.unwrap(), 0);
+        assert_eq!(store.item_events("s2", 10).await.unwrap(), vec![]);
+    }
+);
+
+both_stores!(
     data_keys_converge_on_one_key_per_subject,
     |db: TestDb| async move {
         let store = db.store().await.unwrap();
