@@ -20,7 +20,7 @@ use candor_domain::segment::{Message, MessageKind, parse_message};
 use candor_domain::{DataCategory, Micros, Purpose, PurposeId, SubjectConsents, SubjectKey};
 use candor_store::{IngestBatch, NewEvent, PreparedMessage};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{App, AppError, Result};
 
@@ -61,13 +61,118 @@ pub struct RawMessage {
 
 const CONTEXT_KEY: &str = "context";
 
-fn sealed_json(key: &SecretKey, subject: &str, field: &str, value: &Value) -> Value {
-    let sealed = key.seal(
-        rand::random(),
-        value.to_string().as_bytes(),
-        &field_context(subject, field),
-    );
-    serde_json::json!({ "$sealed": hex::encode(sealed) })
+/// A kept property's value as it is stored: as sent, or sealed (`{"$sealed":"<hex>"}`) when
+/// its category is contact.
+enum Stored<'a> {
+    Plain(&'a Value),
+    Sealed(&'a Value, String),
+    /// The kept context properties, already written as a JSON object.
+    Object(Vec<u8>),
+}
+
+/// Writes kept properties as one JSON object in key order, the text a `serde_json::Map` of
+/// them would serialize to, without building and cloning that map first (this runs for every
+/// event).
+fn write_object(
+    entries: &mut Vec<(&str, Stored<'_>)>,
+    key: Option<&SecretKey>,
+    subject: &str,
+) -> Vec<u8> {
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(64 * entries.len() + 2);
+    out.push(b'{');
+    for (i, (name, value)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name).expect("writing to memory cannot fail");
+        out.push(b':');
+        match value {
+            Stored::Plain(v) => {
+                serde_json::to_writer(&mut out, v).expect("writing to memory cannot fail")
+            }
+            Stored::Sealed(v, field) => {
+                let key = key.expect("a sealed value comes with its subject's key");
+                let plain = serde_json::to_vec(v).expect("writing to memory cannot fail");
+                let sealed = key.seal(rand::random(), &plain, &field_context(subject, field));
+                out.extend_from_slice(b"{\"$sealed\":\"");
+                push_hex(&mut out, &sealed);
+                out.extend_from_slice(b"\"}");
+            }
+            Stored::Object(o) => out.extend_from_slice(o),
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
+/// One of the inventory's live counters that a message adds one to, if it turns out to be new.
+/// Names are only spelled out once per request and counter, not per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counter<'a> {
+    Named(&'static str),
+    /// `kept:<prefix><property>`
+    Kept(&'static str, &'a str),
+    /// `dropped:<prefix><property>:<reason>`
+    Dropped(&'static str, &'a str, DropReason),
+}
+
+impl Counter<'_> {
+    fn name(&self) -> String {
+        let reason = |r: &DropReason| match r {
+            DropReason::Undeclared => "undeclared",
+            DropReason::NoConsent => "no_consent",
+        };
+        match self {
+            Counter::Named(n) => (*n).to_owned(),
+            Counter::Kept(prefix, name) => format!("kept:{prefix}{name}"),
+            Counter::Dropped(prefix, name, r) => format!("dropped:{prefix}{name}:{}", reason(r)),
+        }
+    }
+}
+
+/// The counters one message adds to, all under its inventory key.
+struct Tally<'a> {
+    key: String,
+    counters: Vec<Counter<'a>>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(key: String) -> Self {
+        Tally {
+            key,
+            counters: Vec::new(),
+        }
+    }
+
+    fn with(mut self, counter: &'static str) -> Self {
+        self.counters.push(Counter::Named(counter));
+        self
+    }
+
+    fn drops(&mut self, m: &Minimized<'a>, prefix: &'static str) {
+        self.counters.extend(
+            m.dropped
+                .iter()
+                .map(|(name, reason)| Counter::Dropped(prefix, name, *reason)),
+        );
+    }
+
+    fn dropped(&self) -> usize {
+        self.counters
+            .iter()
+            .filter(|c| matches!(c, Counter::Dropped(..)))
+            .count()
+    }
 }
 
 impl App {
@@ -156,7 +261,7 @@ impl App {
                 code,
                 message,
             };
-            let value = match raw.json {
+            let mut value = match raw.json {
                 Ok(v) => v,
                 Err(e) => {
                     report.rejected.push(reject("malformed_message", e, None));
@@ -174,7 +279,7 @@ impl App {
                 ));
                 continue;
             }
-            match parse_message(&value, kind, received_at) {
+            match parse_message(&mut value, kind, received_at) {
                 Ok(m) => valid.push((index, m, value)),
                 Err(e) => {
                     let id = value
@@ -220,21 +325,23 @@ impl App {
             keys = self.data_keys(&missing).await?;
         }
         let mut outcome_of: Vec<Outcome> = Vec::with_capacity(valid.len());
+        let mut tallies: Vec<Tally<'_>> = Vec::with_capacity(valid.len());
         let mut rejected_keys: Vec<String> = Vec::new();
-        for ((index, msg, _), p) in valid.into_iter().zip(prepared) {
+        for ((index, msg, _), p) in valid.iter().zip(prepared) {
             match p.expect("every message was prepared") {
                 Prepared::Rejected { key, reason } => {
                     rejected_keys.push(key);
                     report.rejected.push(Rejected {
-                        index,
-                        message_id: Some(msg.message_id),
+                        index: *index,
+                        message_id: Some(msg.message_id.clone()),
                         code: "undeclared_event",
                         message: reason,
                     });
                 }
-                Prepared::Message(p, outcome, dropped) => {
-                    report.properties_dropped += dropped;
+                Prepared::Message(p, outcome, tally) => {
+                    report.properties_dropped += tally.dropped();
                     outcome_of.push(outcome);
+                    tallies.push(tally);
                     batch.messages.push(*p);
                 }
                 Prepared::NeedsKey(_) => unreachable!("resolved above"),
@@ -247,24 +354,27 @@ impl App {
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
             // transaction holds only the rows themselves. A request's few distinct counters are
-            // summed first, so the shared map is touched (and keys copied) once per counter.
-            let mut counted: HashMap<(&str, &str), i64> = HashMap::new();
-            let fresh = batch
-                .messages
+            // summed first, so names are spelled out and the shared map is touched once per
+            // counter, not per message.
+            let mut counted: HashMap<(&str, Counter<'_>), i64, foldhash::fast::RandomState> =
+                HashMap::default();
+            let fresh = tallies
                 .iter()
                 .zip(&result.duplicate)
                 .filter(|(_, dup)| !**dup);
-            for (key, counter) in fresh.flat_map(|(m, _)| m.counts.iter()) {
-                *counted.entry((key, counter)).or_default() += 1;
+            for (tally, _) in fresh {
+                for counter in &tally.counters {
+                    *counted.entry((&tally.key, *counter)).or_default() += 1;
+                }
             }
             for key in &rejected_keys {
-                *counted.entry((key, "events_rejected")).or_default() += 1;
+                *counted
+                    .entry((key, Counter::Named("events_rejected")))
+                    .or_default() += 1;
             }
             let mut pending = self.pending_counts.lock().expect("counts lock");
             for ((key, counter), n) in counted {
-                *pending
-                    .entry((key.to_owned(), counter.to_owned()))
-                    .or_default() += n;
+                *pending.entry((key.to_owned(), counter.name())).or_default() += n;
             }
         }
         for (duplicate, outcome) in result.duplicate.iter().zip(outcome_of) {
@@ -292,7 +402,12 @@ impl App {
         Ok(report)
     }
 
-    async fn prepare(&self, msg: &Message, raw: &Value, rules: &Rules<'_>) -> Result<Prepared> {
+    async fn prepare<'m>(
+        &self,
+        msg: &'m Message,
+        raw: &Value,
+        rules: &Rules<'m, '_>,
+    ) -> Result<Prepared<'m>> {
         // The gate asks about consent as it stands now, when the data would be stored.
         let now = self.now();
         let known = match (&msg.kind, &msg.user_id) {
@@ -321,15 +436,15 @@ impl App {
 
     /// Applies the tracking plan and the consent gate to one message, sealing what must be
     /// sealed; synchronous, so it can run on the cached consent state without copying it.
-    fn gate(
+    fn gate<'m>(
         &self,
-        msg: &Message,
+        msg: &'m Message,
         raw: &Value,
-        rules: &Rules<'_>,
+        rules: &Rules<'m, '_>,
         ids: &Identities,
         consents: &SubjectConsents,
         now: Micros,
-    ) -> Result<Prepared> {
+    ) -> Result<Prepared<'m>> {
         let Rules {
             inventory,
             purposes,
@@ -340,7 +455,7 @@ impl App {
             anonymous,
             subject,
         } = ids;
-        let key = msg.inventory_key();
+        let mut tally = Tally::new(msg.inventory_key());
         let mut p = PreparedMessage {
             message_id: msg.message_id.clone(),
             ..Default::default()
@@ -349,18 +464,6 @@ impl App {
             keys.get(subject.as_str())
                 .cloned()
                 .or_else(|| self.data_keys.get(subject.as_str()))
-        };
-        let mut dropped = 0;
-        let mut count_drops = |p: &mut PreparedMessage, m: &Minimized<'_>, prefix: &str| {
-            for (name, reason) in &m.dropped {
-                let reason = match reason {
-                    DropReason::Undeclared => "undeclared",
-                    DropReason::NoConsent => "no_consent",
-                };
-                p.counts
-                    .push((key.clone(), format!("dropped:{prefix}{name}:{reason}")));
-                dropped += 1;
-            }
         };
 
         match msg.kind {
@@ -372,13 +475,12 @@ impl App {
                     subject.to_string(),
                     allowed_purposes(purposes, consents, now),
                 ));
-                p.counts.push((key, "events_stored".into()));
-                return Ok(Prepared::Message(Box::new(p), Outcome::Stored, 0));
+                let tally = tally.with("events_stored");
+                return Ok(Prepared::Message(Box::new(p), Outcome::Stored, tally));
             }
             MessageKind::Identify => {
                 let traits = minimize(&msg.traits, &inventory.traits, purposes, consents, now);
-                count_drops(&mut p, &traits, "traits.");
-                let mut kept = Map::new();
+                tally.drops(&traits, "traits.");
                 let needs_key = traits
                     .kept
                     .iter()
@@ -387,6 +489,7 @@ impl App {
                     (true, None) => return Ok(Prepared::NeedsKey(subject.clone())),
                     (_, k) => k,
                 };
+                let mut kept = Vec::new();
                 for k in &traits.kept {
                     if k.category == &DataCategory::Contact {
                         let sealed = key_for_contacts.as_ref().expect("checked").seal(
@@ -400,18 +503,10 @@ impl App {
                             hex::encode(sealed),
                         ));
                     } else {
-                        kept.insert(k.name.to_owned(), k.value.clone());
+                        kept.push((k.name, Stored::Plain(k.value)));
                     }
                 }
-                for (name, value) in &traits.protected {
-                    p.protected.push((
-                        subject.to_string(),
-                        (*name).to_owned(),
-                        value
-                            .as_str()
-                            .map_or_else(|| value.to_string(), str::to_owned),
-                    ));
-                }
+                p.protected = protected_rows(subject, traits.protected.iter());
                 if let (Some(anon), Some(known)) = (&anonymous, &known) {
                     p.link = Some((
                         anon.to_string(),
@@ -422,60 +517,49 @@ impl App {
                 let stored_anything =
                     !kept.is_empty() || !p.contacts.is_empty() || !p.protected.is_empty();
                 if !kept.is_empty() {
+                    let first_kept = traits
+                        .kept
+                        .iter()
+                        .find(|k| k.category != &DataCategory::Contact);
                     p.event = Some(NewEvent {
                         subject_key: subject.to_string(),
                         anonymous: known.is_none(),
                         kind: "identify".into(),
                         name: String::new(),
                         item_id: String::new(),
-                        category: traits
-                            .kept
-                            .iter()
-                            .find(|k| k.category != &DataCategory::Contact)
+                        category: first_kept
                             .map(|k| k.category.to_string())
                             .unwrap_or_default(),
-                        purpose: traits
-                            .kept
-                            .iter()
-                            .find(|k| k.category != &DataCategory::Contact)
+                        purpose: first_kept
                             .map(|k| k.purpose.to_string())
                             .unwrap_or_default(),
-                        properties: Value::Object(kept).to_string(),
+                        properties: json_text(write_object(&mut kept, None, subject.as_str())),
                         at: msg.timestamp,
                     });
                 }
-                p.counts.push((
-                    key,
-                    if stored_anything {
-                        "events_stored"
-                    } else {
-                        "events_without_consent"
-                    }
-                    .into(),
-                ));
-                p.counts.extend(
-                    traits
-                        .kept
-                        .iter()
-                        .map(|k| ("identify".to_owned(), format!("kept:traits.{}", k.name))),
-                );
                 let outcome = if stored_anything {
+                    tally = tally.with("events_stored");
                     Outcome::Stored
                 } else {
+                    tally = tally.with("events_without_consent");
                     Outcome::WithoutConsent
                 };
-                return Ok(Prepared::Message(Box::new(p), outcome, dropped));
+                tally
+                    .counters
+                    .extend(traits.kept.iter().map(|k| Counter::Kept("traits.", k.name)));
+                return Ok(Prepared::Message(Box::new(p), outcome, tally));
             }
             _ => {}
         }
 
-        let Some(spec) = inventory.events.get(&key) else {
+        let Some(spec) = inventory.events.get(&tally.key) else {
             return Ok(match inventory.undeclared_events {
                 UndeclaredEvents::Reject => Prepared::Rejected {
                     reason: format!(
-                        "`{key}` is not declared in the tracking plan (GET /v1/admin/inventory)"
+                        "`{}` is not declared in the tracking plan (GET /v1/admin/inventory)",
+                        tally.key
                     ),
-                    key,
+                    key: tally.key,
                 },
                 UndeclaredEvents::Quarantine => {
                     let Some(data_key) = data_key() else {
@@ -483,26 +567,30 @@ impl App {
                     };
                     let sealed = data_key.seal(
                         rand::random(),
-                        raw.to_string().as_bytes(),
+                        as_sent(raw, msg).to_string().as_bytes(),
                         &field_context(subject.as_str(), "quarantine"),
                     );
-                    p.quarantine = Some((subject.to_string(), key.clone(), hex::encode(sealed)));
-                    p.counts.push((key, "events_quarantined".into()));
-                    Prepared::Message(Box::new(p), Outcome::Quarantined, 0)
+                    p.quarantine =
+                        Some((subject.to_string(), tally.key.clone(), hex::encode(sealed)));
+                    let tally = tally.with("events_quarantined");
+                    Prepared::Message(Box::new(p), Outcome::Quarantined, tally)
                 }
             });
         };
         let Some(purpose) =
             allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now)
         else {
-            p.counts.push((key, "events_without_consent".into()));
-            return Ok(Prepared::Message(Box::new(p), Outcome::WithoutConsent, 0));
+            let tally = tally.with("events_without_consent");
+            return Ok(Prepared::Message(
+                Box::new(p),
+                Outcome::WithoutConsent,
+                tally,
+            ));
         };
         let props = minimize(&msg.properties, &spec.properties, purposes, consents, now);
-        count_drops(&mut p, &props, "");
+        tally.drops(&props, "");
         let context = minimize(&msg.context, &inventory.context, purposes, consents, now);
-        count_drops(&mut p, &context, "context.");
-        let mut kept = Map::new();
+        tally.drops(&context, "context.");
         let data_key = if props
             .kept
             .iter()
@@ -516,45 +604,45 @@ impl App {
         } else {
             None
         };
-        let put = |into: &mut Map<String, Value>,
-                   k: &candor_domain::inventory::KeptProperty<'_>,
-                   field: String| {
-            let v = match (&data_key, k.category) {
-                (Some(dk), DataCategory::Contact) => {
-                    sealed_json(dk, subject.as_str(), &field, k.value)
-                }
-                _ => k.value.clone(),
-            };
-            into.insert(k.name.to_owned(), v);
+        let stored = |k: &candor_domain::inventory::KeptProperty<'m>, field: String| {
+            if k.category == &DataCategory::Contact {
+                Stored::Sealed(k.value, field)
+            } else {
+                Stored::Plain(k.value)
+            }
         };
+        let mut kept: Vec<(&str, Stored<'_>)> = Vec::with_capacity(props.kept.len() + 1);
         for k in &props.kept {
-            put(&mut kept, k, k.name.to_owned());
-            p.counts.push((key.clone(), format!("kept:{}", k.name)));
+            kept.push((k.name, stored(k, k.name.to_owned())));
+            tally.counters.push(Counter::Kept("", k.name));
         }
-        let mut ctx = Map::new();
-        for k in &context.kept {
-            put(&mut ctx, k, format!("context.{}", k.name));
-        }
+        let mut ctx: Vec<(&str, Stored<'_>)> = context
+            .kept
+            .iter()
+            .map(|k| (k.name, stored(k, format!("context.{}", k.name))))
+            .collect();
         if !ctx.is_empty() {
-            kept.insert(CONTEXT_KEY.into(), Value::Object(ctx));
+            // As a map would: the context object replaces a property of the same name.
+            kept.retain(|(name, _)| *name != CONTEXT_KEY);
+            let ctx = write_object(&mut ctx, data_key.as_ref(), subject.as_str());
+            kept.push((CONTEXT_KEY, Stored::Object(ctx)));
         }
-        for (name, value) in props.protected.iter().chain(context.protected.iter()) {
-            p.protected.push((
-                subject.to_string(),
-                (*name).to_owned(),
-                value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_owned),
-            ));
-        }
+        p.protected = protected_rows(
+            subject,
+            props.protected.iter().chain(context.protected.iter()),
+        );
         let item_id = candor_domain::segment::ITEM_ID_FIELDS
             .iter()
             .find_map(|f| {
-                kept.get(*f).and_then(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .or_else(|| v.as_i64().map(|n| n.to_string()))
-                })
+                kept.iter()
+                    .find(|(name, _)| name == f)
+                    .and_then(|(_, v)| match v {
+                        Stored::Plain(v) => v
+                            .as_str()
+                            .map(str::to_owned)
+                            .or_else(|| v.as_i64().map(|n| n.to_string())),
+                        _ => None,
+                    })
             })
             .unwrap_or_default();
         p.event = Some(NewEvent {
@@ -565,12 +653,51 @@ impl App {
             item_id,
             category: spec.category.to_string(),
             purpose: purpose.to_string(),
-            properties: Value::Object(kept).to_string(),
+            properties: json_text(write_object(&mut kept, data_key.as_ref(), subject.as_str())),
             at: msg.timestamp,
         });
-        p.counts.push((key, "events_stored".into()));
-        Ok(Prepared::Message(Box::new(p), Outcome::Stored, dropped))
+        let tally = tally.with("events_stored");
+        Ok(Prepared::Message(Box::new(p), Outcome::Stored, tally))
     }
+}
+
+/// Rows for protected attributes (fairness audits only), values as text.
+fn protected_rows<'v>(
+    subject: &SubjectKey,
+    attributes: impl Iterator<Item = &'v (&'v str, &'v Value)>,
+) -> Vec<(String, String, String)> {
+    attributes
+        .map(|(name, value)| {
+            (
+                subject.to_string(),
+                (*name).to_owned(),
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The message as it was sent: `raw` with the objects `parse_message` moved into `msg` put back.
+fn as_sent(raw: &Value, msg: &Message) -> Value {
+    let mut full = raw.clone();
+    if let Some(o) = full.as_object_mut() {
+        for (field, moved) in [
+            ("properties", &msg.properties),
+            ("traits", &msg.traits),
+            ("context", &msg.context),
+        ] {
+            if !moved.is_empty() {
+                o.insert(field.to_owned(), Value::Object(moved.clone()));
+            }
+        }
+    }
+    full
+}
+
+fn json_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("serde_json writes UTF-8")
 }
 
 /// Purposes this subject allows now, by id.
@@ -588,10 +715,10 @@ fn allowed_purposes(
 
 /// What a request's messages are prepared against: the tracking plan and purposes in force
 /// when it arrived, and the data keys fetched for it.
-struct Rules<'a> {
+struct Rules<'a, 'k> {
     inventory: &'a Inventory,
     purposes: &'a BTreeMap<PurposeId, Purpose>,
-    keys: &'a HashMap<String, SecretKey>,
+    keys: &'k HashMap<String, SecretKey>,
 }
 
 /// Who a message is about: its known and anonymous subject keys, and the one it is filed under.
@@ -607,8 +734,8 @@ enum Outcome {
     Quarantined,
 }
 
-enum Prepared {
-    Message(Box<PreparedMessage>, Outcome, usize),
+enum Prepared<'m> {
+    Message(Box<PreparedMessage>, Outcome, Tally<'m>),
     Rejected {
         key: String,
         reason: String,

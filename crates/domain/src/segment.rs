@@ -116,11 +116,23 @@ fn id_field(m: &Map<String, Value>, field: &'static str) -> Result<Option<String
     }
 }
 
-fn object(m: &Map<String, Value>, field: &'static str) -> Result<Map<String, Value>, MessageError> {
+fn object<'v>(
+    m: &'v Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'v Map<String, Value>>, MessageError> {
     match m.get(field) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(o)) => Ok(o.clone()),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
         Some(_) => Err(err(field, "must be an object")),
+    }
+}
+
+/// Moves an object field out of the message (checked by `object` already); copying it would
+/// cost an allocation per property of every event.
+fn take_object(m: &mut Map<String, Value>, field: &'static str) -> Map<String, Value> {
+    match m.get_mut(field) {
+        Some(Value::Object(o)) => std::mem::take(o),
+        _ => Map::new(),
     }
 }
 
@@ -135,9 +147,11 @@ fn time(m: &Map<String, Value>, field: &'static str) -> Result<Option<Micros>, M
 }
 
 /// Validates one message. `kind` is the endpoint's type (`None` inside a batch, where `type`
-/// decides). `received_at` is the server's clock when the request arrived.
+/// decides). `received_at` is the server's clock when the request arrived. The message's
+/// `properties`, `traits` and `context` objects move into the result, leaving empty objects in
+/// `value`; on an error `value` is unchanged.
 pub fn parse_message(
-    value: &Value,
+    value: &mut Value,
     kind: Option<MessageKind>,
     received_at: Micros,
 ) -> Result<Message, MessageError> {
@@ -211,7 +225,7 @@ pub fn parse_message(
     let properties = object(m, "properties")?;
     // These become the event's item id, a column of its own rather than JSON text.
     for field in ITEM_ID_FIELDS {
-        if let Some(Value::String(s)) = properties.get(field)
+        if let Some(Value::String(s)) = properties.and_then(|p| p.get(field))
             && (s.len() > 256 || s.chars().any(char::is_control))
         {
             return Err(err(
@@ -221,8 +235,8 @@ pub fn parse_message(
         }
     }
     // Segment puts identify/group traits at the top level; older clients put them in context.
-    let traits = object(m, "traits")?;
-    let context = object(m, "context")?;
+    object(m, "traits")?;
+    object(m, "context")?;
     let timestamp = time(m, "timestamp")?;
     let sent_at = time(m, "sentAt")?;
     // Clock-skew correction as Segment does it: shift by how far the client's clock was off when
@@ -251,6 +265,14 @@ pub fn parse_message(
         }
         Some(_) => return Err(err("messageId", "must be a string of 1-200 characters")),
     };
+    let m = value
+        .as_object_mut()
+        .expect("checked to be an object above");
+    let (properties, traits, context) = (
+        take_object(m, "properties"),
+        take_object(m, "traits"),
+        take_object(m, "context"),
+    );
     Ok(Message {
         kind,
         message_id,
@@ -280,7 +302,7 @@ mod tests {
             json!({"type": "page", "name": "Home\u{0}", "userId": "u1"}),
             json!({"type": "track", "event": "V\u{0}", "userId": "u1"}),
         ] {
-            assert!(parse_message(&v, None, NOW).is_err(), "{v}");
+            assert!(parse_message(&mut v.clone(), None, NOW).is_err(), "{v}");
         }
     }
 
@@ -289,7 +311,8 @@ mod tests {
         let v = json!({"type": "track", "event": "Product Viewed", "userId": "u1", "messageId": "m1", "properties": {"sku": "A"},
                        "timestamp": "2027-01-15T08:00:00Z", "sentAt": "2027-01-15T08:00:10Z"});
         let received = crate::parse_rfc3339("2027-01-15T08:05:10Z").unwrap();
-        let m = parse_message(&v, None, received).unwrap();
+        let m = parse_message(&mut v.clone(), None, received).unwrap();
+        assert_eq!(m.properties, *v["properties"].as_object().unwrap());
         assert_eq!(m.inventory_key(), "track:Product Viewed");
         assert_eq!(
             m.timestamp,
@@ -297,7 +320,7 @@ mod tests {
             "the client clock was 5 minutes slow"
         );
         let no_time = parse_message(
-            &json!({"userId": 7, "event": "x"}),
+            &mut json!({"userId": 7, "event": "x"}),
             Some(MessageKind::Track),
             NOW,
         )
@@ -309,7 +332,7 @@ mod tests {
         assert!(no_time.message_id.starts_with("derived-"));
         assert_eq!(
             parse_message(
-                &json!({"userId": 7, "event": "x"}),
+                &mut json!({"userId": 7, "event": "x"}),
                 Some(MessageKind::Track),
                 NOW
             )
@@ -321,7 +344,7 @@ mod tests {
 
     #[test]
     fn names_the_bad_field() {
-        let bad = |v: Value, kind| parse_message(&v, kind, NOW).unwrap_err().field;
+        let bad = |mut v: Value, kind| parse_message(&mut v, kind, NOW).unwrap_err().field;
         assert_eq!(
             bad(json!({"event": "x"}), Some(MessageKind::Track)),
             "userId"
