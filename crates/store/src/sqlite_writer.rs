@@ -73,29 +73,31 @@ fn checkpoint_until_closed(queue: &Queue, path: &Path) {
                 continue;
             }
         };
-        if let Err(e) = checkpoint(c, path) {
+        if let Err(e) = checkpoint(c) {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
             conn = None;
         }
     }
 }
 
-/// Past this size the log is restarted, not only copied: a log the writer never stops
+/// Past this much the log is restarted, not only copied: a log the writer never stops
 /// appending to is never wholly copied, so SQLite would never start it over and it would grow
 /// for as long as ingest runs.
-const WAL_RESTART_BYTES: u64 = 64 << 20;
+const WAL_RESTART_BYTES: i64 = 64 << 20;
 
-fn checkpoint(conn: &Connection, path: &Path) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES) {
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    // (busy, frames in the log, frames copied)
+    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    if frames * page_size > WAL_RESTART_BYTES {
         // Waits (at most CHECKPOINT_WAIT) for the writer's current transaction and for
         // readers of older frames, copies what the passive pass left, and makes the next
-        // transaction write the log from its start, truncated (so the size checked here is
-        // what the log holds); the writer pauses only for that remainder. If it cannot get
-        // that far in time it reports busy and tries again next round.
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // transaction write the log from its start; the writer pauses only for that
+        // remainder. If it cannot get that far in time it reports busy and tries again next
+        // round. RESTART rather than TRUNCATE: the file keeps its blocks, so the writer
+        // overwrites them instead of growing the file (and the filesystem allocating) again
+        // after every restart; `journal_size_limit` trims it when ingest stops.
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
     Ok(())
 }
@@ -110,7 +112,7 @@ const INDEX_WHEN_IDLE: Duration = Duration::from_millis(200);
 /// How long one slice of a run may hold up the groups queued behind it. A run of 250k entries
 /// over 50k subjects takes one to two seconds at 10M events; in one piece that stalled every
 /// client for as long.
-const INDEX_SLICE: Duration = Duration::from_millis(40);
+const INDEX_SLICE: Duration = Duration::from_millis(10);
 
 fn run(queue: &Queue, path: &Path, runtime: &tokio::runtime::Handle) {
     let mut conn: Option<Connection> = None;
@@ -321,8 +323,10 @@ fn open(path: &Path, busy: fn(i32) -> bool) -> rusqlite::Result<Connection> {
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
          PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
     )?;
-    // Room for every row count of the multi-row event insert, and the rest.
-    conn.set_prepared_statement_cache_capacity(EVENT_ROWS + 32);
+    // A restarted log keeps at most this much of its file.
+    conn.pragma_update(None, "journal_size_limit", 2 * WAL_RESTART_BYTES)?;
+    // Room for every row count of the multi-row inserts (events, index entries), and the rest.
+    conn.set_prepared_statement_cache_capacity(EVENT_ROWS + ENTRY_ROWS + 32);
     Ok(conn)
 }
 
