@@ -108,6 +108,7 @@ both_stores!(
         );
         assert_eq!(counts["dropped:shoe_size:undeclared"], 2);
         assert_eq!(counts["dropped:price:no_consent"], 1);
+        assert_eq!(counts["kept:product_id"], 2, "{inv}");
         node.stop().await;
     }
 );
