@@ -96,7 +96,10 @@ fn write_object(
                 let plain = serde_json::to_vec(v).expect("writing to memory cannot fail");
                 let sealed = key.seal(rand::random(), &plain, &field_context(subject, field));
                 out.extend_from_slice(b"{\"$sealed\":\"");
-                push_hex(&mut out, &sealed);
+                let start = out.len();
+                out.resize(start + 2 * sealed.len(), 0);
+                hex::encode_to_slice(&sealed, &mut out[start..])
+                    .expect("the slice is twice the input's length");
                 out.extend_from_slice(b"\"}");
             }
             Stored::Object(o) => out.extend_from_slice(o),
@@ -104,15 +107,6 @@ fn write_object(
     }
     out.push(b'}');
     out
-}
-
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(2 * bytes.len());
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 15)]);
-    }
 }
 
 /// One of the inventory's live counters that a message adds one to, if it turns out to be new.

@@ -126,6 +126,13 @@ pub(crate) const CLAIM: Insert = Insert {
     cols: 2,
     tail: " ON CONFLICT (message_id) DO NOTHING",
 };
+/// SQLite's subject index (`sqlite_writer`); an entry may already be there (a pass over the
+/// table added it).
+pub(crate) const ENTRY: Insert = Insert {
+    head: "INSERT INTO event_subjects (subject_key, at, event_id)",
+    cols: 3,
+    tail: " ON CONFLICT DO NOTHING",
+};
 pub(crate) const EVENT: Insert = Insert {
     head: "INSERT INTO events (subject_key, kind, item_id, quantity, at, message_id, name, category, purpose, properties, received_at, anonymous)",
     cols: 12,

@@ -27,7 +27,7 @@ use candor_domain::Micros;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use crate::ingest::{
-    self, CLAIM, CONTACT, DATA_KEY, EVENT, LINK, LINK_EVENTS, PROTECTED, QUARANTINE,
+    self, CLAIM, CONTACT, DATA_KEY, ENTRY, EVENT, LINK, LINK_EVENTS, PROTECTED, QUARANTINE,
 };
 use crate::writer::{Done, Job, MemoryRun, Next, Queue, Sink};
 use crate::{Backend, NewEvent, Result};
@@ -229,7 +229,6 @@ impl MemoryRun {
             }
         }
         insert_entries(&tx, &rows)?;
-        drop(rows);
         let complete = next == self.entries.len();
         if complete {
             self.finish(&tx)?;
@@ -270,10 +269,7 @@ impl MemoryRun {
 
 fn insert_entries(tx: &rusqlite::Transaction<'_>, rows: &[(&str, i64, Micros)]) -> Result<()> {
     for chunk in rows.chunks(ENTRY_ROWS) {
-        let sql = format!(
-            "INSERT OR IGNORE INTO event_subjects (subject_key, at, event_id) VALUES {}",
-            vec!["(?, ?, ?)"; chunk.len()].join(", ")
-        );
+        let sql = ENTRY.sql(Backend::Sqlite, chunk.len());
         let values: Vec<&dyn rusqlite::ToSql> = chunk
             .iter()
             .flat_map(|(s, id, at)| [s as &dyn rusqlite::ToSql, at, id])
