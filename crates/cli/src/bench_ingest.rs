@@ -171,10 +171,29 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
+/// A message id as `@segment/analytics-node` makes them (its `createMessageId`):
+/// `node-next-<milliseconds since the epoch>-<UUID v4>`. Ids therefore arrive roughly in time
+/// order with a random tail, as from the library; the UUID's bits come from `n`, so no two
+/// messages of a run share one.
+fn message_id(n: u64, millis: u128) -> String {
+    let (a, b) = (mix(n), mix(n ^ 0x9e37_79b9_7f4a_7c15));
+    format!(
+        "node-next-{millis}-{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
 /// The JSON body of batch `b`: messages `b*size .. b*size+size`, about 1% identify, the rest
 /// track (views, adds to cart, orders), with declared and undeclared properties.
 fn batch_body(b: u64, size: usize, subjects: usize, ip_share: f64, timestamp: &str) -> String {
-    let mut s = String::with_capacity(size * 330 + 64);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut s = String::with_capacity(size * 390 + 64);
     s.push_str("{\"batch\":[");
     for j in 0..size as u64 {
         let n = b * size as u64 + j;
@@ -183,6 +202,7 @@ fn batch_body(b: u64, size: usize, subjects: usize, ip_share: f64, timestamp: &s
             s.push(',');
         }
         let user = h % subjects as u64;
+        let id = message_id(n, millis);
         let ip = if ((h >> 40) % 1000) as f64 / 1000.0 < ip_share {
             format!(
                 ",\"context\":{{\"ip\":\"10.{}.{}.{}\"}}",
@@ -197,26 +217,26 @@ fn batch_body(b: u64, size: usize, subjects: usize, ip_share: f64, timestamp: &s
         if roll == 0 {
             let _ = write!(
                 s,
-                "{{\"type\":\"identify\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"traits\":{{\"email\":\"user-{user}@example.com\",\"favorite_category\":\"garden\",\"plan\":\"pro\"}}{ip}}}"
+                "{{\"type\":\"identify\",\"messageId\":\"{id}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"traits\":{{\"email\":\"user-{user}@example.com\",\"favorite_category\":\"garden\",\"plan\":\"pro\"}}{ip}}}"
             );
         } else if roll < 6 {
             let _ = write!(
                 s,
-                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"order_id\":\"o-{n}\",\"revenue\":{}.{:02},\"coupon\":\"SPRING\"}}{ip}}}",
+                "{{\"type\":\"track\",\"event\":\"Order Completed\",\"messageId\":\"{id}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"order_id\":\"o-{n}\",\"revenue\":{}.{:02},\"coupon\":\"SPRING\"}}{ip}}}",
                 (h >> 32) % 500,
                 (h >> 44) % 100
             );
         } else if roll < 20 {
             let _ = write!(
                 s,
-                "{{\"type\":\"track\",\"event\":\"Product Added\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"quantity\":{},\"cart_id\":\"c-{user}\"}}{ip}}}",
+                "{{\"type\":\"track\",\"event\":\"Product Added\",\"messageId\":\"{id}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"quantity\":{},\"cart_id\":\"c-{user}\"}}{ip}}}",
                 (h >> 32) % 100_000,
                 1 + (h >> 50) % 4
             );
         } else {
             let _ = write!(
                 s,
-                "{{\"type\":\"track\",\"event\":\"Product Viewed\",\"messageId\":\"bm-{n}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"price\":{}.{:02},\"category\":\"garden\",\"shoe_size\":{},\"referrer\":\"https://search.example/q\"}}{ip}}}",
+                "{{\"type\":\"track\",\"event\":\"Product Viewed\",\"messageId\":\"{id}\",\"userId\":\"user-{user}\",\"timestamp\":\"{timestamp}\",\"properties\":{{\"product_id\":\"sku-{}\",\"price\":{}.{:02},\"category\":\"garden\",\"shoe_size\":{},\"referrer\":\"https://search.example/q\"}}{ip}}}",
                 (h >> 32) % 100_000,
                 (h >> 44) % 200,
                 (h >> 52) % 100,
