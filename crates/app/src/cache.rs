@@ -15,6 +15,9 @@ use candor_domain::{ConsentRecord, SubjectConsents, SubjectKey};
 
 const SHARDS: usize = 32;
 
+/// Subject keys are HMAC output, which nobody can aim at one bucket, so a fast hash serves.
+type Shard = HashMap<SubjectKey, Entry, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Entry {
     consents: SubjectConsents,
@@ -22,7 +25,7 @@ struct Entry {
 }
 
 pub(crate) struct ConsentCache {
-    shards: Vec<RwLock<HashMap<SubjectKey, Entry>>>,
+    shards: Vec<RwLock<Shard>>,
     per_shard: usize,
     epoch: AtomicU64,
 }
@@ -36,7 +39,7 @@ impl ConsentCache {
         }
     }
 
-    fn shard(&self, key: &SubjectKey) -> &RwLock<HashMap<SubjectKey, Entry>> {
+    fn shard(&self, key: &SubjectKey) -> &RwLock<Shard> {
         // Subject keys are HMAC output, so their leading bytes are uniformly distributed.
         let b = key.as_str().as_bytes();
         let h = usize::from(b[0]) * 31 + usize::from(b[1]);

@@ -15,10 +15,13 @@ pub(crate) struct KeyRing {
     per_generation: usize,
 }
 
+/// Keyed by subject key (HMAC output, which nobody can aim at one bucket), so a fast hash serves.
+type Generation = HashMap<String, SecretKey, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Generations {
-    new: HashMap<String, SecretKey>,
-    old: HashMap<String, SecretKey>,
+    new: Generation,
+    old: Generation,
 }
 
 impl KeyRing {

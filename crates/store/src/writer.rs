@@ -99,19 +99,28 @@ pub(crate) struct MemoryRun {
 /// not mind; it never finds an acknowledged event nowhere.
 #[derive(Default)]
 pub(crate) struct Tail {
-    by_subject: std::collections::HashMap<String, Vec<(i64, Micros)>>,
-    /// Every id held, ascending (one writer assigns them in order).
-    ids: Vec<i64>,
+    by_subject: std::collections::HashMap<String, Vec<(i64, Micros)>, foldhash::fast::RandomState>,
+    /// Every id held, as ascending runs of consecutive ids (one writer assigns them in order,
+    /// so this is nearly always one run): a million held events cost a few bytes here, not 8 MB.
+    ids: Vec<(i64, i64)>,
 }
 
 impl Tail {
     /// How many held ids are above `id`.
     fn count_above(&self, id: i64) -> usize {
-        self.ids.len() - self.ids.partition_point(|held| *held <= id)
+        self.ids
+            .iter()
+            .map(|(first, last)| (last - first.max(&(id + 1)) + 1).max(0) as usize)
+            .sum()
     }
 
     fn add(&mut self, events: &[(&str, i64, Micros)]) {
-        self.ids.extend(events.iter().map(|(_, id, _)| *id));
+        for (_, id, _) in events {
+            match self.ids.last_mut() {
+                Some((_, last)) if *last + 1 == *id => *last = *id,
+                _ => self.ids.push((*id, *id)),
+            }
+        }
         for (subject, id, at) in events {
             match self.by_subject.get_mut(*subject) {
                 Some(held) => held.push((*id, *at)),
@@ -128,8 +137,10 @@ impl Tail {
     /// process and no bulk load wrote events in between, which only a pass over the table
     /// would find). `None` when they are not, or when nothing is held.
     pub(crate) fn run_after(&self, through: i64) -> Option<(i64, Vec<SubjectEntries>)> {
-        let (first, last) = (*self.ids.first()?, *self.ids.last()?);
-        if first != through + 1 || last - through != self.ids.len() as i64 {
+        let [(first, last)] = self.ids[..] else {
+            return None;
+        };
+        if first != through + 1 {
             return None;
         }
         let mut entries: Vec<SubjectEntries> = self
@@ -143,8 +154,10 @@ impl Tail {
 
     /// Drops what an index run covered: every id up to `last`.
     fn drop_through(&mut self, last: i64) {
-        let covered = self.ids.partition_point(|id| *id <= last);
-        self.ids.drain(..covered);
+        self.ids.retain_mut(|(first, end)| {
+            *first = (*first).max(last + 1);
+            *first <= *end
+        });
         self.by_subject.retain(|_, held| {
             held.retain(|(id, _)| *id > last);
             !held.is_empty()
@@ -593,5 +606,47 @@ fn is_transient(e: &StoreError) -> bool {
         }
         StoreError::Sqlite(e) => crate::sqlite_writer::is_transient(e),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tail;
+
+    #[test]
+    fn the_tail_counts_runs_and_drops_what_an_index_run_covered() {
+        let mut tail = Tail::default();
+        tail.add(&[("b", 11, 5), ("a", 12, 6), ("b", 13, 7)]);
+        tail.add(&[("a", 14, 8)]);
+        assert_eq!(tail.ids, [(11, 14)], "consecutive ids stay one run");
+        assert_eq!(tail.count_above(0), 4);
+        assert_eq!(tail.count_above(12), 2);
+        assert_eq!(tail.count_above(14), 0);
+
+        // A run from memory needs exactly the ids above the mark.
+        assert!(tail.run_after(9).is_none());
+        let (last, entries) = tail.run_after(10).expect("ids 11..=14 are all held");
+        assert_eq!(last, 14);
+        assert_eq!(
+            entries,
+            [
+                ("a".to_owned(), vec![(12, 6), (14, 8)]),
+                ("b".to_owned(), vec![(11, 5), (13, 7)])
+            ]
+        );
+
+        // Another process wrote id 15: a gap, so only a pass over the table will do.
+        tail.add(&[("c", 16, 9)]);
+        assert_eq!(tail.ids, [(11, 14), (16, 16)]);
+        assert_eq!(tail.count_above(13), 2);
+        assert!(tail.run_after(10).is_none());
+
+        tail.drop_through(12);
+        assert_eq!(tail.ids, [(13, 14), (16, 16)]);
+        assert_eq!(tail.by_subject["a"], [(14, 8)]);
+        assert_eq!(tail.by_subject["b"], [(13, 7)]);
+        tail.drop_through(16);
+        assert!(tail.ids.is_empty() && tail.by_subject.is_empty());
+        assert!(tail.run_after(16).is_none());
     }
 }
