@@ -173,8 +173,8 @@ fn mix(mut x: u64) -> u64 {
 
 /// A message id as `@segment/analytics-node` makes them (its `createMessageId`):
 /// `node-next-<milliseconds since the epoch>-<UUID v4>`. Ids therefore arrive roughly in time
-/// order with a random tail, as from the library; the UUID's bits come from `n`, so no two
-/// messages of a run share one.
+/// order with a random tail, as from the library. The UUID carries all 64 bits of `mix(n)` (a
+/// bijection), so no two messages of a run share one.
 fn message_id(n: u64, millis: u128) -> String {
     let (a, b) = (mix(n), mix(n ^ 0x9e37_79b9_7f4a_7c15));
     format!(
@@ -182,7 +182,7 @@ fn message_id(n: u64, millis: u128) -> String {
         a >> 32,
         (a >> 16) & 0xffff,
         a & 0xfff,
-        0x8000 | ((b >> 48) & 0x3fff),
+        0x8000 | (((a >> 12) & 0xf) << 10) | ((b >> 54) & 0x3ff),
         b & 0xffff_ffff_ffff
     )
 }

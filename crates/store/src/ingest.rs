@@ -43,9 +43,6 @@ pub struct PreparedMessage {
     pub quarantine: Option<(String, String, String)>,
     /// (anonymous key, known subject key, purposes the known subject allows)
     pub link: Option<(String, String, Vec<String>)>,
-    /// (inventory key, counter) to increment by one if the message is new (the caller keeps
-    /// the counters; see `add_inventory_counts`).
-    pub counts: Vec<(String, String)>,
 }
 
 /// The messages of one request, written in one transaction.
