@@ -1,20 +1,27 @@
-//! Loading the synthetic demo shop into a fresh store.
+//! Loading the synthetic demo shop into a fresh store, through the same doors as real data.
 //!
-//! The loader goes through the same rules as real data: purposes are declared through the
-//! audited API, consent decisions are appended to the log, and each behavioral event is kept only
-//! if, at the time it happened, the customer had allowed a purpose that may use its category.
-//! Contact details (name, email, zip) are not stored: nothing in the foundation needs them.
+//! Invariants: the loader uses only the product's own use cases. Purposes are declared through
+//! the audited API, the demo's tracking plan is installed like any other, consent histories are
+//! imported into the append-only log, and every customer and event arrives as a Segment message
+//! through the ingest gate: a customer's traits and events are kept only if, when they are
+//! ingested, a purpose they allow may use them. Contact details are sealed with the customer's
+//! data key; sex, age band and region are held only as protected attributes for fairness audits.
+//! Nothing is written around the gate, so the first real Segment call to the demo is judged by
+//! the same plan the demo data was.
 
-pub use candor_demo::DemoConfig;
 use candor_demo::EventKind;
-use candor_domain::consent::purpose_allowing;
+pub use candor_demo::{DemoConfig, SENSITIVE_CATEGORY_ID};
+use candor_domain::inventory::Inventory;
+use candor_domain::preferences::{Level, Preferences};
 use candor_domain::{
-    ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectConsents,
+    ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectKey,
 };
-use candor_store::{CatalogCategory, DecisionRow, EventRow, Item};
+use candor_store::{CatalogCategory, DecisionRow, Item};
 use serde::Serialize;
+use serde_json::{Value, json};
 
-use crate::{App, CreatedKey, Result};
+use crate::ingest::{MAX_BATCH_MESSAGES, RawMessage};
+use crate::{App, AppError, CreatedKey, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -38,7 +45,72 @@ pub struct DemoSummary {
 const ACTOR: &str = "demo";
 const MICROS: Micros = 1_000_000;
 
-/// Generates the demo shop for `cfg` and loads it. `progress(done, total)` is called per customer.
+/// The demo shop's tracking plan: what its storefront sends and which purposes may keep it.
+/// Undeclared events are rejected, so a mistyped event name shows at once.
+pub fn tracking_plan() -> Result<Inventory> {
+    let plan = json!({
+        "undeclared_events": "reject",
+        "events": {
+            "track:Product Viewed": {"category": "browsing", "purposes": ["personalization", "analytics", "ads_sharing"], "properties": {
+                "product_id": {"category": "browsing", "purposes": ["personalization", "analytics", "ads_sharing"]},
+                "category": {"category": "browsing", "purposes": ["personalization", "analytics"]}}},
+            "track:Product Added": {"category": "browsing", "purposes": ["personalization", "analytics"], "properties": {
+                "product_id": {"category": "browsing", "purposes": ["personalization", "analytics"]},
+                "quantity": {"category": "browsing", "purposes": ["personalization", "analytics"]}}},
+            "track:Order Completed": {"category": "purchase", "purposes": ["personalization", "analytics", "order_fulfilment"], "properties": {
+                "product_id": {"category": "purchase", "purposes": ["personalization", "analytics", "order_fulfilment"]},
+                "quantity": {"category": "purchase", "purposes": ["personalization", "analytics", "order_fulfilment"]},
+                "order_id": {"category": "purchase", "purposes": ["order_fulfilment"]},
+                "revenue": {"category": "purchase", "purposes": ["analytics", "order_fulfilment"]}}},
+            "page": {"category": "browsing", "purposes": ["analytics"], "properties": {
+                "url": {"category": "browsing", "purposes": ["analytics"]},
+                "path": {"category": "browsing", "purposes": ["analytics"]}}}
+        },
+        "traits": {
+            "email": {"category": "contact", "purposes": ["order_fulfilment", "email_marketing"]},
+            "name": {"category": "contact", "purposes": ["order_fulfilment"]},
+            "sex": {"category": "demographic", "purposes": ["fairness_audit"], "protected": true},
+            "age_band": {"category": "demographic", "purposes": ["fairness_audit"], "protected": true},
+            "region": {"category": "demographic", "purposes": ["fairness_audit"], "protected": true}
+        },
+        "context": {"ip": {"category": "contact", "purposes": ["order_fulfilment"]}}
+    });
+    serde_json::from_value(plan)
+        .map_err(|e| AppError::Internal(format!("the demo's tracking plan does not parse: {e}")))
+}
+
+fn raw(message: Value) -> RawMessage {
+    RawMessage {
+        bytes: message.to_string().len(),
+        json: Ok(message),
+    }
+}
+
+/// The storefront message an event of the generator becomes.
+fn event_message(e: &candor_demo::Event, n: usize) -> Value {
+    let (name, properties) = match e.kind {
+        EventKind::View => ("Product Viewed", json!({"product_id": e.product})),
+        EventKind::AddToCart => (
+            "Product Added",
+            json!({"product_id": e.product, "quantity": e.quantity}),
+        ),
+        EventKind::Purchase => (
+            "Order Completed",
+            json!({"product_id": e.product, "quantity": e.quantity, "order_id": format!("order-{}-{}", e.customer, e.at_unix)}),
+        ),
+    };
+    json!({
+        "type": "track",
+        "userId": e.customer,
+        "event": name,
+        "properties": properties,
+        "timestamp": candor_domain::format_micros(e.at_unix * MICROS),
+        "messageId": format!("demo-{}-{n}", e.customer),
+    })
+}
+
+/// Generates the demo shop for `cfg` and loads it. `progress(done, total)` is called per batch
+/// of customers.
 pub async fn load(
     app: &App,
     cfg: &DemoConfig,
@@ -59,7 +131,7 @@ pub async fn load(
         };
         app.create_purpose(ACTOR, &draft).await?;
     }
-    let purposes = app.purposes();
+    app.set_inventory(ACTOR, tracking_plan()?).await?;
     let categories: Vec<CatalogCategory> = data
         .categories
         .iter()
@@ -79,27 +151,12 @@ pub async fn load(
             price_cents: i64::from(p.price_cents),
         })
         .collect();
-    app.store.upsert_catalog(&categories, &items).await?;
-    // Serving validates and answers against the catalog it holds: load the new one.
-    app.reload_serving().await?;
-    let personalization = purposes
-        .values()
-        .find(|p| p.id.as_str() == "personalization")
-        .cloned();
-    let mut chose_full = 0;
+    app.upsert_catalog(ACTOR, &categories, &items).await?;
 
-    let mut events_by_customer: std::collections::HashMap<&str, Vec<&candor_demo::Event>> =
-        std::collections::HashMap::new();
-    for e in &data.events {
-        events_by_customer
-            .entry(e.customer.as_str())
-            .or_default()
-            .push(e);
-    }
-    let now = app.now();
-    let (mut consent_records, mut kept, mut dropped, mut interests_kept) = (0, 0, 0, 0);
-    let mut batch = Vec::new();
-    for (n, c) in data.customers.iter().enumerate() {
+    // 1. Consent histories, as a CMP export would bring them.
+    let mut keys = Vec::with_capacity(data.customers.len());
+    let mut histories = Vec::with_capacity(data.customers.len());
+    for c in &data.customers {
         let key = app.subject_key(&c.external_id)?;
         let mut choices: Vec<(PurposeId, ConsentDecision, Micros)> = c
             .consents
@@ -117,99 +174,101 @@ pub async fn load(
             })
             .collect::<Result<_>>()?;
         choices.sort_by_key(|c| c.2);
-        let records = if choices.is_empty() {
-            vec![]
-        } else {
-            app.import_consents(ACTOR, &key, &choices).await?
-        };
-        consent_records += records.len();
+        keys.push(key.clone());
+        if !choices.is_empty() {
+            histories.push((key, choices));
+        }
+    }
+    let mut consent_records = 0;
+    for chunk in histories.chunks(500) {
+        consent_records += app
+            .import_consents_bulk(ACTOR, chunk)
+            .await?
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>();
+    }
 
-        // Replay the consent history alongside the customer's events, in time order.
-        let mut state = SubjectConsents::default();
-        let mut next = 0;
-        for e in events_by_customer
+    // 2. Customers (identify) and their events (track), through the ingest gate.
+    let mut events_by_customer: std::collections::HashMap<&str, Vec<&candor_demo::Event>> =
+        std::collections::HashMap::new();
+    for e in &data.events {
+        events_by_customer
+            .entry(e.customer.as_str())
+            .or_default()
+            .push(e);
+    }
+    let (mut kept, mut dropped) = (0, 0);
+    let mut batch: Vec<RawMessage> = Vec::with_capacity(MAX_BATCH_MESSAGES);
+    let mut track_batch: Vec<RawMessage> = Vec::with_capacity(MAX_BATCH_MESSAGES);
+    for (n, c) in data.customers.iter().enumerate() {
+        let d = &c.demographics;
+        batch.push(raw(json!({
+            "type": "identify",
+            "userId": c.external_id,
+            "traits": {"email": c.email, "name": c.name, "sex": d.sex, "age_band": d.age_band, "region": d.region},
+            "timestamp": candor_domain::format_micros(c.signup_unix * MICROS),
+            "messageId": format!("demo-{}-identify", c.external_id),
+        })));
+        for (i, e) in events_by_customer
             .get(c.external_id.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default()
+            .iter()
+            .enumerate()
         {
-            let at = e.at_unix * MICROS;
-            while next < records.len() && records[next].at <= at {
-                state.apply(&records[next]);
-                next += 1;
-            }
-            let category = match e.kind {
-                EventKind::Purchase => DataCategory::Purchase,
-                EventKind::View | EventKind::AddToCart => DataCategory::Browsing,
-            };
-            if let Some(purpose) = purpose_allowing(purposes.values(), &state, &category, at) {
-                batch.push(EventRow {
-                    subject_key: key.to_string(),
-                    kind: e.kind.as_str().to_owned(),
-                    item_id: e.product.clone(),
-                    quantity: i64::from(e.quantity),
-                    at,
-                    category: category.to_string(),
-                    purpose: purpose.id.to_string(),
-                });
-                kept += 1;
-            } else {
-                dropped += 1;
+            track_batch.push(raw(event_message(e, i)));
+            if track_batch.len() == MAX_BATCH_MESSAGES {
+                let r = ingest_all(app, &mut track_batch).await?;
+                (kept, dropped) = (kept + r.0, dropped + r.1);
             }
         }
-        let current = SubjectConsents::from_history(&records);
+        if batch.len() == MAX_BATCH_MESSAGES {
+            ingest_all(app, &mut batch).await?;
+        }
+        progress(n + 1, data.customers.len());
+    }
+    ingest_all(app, &mut batch).await?;
+    let r = ingest_all(app, &mut track_batch).await?;
+    (kept, dropped) = (kept + r.0, dropped + r.1);
+
+    // 3. Preferences: declared interests where a purpose allows using them, and the simulated
+    // choice of two in five customers who allow personalization to move to `full` (new
+    // subjects start at `basic`).
+    let purposes = app.purposes();
+    let personalization = PurposeId::parse("personalization")?;
+    let (mut chose_full, mut interests_kept) = (0, 0);
+    let mut prefs: Vec<(SubjectKey, Preferences)> = Vec::new();
+    for (n, (c, key)) in data.customers.iter().zip(&keys).enumerate() {
+        let permits = app.permits(key, &purposes).await?;
         let keep_interests = !c.declared_interests.is_empty()
-            && purpose_allowing(
-                purposes.values(),
-                &current,
-                &DataCategory::DeclaredPreference,
-                now,
-            )
-            .is_some();
-        if keep_interests {
-            app.store
-                .set_declared_interests(key.as_str(), &c.declared_interests)
-                .await?;
-            interests_kept += 1;
+            && permits
+                .covering(&DataCategory::DeclaredPreference)
+                .is_some();
+        let full = n % 5 < 2 && permits.get(&personalization).is_some();
+        if !keep_interests && !full {
+            continue;
         }
-        // Simulated choice: two in five customers who allow personalization move to `full`
-        // in the preference center (new subjects start at `basic`).
-        if n % 5 < 2
-            && personalization
-                .as_ref()
-                .is_some_and(|p| current.status(p, now).allows())
-        {
-            let prefs = candor_domain::preferences::Preferences {
-                level: candor_domain::preferences::Level::Full,
+        interests_kept += usize::from(keep_interests);
+        chose_full += usize::from(full);
+        prefs.push((
+            key.clone(),
+            Preferences {
+                level: if full { Level::Full } else { Level::Basic },
                 declared_interests: if keep_interests {
                     c.declared_interests.clone()
                 } else {
                     Vec::new()
                 },
                 ..Default::default()
-            };
-            app.set_preferences(ACTOR, &key, prefs).await?;
-            chose_full += 1;
-        }
-        // Held for fairness audits only, in their own table.
-        let d = &c.demographics;
-        app.store
-            .protected_set(
-                key.as_str(),
-                &[
-                    ("sex".into(), d.sex.clone()),
-                    ("age_band".into(), d.age_band.clone()),
-                    ("region".into(), d.region.clone()),
-                ],
-            )
-            .await?;
-        if batch.len() >= 5000 {
-            app.store.insert_events(&batch).await?;
-            batch.clear();
-        }
-        progress(n + 1, data.customers.len());
+            },
+        ));
     }
-    app.store.insert_events(&batch).await?;
+    for chunk in prefs.chunks(500) {
+        app.set_preferences_bulk(ACTOR, chunk).await?;
+    }
 
+    // 4. The offer decisions an earlier system made (with the planted bias), for audits.
     let decisions: Vec<DecisionRow> = data
         .offer_decisions
         .iter()
@@ -227,7 +286,7 @@ pub async fn load(
             })
         })
         .collect::<Result<_>>()?;
-    app.store.insert_decisions(&decisions).await?;
+    app.import_decisions(ACTOR, &decisions).await?;
 
     Ok(DemoSummary {
         chose_full,
@@ -251,4 +310,19 @@ pub async fn load(
             .create_key(ACTOR, "demo auditor", Scope::Auditor)
             .await?,
     })
+}
+
+/// Sends `batch` through the ingest gate and empties it: (stored, without consent). A message
+/// the gate rejects is a defect of the demo itself, so it fails the load.
+async fn ingest_all(app: &App, batch: &mut Vec<RawMessage>) -> Result<(usize, usize)> {
+    if batch.is_empty() {
+        return Ok((0, 0));
+    }
+    let report = app.ingest(std::mem::take(batch), None).await?;
+    if let Some(r) = report.rejected.first() {
+        return Err(AppError::Internal(format!(
+            "the demo sent a message its own tracking plan rejects: {r:?}"
+        )));
+    }
+    Ok((report.stored, report.without_consent))
 }

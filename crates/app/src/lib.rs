@@ -1,77 +1,77 @@
-//! Candor's application layer: the use cases the HTTP API and the CLI share.
+//! Candor's application layer: the use cases the HTTP API, the web pages and the CLI share,
+//! arranged in rooms, one per capability.
+//!
+//! `App` is the composition root: it opens the store, builds each room's state, and hands out
+//! nothing but use cases. Each room (a folder) owns its in-memory state: its fields are private
+//! to the room, so another room reaches them only through the room's functions.
+//!
+//! | room | owns |
+//! |---|---|
+//! | [`consent`] | purposes, consent records, the consent cache, [`Permit`]s |
+//! | [`access`] | API keys and scopes |
+//! | [`ingest`] | the ingest gate, the tracking plan and its counters, data keys, retention |
+//! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
+//! | [`governance`] | fairness runs, incidents, audit-log verification |
+//! | [`delivery`] | webhooks (later: the message outbox) |
+//! | [`rights`], [`analytics`] | homes for subject rights and private analytics |
 //!
 //! Invariants:
-//! - Handlers and commands call these functions; none of them talks to the store directly for
-//!   anything that changes state, so every change is validated, audited and propagated here.
-//! - Every read of consent goes through [`App::consent_status`] (the in-memory cache backed by the
-//!   append-only log). A local change is applied to the cache before its call returns, so the
-//!   next request on this node sees it; other nodes learn of it through the store's change feed.
+//! - Handlers and commands call these functions; nothing outside this crate reaches the store,
+//!   so every change is validated, audited and propagated here.
+//! - Behavioural data is read only with a [`Permit`] from the consent room.
+//! - Background work runs as jobs of one [`scheduler`](Background), stopped cleanly on shutdown.
 //! - No external id, secret or contact value is logged; logs carry subject keys at most.
+//!
+//! [`Permit`]: candor_domain::Permit
 #![forbid(unsafe_code)]
 
-mod audit;
-mod cache;
+pub mod access;
+pub mod analytics;
+mod changes;
 mod clock;
 pub mod config;
-mod consent;
+pub mod consent;
+pub mod delivery;
 pub mod demo;
 mod error;
-pub mod fairness;
-mod history;
+pub mod governance;
 pub mod ingest;
-mod inventory;
-mod keyring;
-mod keys;
-pub mod profiles;
-mod purposes;
-pub mod recommend;
-pub mod retention;
-mod runtime;
-mod webhooks;
+pub mod personalization;
+pub mod rights;
+mod scheduler;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use candor_domain::{Pseudonymizer, Purpose, PurposeId};
+use candor_domain::Pseudonymizer;
 use candor_store::Store;
 
-pub use audit::AuditVerification;
+pub use access::{CreatedKey, KeyInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};
 pub use consent::{ConsentOutcome, ConsentRequest, ImportedDecision, PurposeConsent};
+pub use delivery::CreatedWebhook;
 pub use error::AppError;
-pub use inventory::InventoryView;
-pub use keys::{CreatedKey, KeyInfo};
-pub use runtime::Background;
-pub use webhooks::CreatedWebhook;
+pub use governance::audit_log::AuditVerification;
+pub use ingest::InventoryView;
+pub use scheduler::Background;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
-/// Unwrapped subject data keys kept in memory (about 100 bytes each).
-const DATA_KEYS_IN_MEMORY: usize = 200_000;
-
-/// The running application: configuration, store, caches. Shared behind an `Arc`.
+/// The running application. Shared behind an `Arc`.
 pub struct App {
-    pub config: Config,
-    pub store: Store,
+    config: Config,
+    store: Store,
     pseudonymizer: Pseudonymizer,
     clock: Arc<dyn Clock>,
-    purposes: RwLock<Arc<BTreeMap<PurposeId, Purpose>>>,
-    keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
-    consents: cache::ConsentCache,
-    histories: history::HistoryCache,
     /// Tells this node's own change announcements apart from other nodes' (random per start).
     node_id: u64,
-    http: reqwest::Client,
-    inventory: RwLock<Arc<candor_domain::inventory::Inventory>>,
-    master_key: candor_domain::envelope::SecretKey,
-    data_keys: keyring::KeyRing,
-    serving: RwLock<Arc<recommend::Serving>>,
-    prefs: RwLock<HashMap<String, Arc<candor_domain::preferences::Preferences>>>,
-    /// Tracking-plan counters not yet flushed to the store (flushed every second).
-    pending_counts: std::sync::Mutex<std::collections::BTreeMap<(String, String), i64>>,
-    decisions_tx:
-        std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Vec<candor_store::DecisionRow>>>>,
+    consent: consent::ConsentRoom,
+    access: access::AccessRoom,
+    ingest: ingest::IngestRoom,
+    personalization: personalization::PersonalizationRoom,
+    delivery: delivery::DeliveryRoom,
 }
 
 impl App {
@@ -95,27 +95,16 @@ impl App {
         let history_ttl = (store.backend() == candor_store::Backend::Postgres)
             .then(|| std::time::Duration::from_millis(config.recommend.history_cache_ttl_ms));
         let app = App {
-            consents: cache::ConsentCache::new(config.consent.cache_entries),
-            histories: history::HistoryCache::new(
-                config.recommend.history_cache_events,
-                config.recommend.history_limit as usize,
-                history_ttl,
-            ),
+            consent: consent::ConsentRoom::new(config.consent.cache_entries),
+            access: access::AccessRoom::default(),
+            ingest: ingest::IngestRoom::new(master_key),
+            personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
+            delivery: delivery::DeliveryRoom { http },
             node_id: rand::random(),
             config,
             store,
             pseudonymizer,
             clock,
-            purposes: RwLock::default(),
-            keys: RwLock::default(),
-            http,
-            inventory: RwLock::default(),
-            master_key,
-            data_keys: keyring::KeyRing::new(DATA_KEYS_IN_MEMORY),
-            serving: RwLock::new(Arc::new(recommend::Serving::empty())),
-            prefs: RwLock::default(),
-            decisions_tx: std::sync::Mutex::default(),
-            pending_counts: std::sync::Mutex::default(),
         };
         app.reload_purposes().await?;
         app.reload_keys().await?;
@@ -123,6 +112,11 @@ impl App {
         app.reload_inventory().await?;
         app.reload_serving().await?;
         Ok(Arc::new(app))
+    }
+
+    /// The validated configuration this node runs with (read-only).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn now(&self) -> candor_domain::Micros {
@@ -135,8 +129,19 @@ impl App {
         Ok(self.pseudonymizer.subject_key(&id))
     }
 
+    /// Which store this node runs on: `sqlite` or `postgres`.
+    pub fn store_backend(&self) -> &'static str {
+        self.store.backend().name()
+    }
+
     /// Readiness: the store answers.
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Closes the store: waits for queued writes, then closes every connection. Call after
+    /// the background jobs have stopped.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 }

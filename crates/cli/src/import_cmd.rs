@@ -985,7 +985,7 @@ async fn events(config: Config, args: EventsArgs) -> Result<std::process::ExitCo
             local.properties_dropped += report.properties_dropped as u64;
             for r in &report.rejected {
                 let line = lines.get(r.index).copied().unwrap_or_default();
-                local.reject(r.code, line, &r.message);
+                local.reject(r.code.as_str(), line, &r.message);
             }
         }
         merge(&mut totals, local);
@@ -1039,7 +1039,7 @@ async fn events(config: Config, args: EventsArgs) -> Result<std::process::ExitCo
             &cp_path,
         );
     }
-    app.store.close().await;
+    app.close().await;
     Ok(if finished || limited {
         std::process::ExitCode::SUCCESS
     } else {

@@ -4,8 +4,6 @@
 #![forbid(unsafe_code)]
 
 mod audit_cmd;
-mod bench;
-mod bench_ingest;
 mod eval_cmd;
 mod import_cmd;
 
@@ -53,9 +51,6 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand, name = "audit-log")]
     AuditLog(AuditLogCommand),
-    /// Benchmarks that print figures against the targets in PRODUCT.md.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Offline evaluation of the recommendation models under protocol EVAL-1.
     Eval(Box<eval_cmd::EvalArgs>),
     /// Train a recommendation model on consented data and activate it (no restart needed).
@@ -188,7 +183,6 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 output,
             }) => audit_run(config, groups, surface, since_days, output).await,
             Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
-            Command::Bench(cmd) => bench::run(config, cmd).await,
             Command::Import(cmd) => import_cmd::run(config, cmd).await,
             Command::Config(_) | Command::Eval(_) => unreachable!("handled above"),
             Command::Train => train(config).await,
@@ -228,13 +222,13 @@ async fn shutdown_signal() {
 }
 
 async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
-    let addr = app.config.bind_addr();
+    let addr = app.config().bind_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let background = app.start_background().await?;
-    tracing::info!(%addr, store = app.store.backend().name(), "candor serving");
-    let grace = std::time::Duration::from_secs(app.config.server.shutdown_grace_secs);
+    tracing::info!(%addr, store = app.store_backend(), "candor serving");
+    let grace = std::time::Duration::from_secs(app.config().server.shutdown_grace_secs);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(candor_http::serve(app.clone(), listener, async move {
         let _ = stopped.await;
@@ -254,7 +248,7 @@ async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
         }
     }
     background.shutdown().await;
-    app.store.close().await;
+    app.close().await;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -327,6 +327,19 @@ pub const PURPOSES: &[DemoPurpose] = &[
         non_essential_tracking: false,
         expires_after_days: None,
     },
+    DemoPurpose {
+        id: "fairness_audit",
+        title: "Checking we treat everyone fairly",
+        description: "If you tell us your sex, age band or region, we use them only to check \
+                      that our offers and suggestions do not treat groups of people unfairly. \
+                      They are never used to decide what you see, and you can object at any \
+                      time.",
+        legal_basis: "legitimate_interest",
+        categories: &["demographic"],
+        sale_or_sharing: false,
+        non_essential_tracking: false,
+        expires_after_days: None,
+    },
 ];
 
 /// Looks up a declared purpose by id.

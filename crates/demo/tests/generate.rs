@@ -510,7 +510,8 @@ fn purposes_are_declared_as_specified() {
             "analytics",
             "email_marketing",
             "ads_sharing",
-            "order_fulfilment"
+            "order_fulfilment",
+            "fairness_audit"
         ]
     );
     let p = purpose("personalization").unwrap();

@@ -258,20 +258,6 @@ pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros
     }
 }
 
-/// The consent gate for collection: data of `category` may be kept only if some purpose that
-/// may use that category is currently allowed for this subject (strictly necessary purposes
-/// always are). Returns the first purpose that allows it, for the record of why it was kept.
-pub fn purpose_allowing<'a>(
-    purposes: impl IntoIterator<Item = &'a Purpose>,
-    consents: &SubjectConsents,
-    category: &crate::DataCategory,
-    now: Micros,
-) -> Option<&'a Purpose> {
-    purposes
-        .into_iter()
-        .find(|p| p.may_use(category) && consents.status(p, now).allows())
-}
-
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
@@ -367,9 +353,12 @@ mod tests {
         let p = purpose("consent", None);
         let none = SubjectConsents::default();
         let granted = SubjectConsents::from_history(&[rec(1, Granted, 0, 1)]);
-        assert!(purpose_allowing([&p], &none, &crate::DataCategory::Browsing, 1).is_none());
-        assert!(purpose_allowing([&p], &granted, &crate::DataCategory::Browsing, 1).is_some());
-        assert!(purpose_allowing([&p], &granted, &crate::DataCategory::Contact, 1).is_none());
+        let key = SubjectKey::parse(&"b".repeat(64)).unwrap();
+        let browsing = &crate::DataCategory::Browsing;
+        assert!(none.permits(&key, [&p], 1).covering(browsing).is_none());
+        assert!(granted.permits(&key, [&p], 1).covering(browsing).is_some());
+        let contact = &crate::DataCategory::Contact;
+        assert!(granted.permits(&key, [&p], 1).covering(contact).is_none());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Invariants:
 //! - Nothing undeclared is kept: an event type/name missing from the inventory is rejected or
 //!   quarantined (by policy), and an undeclared property is dropped before storage.
-//! - A declared property is kept only if one of the purposes it is declared for is currently
-//!   allowed for the subject and may use the property's data category; the event itself is kept
+//! - A declared property is kept only if the subject's [`Permit`](crate::Permit) for one of the
+//!   purposes it is declared for covers the property's data category; the event itself is kept
 //!   only if its own category passes the same gate. This is the consent gate of ingestion.
 //! - Protected attributes (declared `protected = true`) are never part of the behavioral record:
 //!   they are returned separately for the fairness-audit table.
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataCategory, DomainError, Micros, Purpose, PurposeId, SubjectConsents};
+use crate::{DataCategory, DomainError, Permits, Purpose, PurposeId};
 
 /// What to do with events the inventory does not declare.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,45 +150,27 @@ pub struct Minimized<'a> {
     pub dropped: Vec<(&'a str, DropReason)>,
 }
 
-/// The first of `ids` that is allowed now and may use `category`.
-pub fn allowing_purpose<'a>(
-    ids: &'a [PurposeId],
-    category: &DataCategory,
-    purposes: &BTreeMap<PurposeId, Purpose>,
-    consents: &SubjectConsents,
-    now: Micros,
-) -> Option<&'a PurposeId> {
-    ids.iter().find(|id| {
-        purposes
-            .get(*id)
-            .is_some_and(|p| p.may_use(category) && consents.status(p, now).allows())
-    })
-}
-
-/// Applies the inventory and the consent gate to a JSON object of properties.
+/// Applies the inventory and the consent gate to a JSON object of properties: a declared
+/// property is kept under the first of its purposes that the subject's `permits` cover.
 pub fn minimize<'a>(
     props: &'a serde_json::Map<String, serde_json::Value>,
     specs: &'a BTreeMap<String, PropertySpec>,
-    purposes: &BTreeMap<PurposeId, Purpose>,
-    consents: &SubjectConsents,
-    now: Micros,
+    permits: &Permits<'_>,
 ) -> Minimized<'a> {
     let mut out = Minimized::default();
     for (name, value) in props {
         match specs.get(name) {
             None => out.dropped.push((name, DropReason::Undeclared)),
             Some(spec) if spec.protected => out.protected.push((name, value)),
-            Some(spec) => {
-                match allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now) {
-                    Some(purpose) => out.kept.push(KeptProperty {
-                        name,
-                        value,
-                        category: &spec.category,
-                        purpose,
-                    }),
-                    None => out.dropped.push((name, DropReason::NoConsent)),
-                }
-            }
+            Some(spec) => match permits.first_covering(&spec.purposes, &spec.category) {
+                Some(purpose) => out.kept.push(KeptProperty {
+                    name,
+                    value,
+                    category: &spec.category,
+                    purpose,
+                }),
+                None => out.dropped.push((name, DropReason::NoConsent)),
+            },
         }
     }
     out
@@ -262,8 +244,9 @@ mod tests {
         let props =
             serde_json::json!({"sku": "A1", "email": "a@b.c", "shoe_size": 42, "gender": "f"});
         let props = props.as_object().unwrap();
-        let none = SubjectConsents::default();
-        let m = minimize(props, &specs, &ps, &none, 0);
+        let key = crate::SubjectKey::parse(&"a".repeat(64)).unwrap();
+        let none = crate::SubjectConsents::default().permits(&key, ps.values(), 0);
+        let m = minimize(props, &specs, &none);
         let kept: Vec<_> = m.kept.iter().map(|k| k.name).collect();
         assert_eq!(kept, ["email"], "contract purposes need no consent");
         assert!(
@@ -271,8 +254,8 @@ mod tests {
                 && m.dropped.contains(&("shoe_size", DropReason::Undeclared))
         );
         assert_eq!(m.protected.len(), 1);
-        let yes = granted("personalization");
-        let m = minimize(props, &specs, &ps, &yes, 0);
+        let yes = granted("personalization").permits(&key, ps.values(), 0);
+        let m = minimize(props, &specs, &yes);
         assert_eq!(m.kept.len(), 2);
     }
 

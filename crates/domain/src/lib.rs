@@ -11,6 +11,7 @@ pub mod consent;
 pub mod envelope;
 mod error;
 pub mod inventory;
+mod permit;
 pub mod preferences;
 pub mod profile;
 pub mod purpose;
@@ -26,6 +27,7 @@ pub use consent::{
     SubjectConsents,
 };
 pub use error::DomainError;
+pub use permit::{Permit, Permits};
 pub use purpose::{DataCategory, LegalBasis, Purpose, PurposeDraft, PurposeId};
 pub use signals::PrivacySignals;
 pub use subject::{ExternalId, Pseudonymizer, SubjectKey};

@@ -21,9 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::inventory::Inventory;
-use crate::{
-    DataCategory, DomainError, MICROS_PER_DAY, Micros, Purpose, PurposeId, SubjectConsents,
-};
+use crate::{DataCategory, DomainError, MICROS_PER_DAY, Micros, Permits, PurposeId};
 
 /// Half-life of an event's weight in an inferred affinity.
 pub const AFFINITY_HALF_LIFE_DAYS: f64 = 30.0;
@@ -110,14 +108,34 @@ pub struct ProfileEvent {
     pub item_price_cents: Option<i64>,
 }
 
+impl ProfileEvent {
+    /// Alias and group messages record who is who, not behaviour: no profile counts them.
+    pub fn is_identity_link(&self) -> bool {
+        matches!(self.kind.as_str(), "alias" | "group")
+    }
+
+    /// The data category the event counts as: as stored, or for rows older than ingestion
+    /// (stored without one) purchase for purchases and browsing for everything else.
+    pub fn effective_category(&self) -> DataCategory {
+        DataCategory::parse(&self.data_category).unwrap_or(
+            match Action::of(&self.kind, &self.name) {
+                Action::Purchase => DataCategory::Purchase,
+                _ => DataCategory::Browsing,
+            },
+        )
+    }
+}
+
 /// Everything a profile is built from. `declared` are the subject's stored declared interests.
 pub struct ProfileInput<'a> {
     pub events: &'a [ProfileEvent],
     pub declared: &'a [CategoryInfo],
     pub catalog: &'a BTreeMap<String, CategoryInfo>,
     pub inventory: &'a Inventory,
-    pub purposes: &'a BTreeMap<PurposeId, Purpose>,
-    pub consents: &'a SubjectConsents,
+    /// What the subject's consent allows now: the only source of what may shape the profile.
+    pub permits: &'a Permits<'a>,
+    /// Stored events the read left out because no permit covers them at all.
+    pub withheld: u64,
     pub now: Micros,
     /// Only data usable for this purpose (e.g. `personalization`); `None`: any allowed purpose.
     pub for_purpose: Option<&'a PurposeId>,
@@ -128,34 +146,31 @@ pub struct ProfileInput<'a> {
 pub fn profiling_basis(
     stored: &str,
     category: &DataCategory,
-    purposes: &BTreeMap<PurposeId, Purpose>,
-    consents: &SubjectConsents,
-    now: Micros,
+    permits: &Permits<'_>,
     for_purpose: Option<&PurposeId>,
 ) -> Option<Vec<PurposeId>> {
-    let usable = |p: &Purpose| p.may_use(category) && consents.status(p, now).allows();
     let mut basis = Vec::new();
     if !stored.is_empty() {
-        let p = purposes.values().find(|p| p.id.as_str() == stored)?;
-        if !usable(p) {
-            return None;
-        }
-        if !p.legal_basis.is_strictly_necessary() {
+        let p = permits
+            .iter()
+            .find(|p| p.purpose().as_str() == stored)
+            .filter(|p| p.covers(category))?;
+        if !p.is_strictly_necessary() {
             // Collected for a purpose the person could refuse: usable for that purpose only.
             return for_purpose
-                .is_none_or(|f| *f == p.id)
-                .then(|| vec![p.id.clone()]);
+                .is_none_or(|f| f == p.purpose())
+                .then(|| vec![p.purpose().clone()]);
         }
-        basis.push(p.id.clone());
+        basis.push(p.purpose().clone());
     }
     // Strictly necessary (or unlabelled) data: only with a purpose the person could refuse.
-    let q = purposes.values().find(|q| {
-        !q.legal_basis.is_strictly_necessary()
-            && usable(q)
-            && for_purpose.is_none_or(|f| *f == q.id)
+    let q = permits.iter().find(|q| {
+        !q.is_strictly_necessary()
+            && q.covers(category)
+            && for_purpose.is_none_or(|f| f == q.purpose())
     })?;
-    if !basis.contains(&q.id) {
-        basis.push(q.id.clone());
+    if !basis.contains(q.purpose()) {
+        basis.push(q.purpose().clone());
     }
     Some(basis)
 }
@@ -489,7 +504,7 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
     let now = input.now;
     let mut purposes_used = BTreeSet::new();
     let mut used = 0u64;
-    let mut ignored = 0u64;
+    let mut ignored = input.withheld;
     let mut activity = Evidence::default();
     let (mut orders, mut orders_90, mut orders_365) = (0u64, 0u64, 0u64);
     let (mut spend, mut spend_365) = (0i64, 0i64);
@@ -503,22 +518,13 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
             collect_trait_preferences(e, input, &mut trait_prefs);
             continue;
         }
-        if matches!(e.kind.as_str(), "alias" | "group") {
+        if e.is_identity_link() {
             continue;
         }
         let action = Action::of(&e.kind, &e.name);
-        let category = DataCategory::parse(&e.data_category).unwrap_or(match action {
-            Action::Purchase => DataCategory::Purchase,
-            _ => DataCategory::Browsing,
-        });
-        let Some(basis) = profiling_basis(
-            &e.purpose,
-            &category,
-            input.purposes,
-            input.consents,
-            now,
-            input.for_purpose,
-        ) else {
+        let category = e.effective_category();
+        let Some(basis) = profiling_basis(&e.purpose, &category, input.permits, input.for_purpose)
+        else {
             ignored += 1;
             continue;
         };
@@ -578,9 +584,7 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
     if let Some(basis) = profiling_basis(
         "",
         &DataCategory::DeclaredPreference,
-        input.purposes,
-        input.consents,
-        now,
+        input.permits,
         input.for_purpose,
     ) {
         for c in input.declared {
@@ -696,14 +700,7 @@ fn collect_trait_preferences(
         }
         // The trait's own purposes decide, each checked as the stored purpose would be.
         let basis = spec.purposes.iter().find_map(|p| {
-            profiling_basis(
-                p.as_str(),
-                &spec.category,
-                input.purposes,
-                input.consents,
-                input.now,
-                input.for_purpose,
-            )
+            profiling_basis(p.as_str(), &spec.category, input.permits, input.for_purpose)
         });
         let Some(basis) = basis else { continue };
         let values: Vec<String> = match value {
@@ -1331,9 +1328,9 @@ fn eq(a: &AttrValue, b: &AttrValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PurposeDraft;
     use crate::consent::tests_support::granted;
     use crate::inventory::PropertySpec;
+    use crate::{Purpose, PurposeDraft, SubjectConsents};
     use serde_json::json;
 
     const NOW: Micros = 1_000 * MICROS_PER_DAY;
@@ -1415,13 +1412,15 @@ mod tests {
                 protected: false,
             },
         );
+        let subject = crate::SubjectKey::parse(&"c".repeat(64)).unwrap();
+        let permits = consents.permits(&subject, ps.values(), NOW);
         build_profile(&ProfileInput {
             events,
             declared,
             catalog: &catalog,
             inventory: &inventory,
-            purposes: &ps,
-            consents,
+            permits: &permits,
+            withheld: 0,
             now: NOW,
             for_purpose: None,
         })

@@ -122,6 +122,22 @@ impl From<DataCategory> for String {
         c.to_string()
     }
 }
+impl DataCategory {
+    /// Whether `name` is this category's canonical name (as stored), without allocating.
+    pub fn is_named(&self, name: &str) -> bool {
+        match self {
+            DataCategory::Browsing => name == "browsing",
+            DataCategory::Purchase => name == "purchase",
+            DataCategory::DeclaredPreference => name == "declared_preference",
+            DataCategory::Contact => name == "contact",
+            DataCategory::Location => name == "location",
+            DataCategory::Demographic => name == "demographic",
+            DataCategory::Device => name == "device",
+            DataCategory::Sensitive(kind) => name.strip_prefix("sensitive:") == Some(kind),
+        }
+    }
+}
+
 impl fmt::Display for DataCategory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

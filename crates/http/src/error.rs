@@ -6,10 +6,67 @@ use candor_app::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Every error code the API answers with: the stable, machine-readable half of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    // 400
+    MalformedJson,
+    InvalidBody,
+    InvalidQuery,
+    InvalidPath,
+    UnreadableBody,
+    InvalidBatch,
+    // 401, 403
+    Unauthorized,
+    Forbidden,
+    // 404, 405, 409
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    // 413, 415
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    // 422
+    InvalidField,
+    UnknownPurpose,
+    /// A message of an ingestion request was refused; its own code says why.
+    Rejected(candor_app::ingest::RejectCode),
+    // 500, 503
+    Internal,
+    NotReady,
+    Timeout,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::UnreadableBody => "unreadable_body",
+            ErrorCode::InvalidBatch => "invalid_batch",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::UnknownPurpose => "unknown_purpose",
+            ErrorCode::Rejected(r) => r.as_str(),
+            ErrorCode::Internal => "internal",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -28,7 +85,7 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -36,12 +93,12 @@ impl ApiError {
         }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -50,7 +107,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message,
             },
         };
@@ -70,26 +127,30 @@ impl From<AppError> for ApiError {
         match &e {
             AppError::Invalid { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                crate::error::ErrorCode::InvalidField,
                 e.to_string(),
             ),
             AppError::UnknownPurpose(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_purpose",
+                crate::error::ErrorCode::UnknownPurpose,
                 format!("{e}; list declared purposes with GET /v1/purposes"),
             ),
-            AppError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            AppError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
+            AppError::NotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                crate::error::ErrorCode::NotFound,
+                e.to_string(),
+            ),
+            AppError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                crate::error::ErrorCode::Conflict,
+                e.to_string(),
+            ),
             AppError::Config(_) | AppError::Store(_) | AppError::Internal(_) => {
                 // Details go to the log; the client gets no internals.
                 tracing::error!(error = %e, "request failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    crate::error::ErrorCode::Internal,
                     "internal error; see the server log",
                 )
             }
@@ -100,7 +161,7 @@ impl From<AppError> for ApiError {
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "not_found",
+        crate::error::ErrorCode::NotFound,
         "no such route; see /openapi.json",
     )
 }
@@ -108,7 +169,7 @@ pub(crate) async fn not_found() -> ApiError {
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        crate::error::ErrorCode::MethodNotAllowed,
         "this route does not accept that method; see /openapi.json",
     )
 }
@@ -117,7 +178,7 @@ pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Resp
     tracing::error!("handler panicked");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        crate::error::ErrorCode::Internal,
         "internal error; see the server log",
     )
     .into_response()

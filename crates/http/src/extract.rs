@@ -27,21 +27,23 @@ pub(crate) fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
         JsonRejection::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            crate::error::ErrorCode::InvalidBody,
             e.body_text(),
         ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(crate::error::ErrorCode::MalformedJson, e.body_text())
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            crate::error::ErrorCode::UnsupportedMediaType,
             "send the body as JSON with `content-type: application/json`",
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            crate::error::ErrorCode::PayloadTooLarge,
             "the request body is larger than server.max_body_bytes",
         ),
-        other => ApiError::bad_request("unreadable_body", other.body_text()),
+        other => ApiError::bad_request(crate::error::ErrorCode::UnreadableBody, other.body_text()),
     }
 }
 
@@ -55,7 +57,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+            .map_err(|e: QueryRejection| {
+                ApiError::bad_request(crate::error::ErrorCode::InvalidQuery, e.body_text())
+            })
     }
 }
 
@@ -69,7 +73,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e| ApiError::bad_request(crate::error::ErrorCode::InvalidPath, e.body_text()))
     }
 }
 

@@ -57,8 +57,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: AppState) -> Router {
     let (routes, spec) = api();
     let spec = Arc::new(spec);
-    let limit = app.config.server.max_body_bytes;
-    let timeout = Duration::from_secs(app.config.server.request_timeout_secs);
+    let limit = app.config().server.max_body_bytes;
+    let timeout = Duration::from_secs(app.config().server.request_timeout_secs);
     routes
         .route(
             "/openapi.json",

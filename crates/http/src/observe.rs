@@ -61,7 +61,7 @@ pub(crate) async fn deadline(limit: Duration, req: Request, next: Next) -> Respo
         Ok(resp) => resp,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            crate::error::ErrorCode::Timeout,
             "the request took longer than server.request_timeout_secs",
         )
         .into_response(),

@@ -62,7 +62,7 @@ both_stores!(
         let key = node.app.subject_key("user-ext-1").unwrap();
         let events = node
             .app
-            .store
+            .raw_store()
             .subject_events(key.as_str(), 10)
             .await
             .unwrap();
@@ -87,7 +87,7 @@ both_stores!(
         assert_eq!(v["stored"], 1);
         let events = node
             .app
-            .store
+            .raw_store()
             .subject_events(key.as_str(), 10)
             .await
             .unwrap();
@@ -125,7 +125,12 @@ both_stores!(
             "orders are kept under the contract purpose without consent: {v}"
         );
         let key = node.app.subject_key("user-ext-2").unwrap();
-        let contacts = node.app.store.contact_fields(key.as_str()).await.unwrap();
+        let contacts = node
+            .app
+            .raw_store()
+            .contact_fields(key.as_str())
+            .await
+            .unwrap();
         assert_eq!(
             contacts.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
             ["email"]
@@ -133,7 +138,7 @@ both_stores!(
         assert!(!contacts[0].1.contains("example"));
         let events = node
             .app
-            .store
+            .raw_store()
             .subject_events(key.as_str(), 10)
             .await
             .unwrap();
@@ -149,7 +154,7 @@ both_stores!(
         );
         let log = node
             .app
-            .store
+            .raw_store()
             .protected_decision_log(None, 0)
             .await
             .unwrap();
@@ -157,7 +162,7 @@ both_stores!(
 
         // Nothing identifying in the database files.
         if let Some(path) = db.sqlite_path() {
-            node.app.store.checkpoint().await.unwrap();
+            node.app.raw_store().checkpoint().await.unwrap();
             let mut bytes = std::fs::read(&path).unwrap();
             bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
             for needle in [EMAIL, IP, "user-ext-2"] {
@@ -266,7 +271,7 @@ both_stores!(
         let key = node.app.subject_key("u3").unwrap();
         assert_eq!(
             node.app
-                .store
+                .raw_store()
                 .subject_events(key.as_str(), 100)
                 .await
                 .unwrap()
@@ -289,14 +294,14 @@ both_stores!(
         )
         .await;
         assert_eq!((s, v["quarantined"].as_u64()), (200, Some(1)), "{v}");
-        assert_eq!(node.app.store.quarantined_count().await.unwrap(), 1);
+        assert_eq!(node.app.raw_store().quarantined_count().await.unwrap(), 1);
         let (_, inv) = node.get("/v1/admin/inventory", &node.admin).await;
         assert_eq!(
             inv["counts"]["track:Mystery Event"]["events_quarantined"],
             1
         );
         if let Some(path) = db.sqlite_path() {
-            node.app.store.checkpoint().await.unwrap();
+            node.app.raw_store().checkpoint().await.unwrap();
             let bytes = std::fs::read(&path).unwrap();
             assert!(
                 !bytes.windows(EMAIL.len()).any(|w| w == EMAIL.as_bytes()),
@@ -332,7 +337,7 @@ both_stores!(
         assert_eq!(v["stored"], 1, "{v}");
         let moved = node
             .app
-            .store
+            .raw_store()
             .subject_events(known.as_str(), 10)
             .await
             .unwrap();
@@ -346,7 +351,7 @@ both_stores!(
         );
         assert_eq!(
             node.app
-                .store
+                .raw_store()
                 .subject_events(anon.as_str(), 10)
                 .await
                 .unwrap()
@@ -387,7 +392,7 @@ both_stores!(
         let key = node.app.subject_key("u6").unwrap();
         let left: Vec<String> = node
             .app
-            .store
+            .raw_store()
             .subject_events(key.as_str(), 10)
             .await
             .unwrap()

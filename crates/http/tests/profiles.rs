@@ -63,8 +63,8 @@ async fn setup(db: &TestDb) -> Node {
         price_cents,
     };
     node.app
-        .store
         .upsert_catalog(
+            "test",
             &[
                 cat("garden", "Garden", None),
                 cat("kitchen", "Kitchen", None),
@@ -238,7 +238,7 @@ both_stores!(
         batch(&node, messages).await;
         let key = node.app.subject_key("carol").unwrap();
         node.app
-            .store
+            .raw_store()
             .set_declared_interests(key.as_str(), &["health".to_owned()])
             .await
             .unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_app::config::RetentionRule;
-use candor_app::recommend::RecommendRequest;
+use candor_app::personalization::recommend::RecommendRequest;
 use candor_app::{App, Clock, ManualClock, SystemClock};
 use candor_domain::PurposeId;
 use candor_store::both_stores;
@@ -36,14 +36,7 @@ async fn consenting_customer(node: &Node) -> String {
         let id = format!("cust-{i:04}");
         let key = node.app.subject_key(&id).unwrap();
         if node.app.consent_status(&key, &p).await.unwrap().allows()
-            && node
-                .app
-                .store
-                .item_events(key.as_str(), 5)
-                .await
-                .unwrap()
-                .len()
-                >= 3
+            && node.app.permitted_item_events(&key, 5).await.unwrap().len() >= 3
         {
             return id;
         }
@@ -204,7 +197,7 @@ both_stores!(
         loop {
             let log = node
                 .app
-                .store
+                .raw_store()
                 .protected_decision_log(Some("home"), 0)
                 .await
                 .unwrap();
@@ -253,11 +246,17 @@ both_stores!(
         }
 
         // A stored model whose bytes were damaged is refused; the current one keeps serving.
-        let mut damaged = node.app.store.model_version(&good).await.unwrap().unwrap();
+        let mut damaged = node
+            .app
+            .raw_store()
+            .model_version(&good)
+            .await
+            .unwrap()
+            .unwrap();
         damaged.version = "item-knn-damaged".into();
         damaged.body = damaged.body.chars().rev().collect();
         node.app
-            .store
+            .raw_store()
             .save_model(
                 &damaged,
                 &candor_domain::AuditDraft::new("test", "model.train", "x", json!({})),
@@ -425,13 +424,8 @@ fn owned(v: &Value) -> usize {
 /// What a fresh node that reads every history from the store (same database, same clock)
 /// answers now, through JSON text as an HTTP answer comes (f32 scores print the same way).
 async fn store_answer(db: &TestDb, clock: &Arc<ManualClock>, id: &str) -> Value {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = common::tempdir::Dir(
-        std::env::temp_dir().join(format!("candor-reference-{}-{n}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let mut cfg = common::config(db, &dir.0);
+    let dir = candor_app::testing::TempDir::new("reference");
+    let mut cfg = common::config(db, dir.path());
     cfg.recommend.history_cache_events = 0;
     let reference = App::open_with_clock(cfg, clock.clone()).await.unwrap();
     let key = reference.subject_key(id).unwrap();
@@ -445,7 +439,7 @@ async fn store_answer(db: &TestDb, clock: &Arc<ManualClock>, id: &str) -> Value 
         )
         .await
         .unwrap();
-    reference.store.close().await;
+    reference.close().await;
     serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap()
 }
 

@@ -70,7 +70,7 @@ both_stores!(
         let subject = node.app.subject_key("seg-user-1").unwrap();
         let events = node
             .app
-            .store
+            .raw_store()
             .subject_events(subject.as_str(), 100)
             .await
             .unwrap();
@@ -91,7 +91,7 @@ both_stores!(
         );
         let contacts = node
             .app
-            .store
+            .raw_store()
             .contact_fields(subject.as_str())
             .await
             .unwrap();

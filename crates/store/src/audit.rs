@@ -1,10 +1,22 @@
-//! The audit log table and its head row.
+//! The audit log table and its head row, and [`Store::audited`], the one way to make an audited
+//! change.
+//!
+//! Invariant: an audited change, its audit entry and its change notices commit in one
+//! transaction or not at all. The head row is bumped first, which serializes appends across
+//! nodes.
 
 use candor_domain::Micros;
 use candor_domain::audit::{self, AuditDraft, AuditEntry};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::{Result, Store};
+
+/// The transaction an audited change runs in.
+pub(crate) type Tx = Transaction<'static, Any>;
+
+/// The body of an audited change: borrows the transaction for as long as it runs.
+pub(crate) type Body<'t, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
 
 pub(crate) async fn append_in_tx(
     tx: &mut Transaction<'_, Any>,
@@ -81,6 +93,24 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {
 }
 
 impl Store {
+    /// Runs `change` in a transaction, appends the audit entry `draft` makes from its result in
+    /// the same transaction, sends `notices` to other nodes inside it (PostgreSQL), and
+    /// commits. If any part fails nothing is committed.
+    pub(crate) async fn audited<T>(
+        &self,
+        at: Micros,
+        change: impl for<'t> FnOnce(&'t mut Tx) -> Body<'t, T>,
+        draft: impl FnOnce(&T) -> AuditDraft,
+        notices: &[String],
+    ) -> Result<(T, AuditEntry)> {
+        let mut tx = self.pool.begin().await?;
+        let result = change(&mut tx).await?;
+        let entry = append_in_tx(&mut tx, at, &draft(&result)).await?;
+        self.notify_many(&mut tx, notices).await?;
+        tx.commit().await?;
+        Ok((result, entry))
+    }
+
     /// Appends an entry for an action that changes nothing else in the store (exports, reads).
     pub async fn append_audit(&self, at: Micros, draft: &AuditDraft) -> Result<AuditEntry> {
         let mut tx = self.pool.begin().await?;

@@ -3,7 +3,7 @@
 //! Invariant: protected attributes are written and read only through the functions named
 //! `protected_*`, which no recommendation path calls; they sit in their own table.
 
-use candor_domain::Micros;
+use candor_domain::{AuditDraft, Micros};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Result, Store, bool_to_db};
@@ -50,30 +50,44 @@ pub struct DecisionRow {
 }
 
 impl Store {
+    /// Adds or replaces categories and items, audited in the same transaction; other nodes
+    /// reload serving when it commits.
     pub async fn upsert_catalog(
         &self,
         categories: &[CatalogCategory],
         items: &[Item],
+        at: Micros,
+        audit: AuditDraft,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for c in categories {
-            sqlx::query("INSERT INTO catalog_categories (id, name, sensitive_kind) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name, sensitive_kind = excluded.sensitive_kind")
-                .bind(&c.id)
-                .bind(&c.name)
-                .bind(c.sensitive_kind.as_deref())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for i in items {
-            sqlx::query("INSERT INTO items (id, name, category_id, price_cents) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents")
-                .bind(&i.id)
-                .bind(&i.name)
-                .bind(&i.category_id)
-                .bind(i.price_cents)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        let (categories, items) = (categories.to_vec(), items.to_vec());
+        self.audited(
+            at,
+            move |tx| {
+                Box::pin(async move {
+                    for c in &categories {
+                        sqlx::query("INSERT INTO catalog_categories (id, name, sensitive_kind) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name, sensitive_kind = excluded.sensitive_kind")
+                            .bind(&c.id)
+                            .bind(&c.name)
+                            .bind(c.sensitive_kind.as_deref())
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    for i in &items {
+                        sqlx::query("INSERT INTO items (id, name, category_id, price_cents) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents")
+                            .bind(&i.id)
+                            .bind(&i.name)
+                            .bind(&i.category_id)
+                            .bind(i.price_cents)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            },
+            |_| audit,
+            &["model".to_owned()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -149,30 +163,27 @@ impl Store {
     }
 
     pub async fn insert_decisions(&self, decisions: &[DecisionRow]) -> Result<()> {
-        // Multi-row statements: serving logs ten rows per response, and one round trip per row
-        // was most of the writer's cost.
         let mut tx = self.pool.begin().await?;
-        for chunk in decisions.chunks(crate::ingest::CHUNK) {
-            let sql = format!(
-                "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES {}",
-                crate::ingest::placeholders(self.backend, chunk.len(), 9)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for d in chunk {
-                q = q
-                    .bind(&d.subject_key)
-                    .bind(&d.surface)
-                    .bind(&d.item_id)
-                    .bind(bool_to_db(d.selected))
-                    .bind(d.outcome.map(bool_to_db))
-                    .bind(d.score)
-                    .bind(&d.model_version)
-                    .bind(d.at)
-                    .bind(d.position);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_decisions_in(&mut tx, self.backend, decisions).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Decisions made elsewhere, written with their audit entry in one transaction.
+    pub async fn import_decisions(
+        &self,
+        decisions: &[DecisionRow],
+        at: Micros,
+        audit: AuditDraft,
+    ) -> Result<()> {
+        let (rows, backend) = (decisions.to_vec(), self.backend);
+        self.audited(
+            at,
+            move |tx| Box::pin(async move { insert_decisions_in(tx, backend, &rows).await }),
+            |_| audit,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
@@ -196,4 +207,34 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Multi-row statements: serving logs ten rows per response, and one round trip per row was
+/// most of the writer's cost.
+async fn insert_decisions_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: crate::Backend,
+    decisions: &[DecisionRow],
+) -> Result<()> {
+    for chunk in decisions.chunks(crate::ingest::CHUNK) {
+        let sql = format!(
+            "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES {}",
+            crate::ingest::placeholders(backend, chunk.len(), 9)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in chunk {
+            q = q
+                .bind(&d.subject_key)
+                .bind(&d.surface)
+                .bind(&d.item_id)
+                .bind(bool_to_db(d.selected))
+                .bind(d.outcome.map(bool_to_db))
+                .bind(d.score)
+                .bind(&d.model_version)
+                .bind(d.at)
+                .bind(d.position);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

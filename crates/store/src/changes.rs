@@ -38,6 +38,15 @@ pub enum Change {
     Resync,
 }
 
+/// The notice of a retention pass by node `origin` over `category` before `cutoff`.
+pub(crate) fn retention_notice(
+    origin: u64,
+    category: &str,
+    cutoff: candor_domain::Micros,
+) -> String {
+    format!("retention:{origin:x}:{cutoff}:{category}")
+}
+
 /// Longest payload PostgreSQL accepts is 8000 bytes; history announcements stay below it.
 const MAX_PAYLOAD: usize = 7900;
 
@@ -125,26 +134,6 @@ impl Store {
         payloads.push(current);
         let mut tx = self.pool.begin().await?;
         self.notify_many(&mut tx, &payloads).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Tells other nodes (PostgreSQL only) what a retention pass of node `origin` removed.
-    pub async fn announce_retention(
-        &self,
-        origin: u64,
-        category: &str,
-        cutoff: candor_domain::Micros,
-    ) -> Result<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        self.notify(
-            &mut tx,
-            &format!("retention:{origin:x}:{cutoff}:{category}"),
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }

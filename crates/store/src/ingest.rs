@@ -436,16 +436,6 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets message ids claimed before `cutoff`: a message re-sent after the dedup window is
-    /// stored again. Keeps the dedup index from growing with every message ever received.
-    pub async fn forget_message_ids_before(&self, cutoff: Micros) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM messages_seen WHERE received_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
-    }
-
     /// Adds to the tracking plan's live counters, in key order (so concurrent flushes from
     /// several nodes cannot deadlock).
     pub async fn add_inventory_counts(
@@ -482,6 +472,8 @@ impl Store {
     }
 
     /// Stored events of a subject, oldest first: (kind, name, category, purpose, properties, at).
+    /// For tests that check what ingestion stored; product code reads events with permits.
+    #[cfg(feature = "testing")]
     pub async fn subject_events(
         &self,
         subject: &str,
@@ -590,67 +582,146 @@ async fn link_in_tx(
 /// Subject key that anonymized rows carry: they still count in aggregates but belong to no one.
 pub const ANONYMIZED: &str = "anonymized";
 
+/// What one step of a retention pass does to the events it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionAction {
+    Delete,
+    /// Cut loose from the subject, properties dropped (kept for aggregates).
+    Anonymize,
+}
+
+/// One rule applied at one cutoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionStep {
+    pub category: String,
+    pub cutoff: Micros,
+    pub action: RetentionAction,
+}
+
+/// A whole retention pass, worked out by the caller from its rules and the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPass {
+    pub steps: Vec<RetentionStep>,
+    /// Session data of visitors never linked to a known subject, received before this.
+    pub anonymous_before: Micros,
+    /// Message ids remembered for deduplication, received before this.
+    pub message_ids_before: Micros,
+    /// The node running the pass, named in its announcements.
+    pub origin: u64,
+}
+
+/// What a pass removed: one count per step, in order, then the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionCounts {
+    pub steps: Vec<u64>,
+    pub anonymous_sessions_deleted: u64,
+    pub message_ids_forgotten: u64,
+}
+
 impl Store {
-    /// Deletes events of `category` that happened before `cutoff`.
-    pub async fn delete_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
-        self.retire_events("DELETE FROM events", "category = $1 AND at < $2", |q| {
-            q.bind(category.to_owned()).bind(cutoff)
-        })
-        .await
-    }
-
-    /// Cuts events of `category` before `cutoff` loose from their subject and drops their
-    /// properties, keeping what aggregate analytics need (kind, name, item, time).
-    pub async fn anonymize_events_before(&self, category: &str, cutoff: Micros) -> Result<u64> {
-        self.retire_events(
-            "UPDATE events SET subject_key = $3, properties = '{}', message_id = NULL",
-            "category = $1 AND at < $2 AND subject_key <> $3",
-            |q| {
-                q.bind(category.to_owned())
-                    .bind(cutoff)
-                    .bind(ANONYMIZED.to_owned())
-            },
-        )
-        .await
-    }
-
-    /// Deletes session data of visitors never linked to a known subject.
-    pub async fn delete_anonymous_events_before(&self, cutoff: Micros) -> Result<u64> {
-        self.retire_events(
-            "DELETE FROM events",
-            "anonymous = 1 AND received_at < $1",
-            |q| q.bind(cutoff),
-        )
-        .await
-    }
-
-    /// Runs `change WHERE filter` on events in one transaction with, on SQLite, the removal of
-    /// the rows' subject-index entries, so no pseudonymous key is left pointing at events that
-    /// are gone or no longer its own. (PostgreSQL's index is maintained by the database.)
-    async fn retire_events<'q>(
+    /// Runs a whole retention pass in one transaction with its audit entry (`draft` sees the
+    /// counts) and its announcements to other nodes, so a pass is either done and recorded
+    /// or not done at all.
+    pub async fn run_retention(
         &self,
-        change: &str,
-        filter: &str,
-        bind: impl Fn(
-            sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-        ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Sqlite {
-            let sql = format!(
-                "DELETE FROM event_subjects WHERE (subject_key, at, event_id) IN \
-                 (SELECT subject_key, at, id FROM events WHERE {filter})"
-            );
-            bind(sqlx::query(AssertSqlSafe(sql)))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let r = bind(sqlx::query(AssertSqlSafe(format!(
-            "{change} WHERE {filter}"
-        ))))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected())
+        pass: &RetentionPass,
+        at: Micros,
+        draft: impl FnOnce(&RetentionCounts) -> AuditDraft,
+    ) -> Result<RetentionCounts> {
+        let backend = self.backend;
+        let mut notices: Vec<String> = pass
+            .steps
+            .iter()
+            .map(|s| crate::changes::retention_notice(pass.origin, &s.category, s.cutoff))
+            .collect();
+        notices.push(crate::changes::retention_notice(
+            pass.origin,
+            "",
+            pass.anonymous_before,
+        ));
+        // The body owns what it reads: it may outlive any borrow the caller holds.
+        let owned = pass.clone();
+        let (counts, _) = self
+            .audited(
+                at,
+                move |tx| {
+                    Box::pin(async move {
+                        let pass = owned;
+                        let mut counts = RetentionCounts::default();
+                        for step in &pass.steps {
+                            let n = match step.action {
+                                RetentionAction::Delete => {
+                                    retire_in_tx(tx, backend, "DELETE FROM events", "category = $1 AND at < $2", |q| {
+                                        q.bind(step.category.clone()).bind(step.cutoff)
+                                    })
+                                    .await?
+                                }
+                                RetentionAction::Anonymize => {
+                                    retire_in_tx(
+                                        tx,
+                                        backend,
+                                        "UPDATE events SET subject_key = $3, properties = '{}', message_id = NULL",
+                                        "category = $1 AND at < $2 AND subject_key <> $3",
+                                        |q| {
+                                            q.bind(step.category.clone())
+                                                .bind(step.cutoff)
+                                                .bind(ANONYMIZED.to_owned())
+                                        },
+                                    )
+                                    .await?
+                                }
+                            };
+                            counts.steps.push(n);
+                        }
+                        counts.anonymous_sessions_deleted = retire_in_tx(
+                            tx,
+                            backend,
+                            "DELETE FROM events",
+                            "anonymous = 1 AND received_at < $1",
+                            |q| q.bind(pass.anonymous_before),
+                        )
+                        .await?;
+                        counts.message_ids_forgotten =
+                            sqlx::query("DELETE FROM messages_seen WHERE received_at < $1")
+                                .bind(pass.message_ids_before)
+                                .execute(&mut **tx)
+                                .await?
+                                .rows_affected();
+                        Ok(counts)
+                    })
+                },
+                draft,
+                &notices,
+            )
+            .await?;
+        Ok(counts)
     }
+}
+/// Runs `change WHERE filter` on events inside `tx` with, on SQLite, the removal of the rows'
+/// subject-index entries, so no pseudonymous key is left pointing at events that are gone or
+/// no longer its own. (PostgreSQL's index is maintained by the database.)
+async fn retire_in_tx<'q>(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    change: &str,
+    filter: &str,
+    bind: impl Fn(
+        sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+) -> Result<u64> {
+    if backend == Backend::Sqlite {
+        let sql = format!(
+            "DELETE FROM event_subjects WHERE (subject_key, at, event_id) IN \
+             (SELECT subject_key, at, id FROM events WHERE {filter})"
+        );
+        bind(sqlx::query(AssertSqlSafe(sql)))
+            .execute(&mut **tx)
+            .await?;
+    }
+    let r = bind(sqlx::query(AssertSqlSafe(format!(
+        "{change} WHERE {filter}"
+    ))))
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
 }

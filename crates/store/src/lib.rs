@@ -20,6 +20,7 @@
 mod audit;
 mod catalog;
 mod changes;
+mod cluster;
 mod consents;
 mod fairness;
 mod ingest;
@@ -28,6 +29,7 @@ mod profiles;
 mod purposes;
 mod serving;
 mod sqlite_writer;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod webhooks;
 mod writer;
@@ -40,12 +42,16 @@ use sqlx::{AnyPool, Executor};
 
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
+pub use cluster::ClusterLock;
 pub use consents::ConsentImport;
 pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
-pub use ingest::{IngestBatch, IngestResult, NewEvent, PreparedMessage};
+pub use ingest::{
+    IngestBatch, IngestResult, NewEvent, PreparedMessage, RetentionAction, RetentionCounts,
+    RetentionPass, RetentionStep,
+};
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
-pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate};
+pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate, TrainingPage};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
 /// Notification channel on PostgreSQL that tells other nodes what changed.

@@ -5,7 +5,7 @@
 //! row through the `purpose` it carries.
 
 use candor_domain::profile::{CategoryInfo, ProfileEvent};
-use candor_domain::{AuditDraft, Micros};
+use candor_domain::{AuditDraft, Micros, Permits};
 use sqlx::Row;
 
 use crate::{Result, Store, StoreError, audit};
@@ -33,11 +33,18 @@ fn decode_segment(r: &sqlx::any::AnyRow) -> Result<SegmentRow> {
 }
 
 impl Store {
-    /// A subject's newest `limit` events (returned oldest first), each with its item's catalog
-    /// category and price when the item is in the catalog.
-    pub async fn profile_events(&self, subject: &str, limit: i64) -> Result<Vec<ProfileEvent>> {
+    /// Of the subject's newest `limit` events (returned oldest first), those some permit of
+    /// `permits` covers, each with its item's catalog category and price when the item is in the
+    /// catalog. Which permit may shape which part of a profile is the domain's rule
+    /// (`profiling_basis`); this read keeps out what no permit covers at all, and says how
+    /// many it kept out.
+    pub async fn profile_events(
+        &self,
+        permits: &Permits<'_>,
+        limit: i64,
+    ) -> Result<(Vec<ProfileEvent>, u64)> {
         let rows = self
-            .subject_rows(subject, limit, |of_subject| {
+            .subject_rows(permits.subject().as_str(), limit, |of_subject| {
                 format!(
                     "SELECT e.kind, e.name, e.category, e.purpose, e.properties, e.quantity, e.at, \
                      c.id AS cat_id, c.name AS cat_name, c.sensitive_kind, i.price_cents \
@@ -72,8 +79,11 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let read = out.len();
+        out.retain(|e| e.is_identity_link() || permits.covering(&e.effective_category()).is_some());
         out.reverse();
-        Ok(out)
+        let withheld = (read - out.len()) as u64;
+        Ok((out, withheld))
     }
 
     /// A subject's stored declared interests, with catalog names where known.

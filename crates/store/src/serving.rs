@@ -4,7 +4,7 @@
 //! (and a notification), so every node moves to the new version together and never serves a
 //! half-written model.
 
-use candor_domain::{AuditDraft, Micros};
+use candor_domain::{AuditDraft, Micros, Permit};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{Result, Store, StoreError, audit};
@@ -38,6 +38,45 @@ pub struct ItemEvent {
     pub message_id: Option<String>,
     /// Session data of a visitor not (yet) linked to a known subject.
     pub anonymous: bool,
+}
+
+/// One page of training data. Which subjects it covers is public; their events come out only
+/// through [`TrainingPage::permitted`], filtered by each subject's permit.
+#[derive(Debug, Default)]
+pub struct TrainingPage {
+    /// By subject, then time.
+    rows: Vec<ItemEvent>,
+}
+
+impl TrainingPage {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The subjects on this page, in key order, each once.
+    pub fn subjects(&self) -> Vec<&str> {
+        self.rows
+            .chunk_by(|a, b| a.subject_key == b.subject_key)
+            .map(|h| h[0].subject_key.as_str())
+            .collect()
+    }
+
+    /// Each subject's events that its permit covers, oldest first, in [`TrainingPage::subjects`]
+    /// order. `permits[i]` belongs to the i-th subject; a subject without one, or whose permit
+    /// names someone else, yields nothing.
+    pub fn permitted(&self, permits: &[Option<Permit<'_>>]) -> Vec<Vec<&ItemEvent>> {
+        self.rows
+            .chunk_by(|a, b| a.subject_key == b.subject_key)
+            .zip(permits.iter().chain(std::iter::repeat(&None)))
+            .map(|(events, permit)| match permit {
+                Some(p) if p.subject().as_str() == events[0].subject_key => events
+                    .iter()
+                    .filter(|e| p.covers_name(&e.category))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// A subject's new preferences (`body` is their JSON) and the audit entry that records them.
@@ -192,24 +231,31 @@ impl Store {
             .collect()
     }
 
-    /// A subject's item events, newest first, at most `limit`.
-    pub async fn item_events(&self, subject: &str, limit: i64) -> Result<Vec<ItemEvent>> {
+    /// The subject's item events, newest first: of their newest `limit`, those `permit`
+    /// covers. The permit names the subject; nothing else can.
+    pub async fn item_events(&self, permit: &Permit<'_>, limit: i64) -> Result<Vec<ItemEvent>> {
         let rows = self
-            .subject_rows(subject, limit, |of_subject| {
+            .subject_rows(permit.subject().as_str(), limit, |of_subject| {
                 format!(
                     "SELECT {ITEM_EVENT_COLUMNS} FROM events e WHERE {of_subject} \
                      AND e.item_id <> '' ORDER BY e.at DESC, e.id DESC LIMIT $2"
                 )
             })
             .await?;
-        rows.iter().map(decode_item_event).collect()
+        let mut events = rows
+            .iter()
+            .map(decode_item_event)
+            .collect::<Result<Vec<_>>>()?;
+        events.retain(|e| permit.covers_name(&e.category));
+        Ok(events)
     }
 
     /// Training reads item events of known subjects a page at a time, so memory stays bounded
     /// whatever the store holds: every event of the next `subjects` subjects whose key sorts
     /// after `after` (start with ""), ordered by subject then time. A page never splits a
-    /// subject; an empty page means the end.
-    pub async fn item_events_page(&self, after: &str, subjects: i64) -> Result<Vec<ItemEvent>> {
+    /// subject; an empty page means the end. Its events are read out only with permits
+    /// ([`TrainingPage::permitted`]).
+    pub async fn item_events_page(&self, after: &str, subjects: i64) -> Result<TrainingPage> {
         const KNOWN: &str = "e.item_id <> '' AND e.anonymous = 0 \
              AND s.subject_key <> 'anonymized' AND s.subject_key > $1";
         self.index_events().await?;
@@ -223,7 +269,9 @@ impl Store {
         .bind(subjects)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(decode_item_event).collect()
+        Ok(TrainingPage {
+            rows: rows.iter().map(decode_item_event).collect::<Result<_>>()?,
+        })
     }
 
     /// Catalog: (item id, name, category id) ordered by item id, and categories (id, name,

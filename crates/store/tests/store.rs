@@ -26,6 +26,31 @@ fn subject(id: &str) -> SubjectKey {
         .subject_key(&ExternalId::parse(id).unwrap())
 }
 
+/// Runs a retention pass of one step (or, with `step: None`, only the message-id window).
+async fn retire(
+    store: &candor_store::Store,
+    step: Option<(candor_store::RetentionAction, &str, i64)>,
+    message_ids_before: i64,
+) -> candor_store::RetentionCounts {
+    let pass = candor_store::RetentionPass {
+        steps: step
+            .into_iter()
+            .map(|(action, category, cutoff)| candor_store::RetentionStep {
+                category: category.into(),
+                cutoff,
+                action,
+            })
+            .collect(),
+        anonymous_before: i64::MIN,
+        message_ids_before,
+        origin: 0,
+    };
+    store
+        .run_retention(&pass, 1, |_| audit("retention.run"))
+        .await
+        .unwrap()
+}
+
 fn audit(action: &str) -> AuditDraft {
     AuditDraft::new("test", action, "t", json!({}))
 }
@@ -166,8 +191,43 @@ both_stores!(
     }
 );
 
-fn ingest_batch(ids: &[&str], subject: &str, at: i64) -> std::sync::Arc<candor_store::IngestBatch> {
+/// The subject key tests call `name`.
+fn k(name: &str) -> String {
+    subject(name).to_string()
+}
+
+/// A purpose that may use browsing and purchases and needs no consent record (contract), so a
+/// permit for it exists for anyone: tests of reads, not of consent.
+fn reading_purpose() -> candor_domain::Purpose {
+    PurposeDraft {
+        id: "reads".into(),
+        title: "Reads".into(),
+        description: "Test reads of behavioural data.".into(),
+        legal_basis: "contract".into(),
+        categories: vec!["browsing".into(), "purchase".into()],
+        ..Default::default()
+    }
+    .validate()
+    .unwrap()
+}
+
+/// Subject `name`'s item events, read with a permit as serving reads them.
+async fn item_events(
+    store: &candor_store::Store,
+    name: &str,
+    limit: i64,
+) -> Vec<candor_store::ItemEvent> {
+    let (key, purpose) = (subject(name), reading_purpose());
+    let permit = candor_domain::SubjectConsents::default()
+        .permit(&key, &purpose, 0)
+        .unwrap();
+    store.item_events(&permit, limit).await.unwrap()
+}
+
+fn ingest_batch(ids: &[&str], name: &str, at: i64) -> std::sync::Arc<candor_store::IngestBatch> {
     use candor_store::{IngestBatch, NewEvent, PreparedMessage};
+    let subject = k(name);
+    let subject = subject.as_str();
     std::sync::Arc::new(IngestBatch {
         received_at: at,
         messages: ids
@@ -248,17 +308,17 @@ both_stores!(
                 .await
                 .unwrap();
             assert_eq!(
-                store.item_events("s1", 100).await.unwrap().len(),
+                item_events(&store, "s1", 100).await.len(),
                 5 * (round as usize + 1)
             );
         }
-        assert_eq!(store.subject_events("s1", 100).await.unwrap().len(), 15);
+        assert_eq!(store.subject_events(&k("s1"), 100).await.unwrap().len(), 15);
         // Another process on the same database finds them too, though they are in this
         // process's tail, not in the index.
         let other = db.store().await.unwrap();
-        assert_eq!(other.item_events("s1", 100).await.unwrap().len(), 15);
+        assert_eq!(item_events(&other, "s1", 100).await.len(), 15);
         other.close().await;
-        assert_eq!(store.item_events("s2", 100).await.unwrap(), vec![]);
+        assert_eq!(item_events(&store, "s2", 100).await, vec![]);
 
         // An anonymous session, then a link: its events move to the known subject, index and all.
         let mut session = ingest_batch(&["a1", "a2"], "anon", 2_000).as_ref().clone();
@@ -268,51 +328,53 @@ both_stores!(
         }
         store.ingest(std::sync::Arc::new(session)).await.unwrap();
         assert_eq!(
-            items(store.item_events("anon", 10).await.unwrap()),
+            items(item_events(&store, "anon", 10).await),
             ["item-a1", "item-a2"]
         );
         let link = candor_store::IngestBatch {
             received_at: 3_000,
             messages: vec![PreparedMessage {
                 message_id: "link".into(),
-                link: Some((
-                    "anon".into(),
-                    "known".into(),
-                    vec!["personalization".into()],
-                )),
+                link: Some((k("anon"), k("known"), vec!["personalization".into()])),
                 ..Default::default()
             }],
         };
         store.ingest(std::sync::Arc::new(link)).await.unwrap();
         assert_eq!(
-            items(store.item_events("known", 10).await.unwrap()),
+            items(item_events(&store, "known", 10).await),
             ["item-a1", "item-a2"]
         );
-        assert_eq!(store.item_events("anon", 10).await.unwrap(), vec![]);
-        assert_eq!(store.subject_index_entries("anon").await.unwrap(), 0);
+        assert_eq!(item_events(&store, "anon", 10).await, vec![]);
+        assert_eq!(store.subject_index_entries(&k("anon")).await.unwrap(), 0);
 
         // Retention removes the events and every index entry naming their subject.
         assert_eq!(
-            store
-                .anonymize_events_before("browsing", 1_001)
-                .await
-                .unwrap(),
+            retire(
+                &store,
+                Some((candor_store::RetentionAction::Anonymize, "browsing", 1_001)),
+                i64::MIN
+            )
+            .await
+            .steps[0],
             5
         );
-        assert_eq!(store.item_events("s1", 100).await.unwrap().len(), 10);
+        assert_eq!(item_events(&store, "s1", 100).await.len(), 10);
         assert_eq!(
-            store
-                .delete_events_before("browsing", 1_000_000)
-                .await
-                .unwrap(),
+            retire(
+                &store,
+                Some((candor_store::RetentionAction::Delete, "browsing", 1_000_000)),
+                i64::MIN
+            )
+            .await
+            .steps[0],
             17
         );
-        assert_eq!(store.item_events("s1", 100).await.unwrap(), vec![]);
-        assert_eq!(store.item_events("known", 100).await.unwrap(), vec![]);
-        assert_eq!(store.subject_index_entries("s1").await.unwrap(), 0);
-        assert_eq!(store.subject_index_entries("known").await.unwrap(), 0);
+        assert_eq!(item_events(&store, "s1", 100).await, vec![]);
+        assert_eq!(item_events(&store, "known", 100).await, vec![]);
+        assert_eq!(store.subject_index_entries(&k("s1")).await.unwrap(), 0);
+        assert_eq!(store.subject_index_entries(&k("known")).await.unwrap(), 0);
         // Training pages see nothing left but the anonymized rows, which belong to no one.
-        assert_eq!(store.item_events_page("", 10).await.unwrap(), vec![]);
+        assert!(store.item_events_page("", 10).await.unwrap().is_empty());
     }
 );
 
@@ -324,7 +386,7 @@ both_stores!(
             let store = store.clone();
             async move {
                 for _ in 0..100 {
-                    if store.subject_index_entries(subject).await.unwrap() == want {
+                    if store.subject_index_entries(&k(subject)).await.unwrap() == want {
                         return true;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -350,18 +412,21 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(
-            store
-                .anonymize_events_before("browsing", 2_000)
-                .await
-                .unwrap(),
+            retire(
+                &store,
+                Some((candor_store::RetentionAction::Anonymize, "browsing", 2_000)),
+                i64::MIN
+            )
+            .await
+            .steps[0],
             5,
             "s1's three and s2's two"
         );
         // s3's entry comes from the same run as s2's would have.
         assert!(wait_for("s3", 1).await);
-        assert_eq!(store.subject_index_entries("s2").await.unwrap(), 0);
-        assert_eq!(store.subject_index_entries("s1").await.unwrap(), 0);
-        assert_eq!(store.item_events("s2", 10).await.unwrap(), vec![]);
+        assert_eq!(store.subject_index_entries(&k("s2")).await.unwrap(), 0);
+        assert_eq!(store.subject_index_entries(&k("s1")).await.unwrap(), 0);
+        assert_eq!(item_events(&store, "s2", 10).await, vec![]);
     }
 );
 
@@ -412,7 +477,7 @@ both_stores!(
             .ingest(ingest_batch(&["new"], "s", 5_000))
             .await
             .unwrap();
-        assert_eq!(store.forget_message_ids_before(2_000).await.unwrap(), 1);
+        assert_eq!(retire(&store, None, 2_000).await.message_ids_forgotten, 1);
         let r = store
             .ingest(ingest_batch(&["old", "new"], "s", 6_000))
             .await
@@ -555,6 +620,8 @@ both_stores!(
                     sensitive_kind: None,
                 }],
                 &[],
+                1,
+                audit("catalog.upsert"),
             )
             .await
             .unwrap();
@@ -585,7 +652,8 @@ both_stores!(
         let entries = store.audit_entries(0, 1000).await.unwrap();
         assert_eq!(
             verify_chain(&entries, store.audit_head().await.unwrap()),
-            260
+            261,
+            "260 preference updates and the catalog upsert"
         );
 
         // 37 subjects, 1-9 events each over 3 items, plus rows training never reads.
@@ -615,20 +683,42 @@ both_stores!(
         store.insert_events(&rows).await.unwrap();
         store.insert_events(&extra).await.unwrap();
         let mut read = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
         let mut after = String::new();
         let mut pages = 0;
+        let purpose = reading_purpose();
         loop {
             let page = store.item_events_page(&after, 5).await.unwrap();
-            let Some(last) = page.last() else { break };
-            after.clone_from(&last.subject_key);
-            let subjects: std::collections::BTreeSet<_> =
-                page.iter().map(|e| e.subject_key.clone()).collect();
-            assert!(subjects.len() <= 5);
-            read.extend(page);
+            let names = page.subjects();
+            let Some(&last) = names.last() else { break };
+            after = last.to_owned();
+            assert!(names.len() <= 5);
+            let keys: Vec<SubjectKey> = names
+                .iter()
+                .map(|n| SubjectKey::parse(n).unwrap())
+                .collect();
+            let consents = candor_domain::SubjectConsents::default();
+            let mut permits: Vec<_> = keys
+                .iter()
+                .map(|k| consents.permit(k, &purpose, 0))
+                .collect();
+            // A subject without a permit yields nothing, whatever the page holds.
+            let withheld = permits.len() > 1;
+            if withheld {
+                permits[1] = None;
+            }
+            let permitted = page.permitted(&permits);
+            assert_eq!(permitted.len(), names.len());
+            if withheld {
+                assert!(permitted[1].is_empty());
+                skipped.push(names[1].to_owned());
+            }
+            read.extend(permitted.into_iter().flatten().cloned());
             pages += 1;
         }
         assert_eq!(pages, 8, "37 subjects, 5 a page");
         let mut want = rows.clone();
+        want.retain(|e| !skipped.contains(&e.subject_key));
         want.sort_by(|a, b| (&a.subject_key, a.at).cmp(&(&b.subject_key, b.at)));
         let got: Vec<_> = read
             .iter()

@@ -58,7 +58,7 @@ async fn audit_log(
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            crate::error::ErrorCode::InvalidQuery,
             "limit must be between 1 and 1000",
         ));
     }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use candor_app::fairness::Incident;
+use candor_app::governance::fairness::Incident;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -157,7 +157,7 @@ async fn latest_report(
     let (report, findings, _) = app.latest_fairness_report().await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            crate::error::ErrorCode::NotFound,
             "no fairness audit has run yet; POST /v1/audit/fairness/runs",
         )
     })?;
@@ -173,7 +173,7 @@ async fn latest_report(
         )
             .into_response()),
         other => Err(ApiError::bad_request(
-            "invalid_query",
+            crate::error::ErrorCode::InvalidQuery,
             format!("format `{other}` is not json or html"),
         )),
     }

@@ -74,7 +74,7 @@ impl From<IngestReport> for IngestResponse {
                 .map(|x| RejectedView {
                     index: x.index,
                     message_id: x.message_id,
-                    code: x.code.into(),
+                    code: x.code.as_str().into(),
                     message: x.message,
                 })
                 .collect(),
@@ -91,11 +91,11 @@ fn body_bytes(
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                crate::error::ErrorCode::PayloadTooLarge,
                 format!("{what} may be at most {} KB", limit / 1024),
             )
         } else {
-            ApiError::bad_request("unreadable_body", r.body_text())
+            ApiError::bad_request(crate::error::ErrorCode::UnreadableBody, r.body_text())
         }
     })
 }
@@ -104,10 +104,10 @@ fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            crate::error::ErrorCode::InvalidBody,
             e.to_string(),
         ),
-        _ => ApiError::bad_request("malformed_json", e.to_string()),
+        _ => ApiError::bad_request(crate::error::ErrorCode::MalformedJson, e.to_string()),
     })
 }
 
@@ -116,7 +116,7 @@ fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
 fn respond(report: IngestReport) -> Result<Json<IngestResponse>, ApiError> {
     if report.accepted == 0 && !report.rejected.is_empty() {
         let first = &report.rejected[0];
-        let status = if first.code == "message_too_large" {
+        let status = if first.code == candor_app::ingest::RejectCode::MessageTooLarge {
             StatusCode::PAYLOAD_TOO_LARGE
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -127,7 +127,11 @@ fn respond(report: IngestReport) -> Result<Json<IngestResponse>, ApiError> {
             .take(5)
             .map(|r| format!("[{}] {}", r.index, r.message))
             .collect();
-        return Err(ApiError::new(status, first.code, detail.join("; ")));
+        return Err(ApiError::new(
+            status,
+            crate::error::ErrorCode::Rejected(first.code),
+            detail.join("; "),
+        ));
     }
     Ok(Json(report.into()))
 }
@@ -241,7 +245,7 @@ async fn batch(
     if parsed.batch.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_batch",
+            crate::error::ErrorCode::InvalidBatch,
             "`batch` must contain at least one message",
         ));
     }

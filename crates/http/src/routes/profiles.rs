@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use candor_app::profiles::{Segment, SubjectSegments};
+use candor_app::personalization::profiles::{Segment, SubjectSegments};
 use candor_domain::profile::{Evidence, Interest, Profile};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use candor_app::recommend::{RecommendRequest, Recommendations, quiet_period};
+use candor_app::personalization::preferences::quiet_period;
+use candor_app::personalization::recommend::{RecommendRequest, Recommendations};
 use candor_domain::preferences::{Level, Preferences};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -46,13 +46,13 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<Readiness>, ApiError
         tracing::warn!(error = %e, "not ready");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            crate::error::ErrorCode::NotReady,
             "the store is not reachable",
         )
     })?;
     Ok(Json(Readiness {
         status: "ready".into(),
-        store: app.store.backend().name().into(),
+        store: app.store_backend().into(),
     }))
 }
 

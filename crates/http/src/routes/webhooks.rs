@@ -124,7 +124,7 @@ async fn deliveries(
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            crate::error::ErrorCode::InvalidQuery,
             "limit must be between 1 and 500",
         ));
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use candor_app::config::Secret;
+use candor_app::testing::TempDir;
 use candor_app::{App, Clock, Config, SystemClock};
 use candor_domain::Scope;
 use candor_store::testing::TestDb;
@@ -19,33 +19,10 @@ pub struct Node {
     pub ingest: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Option<candor_app::Background>,
-    _dir: tempdir::Dir,
+    _dir: TempDir,
 }
 
-pub mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-pub fn config(db: &TestDb, dir: &std::path::Path) -> Config {
-    let mut c = Config {
-        data_dir: dir.to_owned(),
-        database_url: db.url.clone(),
-        ..Config::default()
-    };
-    c.privacy.pseudonymization_key =
-        Some(Secret::new("test-pseudonymization-key-0123456789abcdef"));
-    c.privacy.master_key = Some(Secret::new(
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-    ));
-    c.server.max_body_bytes = 64 * 1024;
-    c.webhooks.poll_interval_ms = 20;
-    c
-}
+pub use candor_app::testing::config;
 
 impl Node {
     pub async fn start(db: &TestDb) -> Node {
@@ -62,14 +39,8 @@ impl Node {
         clock: Arc<dyn Clock>,
         tweak: impl FnOnce(&mut Config),
     ) -> Node {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "candor-node-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cfg = config(db, &dir);
+        let dir = TempDir::new("node");
+        let mut cfg = config(db, dir.path());
         tweak(&mut cfg);
         let app = App::open_with_clock(cfg, clock).await.expect("open app");
         let background = app.start_background().await.expect("background");
@@ -99,7 +70,7 @@ impl Node {
             http: reqwest::Client::new(),
             server,
             background: Some(background),
-            _dir: tempdir::Dir(dir),
+            _dir: dir,
         }
     }
 
@@ -236,6 +207,6 @@ impl Node {
         if let Some(b) = self.background.take() {
             b.shutdown().await;
         }
-        self.app.store.close().await;
+        self.app.close().await;
     }
 }

@@ -13,11 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use candor_domain::envelope::{SecretKey, field_context};
-use candor_domain::inventory::{
-    DropReason, Inventory, Minimized, UndeclaredEvents, allowing_purpose, minimize,
-};
+use candor_domain::inventory::{DropReason, Inventory, Minimized, UndeclaredEvents, minimize};
 use candor_domain::segment::{Message, MessageKind, parse_message};
-use candor_domain::{DataCategory, Micros, Purpose, PurposeId, SubjectConsents, SubjectKey};
+use candor_domain::{DataCategory, Permits, Purpose, PurposeId, SubjectKey};
 use candor_store::{IngestBatch, NewEvent, PreparedMessage};
 use serde::Serialize;
 use serde_json::Value;
@@ -30,12 +28,36 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 /// Most messages one batch may carry.
 pub const MAX_BATCH_MESSAGES: usize = 2500;
 
+/// Why a message was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// Not JSON, or not an object.
+    MalformedMessage,
+    MessageTooLarge,
+    /// Fails the Segment spec (a missing identity, a bad timestamp, ...).
+    InvalidMessage,
+    /// The tracking plan does not declare it, and undeclared events are rejected.
+    UndeclaredEvent,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::MalformedMessage => "malformed_message",
+            RejectCode::MessageTooLarge => "message_too_large",
+            RejectCode::InvalidMessage => "invalid_message",
+            RejectCode::UndeclaredEvent => "undeclared_event",
+        }
+    }
+}
+
 /// One message that was not accepted, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejected {
     pub index: usize,
     pub message_id: Option<String>,
-    pub code: &'static str,
+    pub code: RejectCode,
     pub message: String,
 }
 
@@ -196,9 +218,9 @@ impl<'a> Tally<'a> {
 impl App {
     /// Writes the counters gathered since the last flush. On failure they are kept for the next.
     pub async fn flush_inventory_counts(&self) -> Result<()> {
-        let taken = std::mem::take(&mut *self.pending_counts.lock().expect("counts lock"));
+        let taken = std::mem::take(&mut *self.ingest.pending_counts.lock().expect("counts lock"));
         if let Err(e) = self.store.add_inventory_counts(&taken).await {
-            let mut pending = self.pending_counts.lock().expect("counts lock");
+            let mut pending = self.ingest.pending_counts.lock().expect("counts lock");
             for (k, n) in taken {
                 *pending.entry(k).or_default() += n;
             }
@@ -209,7 +231,11 @@ impl App {
 
     /// The tracking plan in force.
     pub fn inventory(&self) -> Arc<Inventory> {
-        self.inventory.read().expect("inventory lock").clone()
+        self.ingest
+            .inventory
+            .read()
+            .expect("inventory lock")
+            .clone()
     }
 
     /// Data keys of subjects, unwrapped: from memory, else from the store, creating and
@@ -219,13 +245,16 @@ impl App {
         let mut keys = HashMap::with_capacity(subjects.len());
         let mut candidates = Vec::new();
         for s in subjects {
-            match self.data_keys.get(s.as_str()) {
+            match self.ingest.data_keys.get(s.as_str()) {
                 Some(k) => {
                     keys.insert(s.to_string(), k);
                 }
                 None => {
                     let candidate = SecretKey::from_bytes(rand::random());
-                    let wrapped = self.master_key.wrap(rand::random(), &candidate, s.as_str());
+                    let wrapped =
+                        self.ingest
+                            .master_key
+                            .wrap(rand::random(), &candidate, s.as_str());
                     candidates.push((s.to_string(), hex::encode(wrapped)));
                 }
             }
@@ -237,18 +266,17 @@ impl App {
         for ((subject, _), wrapped) in candidates.into_iter().zip(stored) {
             let bytes = hex::decode(wrapped)
                 .map_err(|_| AppError::Internal("stored data key is not hex".into()))?;
-            let key = self.master_key.unwrap_key(&bytes, &subject).map_err(|e| {
-                AppError::Internal(format!("data key of a subject cannot be unwrapped: {e}"))
-            })?;
-            self.data_keys.insert(subject.clone(), key.clone());
+            let key = self
+                .ingest
+                .master_key
+                .unwrap_key(&bytes, &subject)
+                .map_err(|e| {
+                    AppError::Internal(format!("data key of a subject cannot be unwrapped: {e}"))
+                })?;
+            self.ingest.data_keys.insert(subject.clone(), key.clone());
             keys.insert(subject, key);
         }
         Ok(keys)
-    }
-
-    /// A snapshot of a subject's consent state, loading it on first use.
-    pub(crate) async fn consent_snapshot(&self, subject: &SubjectKey) -> Result<SubjectConsents> {
-        self.with_consents(subject, SubjectConsents::clone).await
     }
 
     /// Processes a request's messages. `kind` is the endpoint's type (`None` for batch).
@@ -282,13 +310,15 @@ impl App {
             let mut value = match raw.json {
                 Ok(v) => v,
                 Err(e) => {
-                    report.rejected.push(reject("malformed_message", e, None));
+                    report
+                        .rejected
+                        .push(reject(RejectCode::MalformedMessage, e, None));
                     continue;
                 }
             };
             if raw.bytes > MAX_MESSAGE_BYTES {
                 report.rejected.push(reject(
-                    "message_too_large",
+                    RejectCode::MessageTooLarge,
                     format!(
                         "{} bytes; a message may be at most {MAX_MESSAGE_BYTES}",
                         raw.bytes
@@ -306,7 +336,7 @@ impl App {
                         .map(str::to_owned);
                     report
                         .rejected
-                        .push(reject("invalid_message", e.to_string(), id));
+                        .push(reject(RejectCode::InvalidMessage, e.to_string(), id));
                 }
             }
         }
@@ -352,7 +382,7 @@ impl App {
                     report.rejected.push(Rejected {
                         index: *index,
                         message_id: Some(msg.message_id.clone()),
-                        code: "undeclared_event",
+                        code: RejectCode::UndeclaredEvent,
                         message: reason,
                     });
                 }
@@ -390,7 +420,7 @@ impl App {
                     .entry((key, Counter::Named("events_rejected")))
                     .or_default() += 1;
             }
-            let mut pending = self.pending_counts.lock().expect("counts lock");
+            let mut pending = self.ingest.pending_counts.lock().expect("counts lock");
             for ((key, counter), n) in counted {
                 *pending.entry((key.to_owned(), counter.name())).or_default() += n;
             }
@@ -427,7 +457,6 @@ impl App {
         rules: &Rules<'m, '_>,
     ) -> Result<Prepared<'m>> {
         // The gate asks about consent as it stands now, when the data would be stored.
-        let now = self.now();
         let known = match (&msg.kind, &msg.user_id) {
             (_, Some(u)) => Some(self.subject_key(u)?),
             _ => None,
@@ -446,8 +475,8 @@ impl App {
             subject,
         };
         // Gated in place, under the cache's read lock: no copy of the consent state per message.
-        self.with_consents(&ids.subject, |consents| {
-            self.gate(msg, raw, rules, &ids, consents, now)
+        self.with_permits(&ids.subject, rules.purposes, |permits| {
+            self.gate(msg, raw, rules, &ids, permits)
         })
         .await?
     }
@@ -460,13 +489,10 @@ impl App {
         raw: &Value,
         rules: &Rules<'m, '_>,
         ids: &Identities,
-        consents: &SubjectConsents,
-        now: Micros,
+        permits: &Permits<'_>,
     ) -> Result<Prepared<'m>> {
         let Rules {
-            inventory,
-            purposes,
-            keys,
+            inventory, keys, ..
         } = *rules;
         let Identities {
             known,
@@ -481,7 +507,7 @@ impl App {
         let data_key = || {
             keys.get(subject.as_str())
                 .cloned()
-                .or_else(|| self.data_keys.get(subject.as_str()))
+                .or_else(|| self.ingest.data_keys.get(subject.as_str()))
         };
 
         match msg.kind {
@@ -491,13 +517,13 @@ impl App {
                 p.link = Some((
                     previous.to_string(),
                     subject.to_string(),
-                    allowed_purposes(purposes, consents, now),
+                    allowed_purposes(permits),
                 ));
                 let tally = tally.with("events_stored");
                 return Ok(Prepared::Message(Box::new(p), Outcome::Stored, tally));
             }
             MessageKind::Identify => {
-                let traits = minimize(&msg.traits, &inventory.traits, purposes, consents, now);
+                let traits = minimize(&msg.traits, &inventory.traits, permits);
                 tally.drops(&traits, Section::Traits);
                 let needs_key = traits
                     .kept
@@ -529,7 +555,7 @@ impl App {
                     p.link = Some((
                         anon.to_string(),
                         known.to_string(),
-                        allowed_purposes(purposes, consents, now),
+                        allowed_purposes(permits),
                     ));
                 }
                 let stored_anything =
@@ -598,9 +624,7 @@ impl App {
                 }
             });
         };
-        let Some(purpose) =
-            allowing_purpose(&spec.purposes, &spec.category, purposes, consents, now)
-        else {
+        let Some(purpose) = permits.first_covering(&spec.purposes, &spec.category) else {
             let tally = tally.with("events_without_consent");
             return Ok(Prepared::Message(
                 Box::new(p),
@@ -608,9 +632,9 @@ impl App {
                 tally,
             ));
         };
-        let props = minimize(&msg.properties, &spec.properties, purposes, consents, now);
+        let props = minimize(&msg.properties, &spec.properties, permits);
         tally.drops(&props, Section::Properties);
-        let context = minimize(&msg.context, &inventory.context, purposes, consents, now);
+        let context = minimize(&msg.context, &inventory.context, permits);
         tally.drops(&context, Section::Context);
         let data_key = if props
             .kept
@@ -724,16 +748,8 @@ fn json_text(bytes: Vec<u8>) -> String {
 }
 
 /// Purposes this subject allows now, by id.
-fn allowed_purposes(
-    purposes: &BTreeMap<PurposeId, Purpose>,
-    consents: &SubjectConsents,
-    now: Micros,
-) -> Vec<String> {
-    purposes
-        .values()
-        .filter(|p| consents.status(p, now).allows())
-        .map(|p| p.id.to_string())
-        .collect()
+fn allowed_purposes(permits: &Permits<'_>) -> Vec<String> {
+    permits.iter().map(|p| p.purpose().to_string()).collect()
 }
 
 /// What a request's messages are prepared against: the tracking plan and purposes in force

@@ -90,25 +90,25 @@ impl App {
             }
             None => None,
         };
-        let consents = self.consent_snapshot(subject).await?;
+        let purposes = self.purposes();
+        let permits = self.permits(subject, &purposes).await?;
         let (catalog, _) = self.catalog_and_limits().await?;
-        let events = self
+        let (events, withheld) = self
             .store
-            .profile_events(subject.as_str(), PROFILE_EVENT_LIMIT)
+            .profile_events(&permits, PROFILE_EVENT_LIMIT)
             .await?;
         let declared = self
             .store
             .profile_declared_interests(subject.as_str())
             .await?;
-        let purposes = self.purposes();
         let inventory = self.inventory();
         Ok(build_profile(&ProfileInput {
             events: &events,
             declared: &declared,
             catalog: &catalog,
             inventory: &inventory,
-            purposes: &purposes,
-            consents: &consents,
+            permits: &permits,
+            withheld,
             now: self.now(),
             for_purpose: for_purpose.as_ref(),
         }))

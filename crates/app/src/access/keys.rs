@@ -51,7 +51,7 @@ impl App {
                 )
             })
             .collect();
-        *self.keys.write().expect("keys lock") = Arc::new(map);
+        *self.access.keys.write().expect("keys lock") = Arc::new(map);
         Ok(())
     }
 
@@ -60,7 +60,8 @@ impl App {
         if secret.len() > 256 {
             return None;
         }
-        self.keys
+        self.access
+            .keys
             .read()
             .expect("keys lock")
             .get(&hash_secret(secret))

@@ -22,13 +22,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use candor_app::recommend::RecommendRequest;
+use candor_app::ingest::RawMessage;
+use candor_app::personalization::recommend::RecommendRequest;
 use candor_app::{App, Config};
+use candor_domain::inventory::Inventory;
 use candor_domain::preferences::{Level, Preferences};
 use candor_domain::{ConsentDecision, PurposeDraft, PurposeId, Scope, SubjectKey};
-use candor_store::{CatalogCategory, EventRow, Item};
+use candor_store::{CatalogCategory, Item};
 use clap::Args;
 use hdrhistogram::Histogram;
+use serde_json::json;
 
 #[derive(Args, Debug, Clone)]
 pub struct RecommendBenchArgs {
@@ -70,8 +73,8 @@ pub struct RecommendBenchArgs {
     /// Concurrent writers while populating consent and preferences.
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
-    /// Events per `insert_events` transaction.
-    #[arg(long, default_value_t = 20_000)]
+    /// Events per ingest batch while populating (at most 2,500, as for `/v1/batch`).
+    #[arg(long, default_value_t = 2_500)]
     pub event_chunk: usize,
     /// Subjects per bulk consent import and per bulk preferences transaction.
     #[arg(long, default_value_t = 2_000)]
@@ -144,13 +147,14 @@ fn favourites(s: usize, n_cat: usize) -> [usize; 3] {
     f
 }
 
-fn events_of(s: usize, key: &str, args: &RecommendBenchArgs, now: i64, out: &mut Vec<EventRow>) {
+/// The subject's behavioural events as Segment track messages, oldest first, spread over the
+/// last 90 days (within the default browsing retention).
+fn events_of(s: usize, args: &RecommendBenchArgs, now: i64, out: &mut Vec<RawMessage>) {
     let h = mix(s as u64);
     let n = 1 + (h as usize % (2 * args.events_per_subject - 1).max(1));
     let fav = favourites(s, args.categories);
     let per = args.items.div_ceil(args.categories);
-    // oldest first, spread over the last 90 days
-    let mut at = now - 90 * 86_400_000_000 + (h >> 20) as i64 % 86_400_000_000;
+    let mut at = now - 89 * 86_400_000_000 + (h >> 20) as i64 % 86_400_000_000;
     for e in 0..n {
         let r = mix(h ^ (e as u64 + 1));
         let c = if r % 10 < 8 {
@@ -161,20 +165,32 @@ fn events_of(s: usize, key: &str, args: &RecommendBenchArgs, now: i64, out: &mut
         let item = item_in(c, skewed_rank(mix(r), per), args.categories, args.items);
         let purchase = (r >> 40).is_multiple_of(10);
         at += 1_000_000 + ((r >> 24) % 3_600_000_000) as i64;
-        out.push(EventRow {
-            subject_key: key.to_owned(),
-            kind: if purchase {
-                "Order Completed".into()
-            } else {
-                "Product Viewed".into()
-            },
-            item_id: item_id(item),
-            quantity: 1,
-            at: at.min(now - 1),
-            category: if purchase { "purchase" } else { "browsing" }.into(),
-            purpose: "personalization".into(),
+        let message = json!({
+            "type": "track",
+            "userId": format!("user-{s}"),
+            "event": if purchase { "Order Completed" } else { "Product Viewed" },
+            "properties": {"product_id": item_id(item)},
+            "timestamp": candor_domain::format_micros(at.min(now - 1)),
+            "messageId": format!("bench-{s}-{e}"),
+        });
+        out.push(RawMessage {
+            bytes: message.to_string().len(),
+            json: Ok(message),
         });
     }
+}
+
+/// What the bench's events may carry and which purpose keeps them.
+fn inventory() -> Result<Inventory> {
+    Ok(serde_json::from_value(json!({
+        "undeclared_events": "reject",
+        "events": {
+            "track:Product Viewed": {"category": "browsing", "purposes": ["personalization"], "properties": {
+                "product_id": {"category": "browsing", "purposes": ["personalization"]}}},
+            "track:Order Completed": {"category": "purchase", "purposes": ["personalization"], "properties": {
+                "product_id": {"category": "purchase", "purposes": ["personalization"]}}}
+        }
+    }))?)
 }
 
 fn preferences_of(s: usize, n_cat: usize) -> Preferences {
@@ -246,7 +262,7 @@ pub async fn run(mut config: Config, args: RecommendBenchArgs) -> Result<()> {
     config.ingest.retention_interval_secs = 0;
     config.recommend.train_interval_secs = 0;
     config.recommend.low_confidence = args.low_confidence;
-    crate::bench::on_throwaway_store(config, "recommend", args.postgres.as_ref(), |config| {
+    crate::common::on_throwaway_store(config, "recommend", args.postgres.as_ref(), |config| {
         bench(config, &args)
     })
     .await
@@ -254,7 +270,7 @@ pub async fn run(mut config: Config, args: RecommendBenchArgs) -> Result<()> {
 
 async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     let app = App::open(config).await?;
-    let backend = app.store.backend().name();
+    let backend = app.store_backend();
     println!(
         "store: {backend}; {} items in {} categories (health sensitive), {} subjects ({:.0}% consented, ~{} events each), {} served subjects",
         args.items,
@@ -305,7 +321,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
             price_cents: 100 + (mix(i as u64) % 10_000) as i64,
         })
         .collect();
-    app.store.upsert_catalog(&cats, &items).await?;
+    app.upsert_catalog("bench", &cats, &items).await?;
     drop(items);
     println!(
         "populate: catalog of {} items in {:.1} s",
@@ -383,29 +399,53 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         args.writers.max(1)
     );
 
-    // 4. Events, in large transactions (one writer: SQLite has one anyway).
+    // 4. Events, through the ingest gate (tracking plan, consent, pseudonymization) in
+    // batches as `/v1/batch` takes them, from several writers.
     let t = Instant::now();
-    let mut buf = Vec::with_capacity(args.event_chunk + 64);
-    let mut n_events = 0usize;
-    for (s, key) in keys.iter().enumerate() {
-        events_of(s, key.as_str(), args, now, &mut buf);
-        if buf.len() >= args.event_chunk {
-            app.store.insert_events(&buf).await?;
-            n_events += buf.len();
-            buf.clear();
-            if n_events / 1_000_000 != (n_events - args.event_chunk.min(n_events)) / 1_000_000 {
-                eprintln!("  events: {n_events} ({s} subjects)");
+    app.set_inventory("bench", inventory()?).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let chunk = args
+        .event_chunk
+        .clamp(1, candor_app::ingest::MAX_BATCH_MESSAGES);
+    let per_task = (chunk / args.events_per_subject.max(1)).max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..args.writers.max(1) {
+        let (app, next, args) = (app.clone(), next.clone(), args.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stored = 0usize;
+            let mut buf = Vec::with_capacity(chunk + 64);
+            loop {
+                let from = next.fetch_add(per_task, Ordering::Relaxed);
+                if from >= args.subjects {
+                    return anyhow::Ok(stored);
+                }
+                for s in from..(from + per_task).min(args.subjects) {
+                    events_of(s, &args, now, &mut buf);
+                }
+                while !buf.is_empty() {
+                    let n = buf.len().min(candor_app::ingest::MAX_BATCH_MESSAGES);
+                    let batch: Vec<RawMessage> = buf.drain(..n).collect();
+                    let report = app.ingest(batch, None).await?;
+                    ensure!(
+                        report.rejected.is_empty(),
+                        "bench events rejected: {:?}",
+                        report.rejected.first()
+                    );
+                    stored += report.stored;
+                }
+                if from / 100_000 != (from + per_task) / 100_000 {
+                    eprintln!("  events: {} subjects", from + per_task);
+                }
             }
-        }
+        }));
     }
-    if !buf.is_empty() {
-        app.store.insert_events(&buf).await?;
-        n_events += buf.len();
+    let mut n_events = 0usize;
+    for t in tasks {
+        n_events += t.await??;
     }
-    drop(buf);
     let events_s = t.elapsed().as_secs_f64();
     println!(
-        "populate: {n_events} events in {events_s:.1} s ({:.0} events/s)",
+        "populate: {n_events} events kept by the ingest gate in {events_s:.1} s ({:.0} events/s)",
         n_events as f64 / events_s
     );
 
@@ -468,7 +508,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
         rss_mib()
     );
     if backend == "sqlite" {
-        let db = app.config.data_dir.join("candor.db");
+        let db = app.config().data_dir.join("candor.db");
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
         println!(
             "database file {:.0} MiB (+ WAL {:.0} MiB)",
@@ -542,22 +582,6 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     print_hist("  level full (history)", &by_level[2]);
     print_hist("  level basic", &by_level[1]);
     print_hist("  level off", &by_level[0]);
-    // Breakdown: the store's history read alone, for the same subjects.
-    let mut hist_read = Histogram::<u64>::new(3)?;
-    let mut rows = 0usize;
-    for n in 0..args.requests.min(20_000) {
-        let key = &keys[(mix(n as u64) % args.served as u64) as usize];
-        let s = Instant::now();
-        rows += app.store.item_events(key.as_str(), 200).await?.len();
-        hist_read.record(s.elapsed().as_micros() as u64)?;
-    }
-    print_hist(
-        &format!(
-            "  of which Store::item_events alone ({:.1} rows avg)",
-            rows as f64 / hist_read.len() as f64
-        ),
-        &hist_read,
-    );
     let mut cached = Histogram::<u64>::new(3)?;
     for n in 0..args.requests.min(20_000) {
         let key = &keys[(mix(n as u64) % args.served as u64) as usize];
@@ -575,7 +599,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
 
     // 8. Over HTTP.
     let server =
-        crate::bench::LoopbackServer::start(&app, Scope::Recommend, "bench-recommend").await?;
+        crate::common::LoopbackServer::start(&app, Scope::Recommend, "bench-recommend").await?;
     let (addr, key) = (server.addr, server.secret.clone());
     if !args.no_http {
         for &clients in &args.clients {
@@ -591,7 +615,7 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     }
     server.stop().await;
     background.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), app.store.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), app.close()).await;
     Ok(())
 }
 

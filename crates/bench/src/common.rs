@@ -1,4 +1,5 @@
-//! `candor bench ...`: measurements printed against the targets in PRODUCT.md.
+//! What every benchmark shares: the subcommands, throwaway stores, a loopback server, and the
+//! consent benchmark.
 //!
 //! Benchmarks run on a throwaway store in a temporary directory (or the configured PostgreSQL
 //! when `--postgres` is given), never on the operator's data.
@@ -10,10 +11,6 @@ use candor_app::{App, Config};
 use candor_domain::{PurposeDraft, PurposeId, Scope};
 use clap::Subcommand;
 use hdrhistogram::Histogram;
-
-// Declared here rather than in main.rs so the bench stays within this module's files.
-#[path = "bench_recommend.rs"]
-mod bench_recommend;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -30,10 +27,10 @@ pub enum BenchCommand {
         round_trips: usize,
     },
     /// Sustained ingestion through /v1/batch (target >= 100,000 events/s) with latency and RSS.
-    Ingest(crate::bench_ingest::IngestBenchArgs),
+    Ingest(crate::ingest::IngestBenchArgs),
     /// Live recommendations on a 100k-item catalog: in-process `App::recommend` latency
     /// (target p99 <= 1 ms) and over HTTP (target >= 10,000 req/s at p99 <= 10 ms).
-    Recommend(bench_recommend::RecommendBenchArgs),
+    Recommend(crate::recommend::RecommendBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -43,8 +40,8 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
             checks,
             round_trips,
         } => consent(config, subjects, checks, round_trips).await?,
-        BenchCommand::Ingest(args) => crate::bench_ingest::run(config, args).await?,
-        BenchCommand::Recommend(args) => bench_recommend::run(config, args).await?,
+        BenchCommand::Ingest(args) => crate::ingest::run(config, args).await?,
+        BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -140,7 +137,7 @@ async fn consent(
     config.data_dir = dir.clone();
     config.webhooks.enabled = false;
     let app = App::open(config).await?;
-    println!("store: {}", app.store.backend().name());
+    println!("store: {}", app.store_backend());
     let purpose = app
         .create_purpose(
             "bench",
@@ -236,14 +233,14 @@ async fn consent(
     let total = t.elapsed();
     println!(
         "grant+revoke round trip over HTTP ({}): {round_trips} pairs in {:.2} s, {:.0} pairs/s, p50 {:.2} ms, p99 {:.2} ms",
-        app.store.backend().name(),
+        app.store_backend(),
         total.as_secs_f64(),
         round_trips as f64 / total.as_secs_f64(),
         pct(&h, 0.5) / 1000.0,
         pct(&h, 0.99) / 1000.0
     );
     server.stop().await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), app.store.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), app.close()).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -16,17 +16,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
-use candor_domain::preferences::{Level, Preferences, QuietPeriod};
+use candor_domain::preferences::Level;
 use candor_domain::{AuditDraft, DataCategory, PurposeId, SubjectKey};
 use candor_recommend::codec::ModelFile;
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
 use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
-use candor_store::{DecisionRow, ItemEvent, ModelVersion, PreferencesUpdate};
+use candor_store::{DecisionRow, ModelVersion};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::history::History;
+use super::history::History;
 use crate::{App, AppError, Result};
 
 /// The engine in force and how to map ids to its indices.
@@ -79,6 +79,12 @@ impl Serving {
 
     pub(crate) fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the catalog has this category, and whether it is sensitive.
+    pub(crate) fn category(&self, id: &str) -> Option<bool> {
+        let i = *self.category_index.get(id)?;
+        Some(self.engine.catalog().category_sensitive[i as usize])
     }
 
     pub(crate) fn item_index(&self, item_id: &str) -> Option<u32> {
@@ -233,7 +239,7 @@ impl App {
         } else {
             GENERATIONS.fetch_add(1, Ordering::Relaxed)
         };
-        *self.serving.write().expect("serving lock") = Arc::new(Serving {
+        *self.personalization.serving.write().expect("serving lock") = Arc::new(Serving {
             engine,
             item_index,
             category_ids,
@@ -277,7 +283,11 @@ impl App {
     }
 
     pub fn serving(&self) -> Arc<Serving> {
-        self.serving.read().expect("serving lock").clone()
+        self.personalization
+            .serving
+            .read()
+            .expect("serving lock")
+            .clone()
     }
 
     /// Consented interaction histories (item indices, oldest first) per subject, and counts.
@@ -294,35 +304,34 @@ impl App {
         let mut counts = vec![0u32; item_index.len()];
         let mut histories = Vec::new();
         let mut excluded = 0;
-        let now = self.now();
         let mut after = String::new();
         loop {
             let page = self.store.item_events_page(&after, page_subjects).await?;
-            let Some(last) = page.last() else {
+            let names = page.subjects();
+            let Some(&last) = names.last() else {
                 break;
             };
-            let previous = std::mem::replace(&mut after, last.subject_key.clone());
-            let subjects: Vec<&[ItemEvent]> = page
-                .chunk_by(|a, b| a.subject_key == b.subject_key)
+            let previous = std::mem::replace(&mut after, last.to_owned());
+            let keys: Vec<SubjectKey> = names
+                .iter()
+                .filter_map(|k| SubjectKey::parse(k).ok())
                 .collect();
-            let keys: Vec<&str> = subjects.iter().map(|e| e[0].subject_key.as_str()).collect();
-            let allowed = match purpose {
-                Some(p) => {
-                    self.with_consents_between(&previous, &after, &keys, |c| {
-                        c.status(p, now).allows()
-                    })
-                    .await?
-                }
-                None => vec![false; keys.len()],
+            if keys.len() != names.len() {
+                return Err(AppError::Internal(format!(
+                    "a stored subject key between {previous:?} and {after:?} is malformed"
+                )));
+            }
+            let permits = match purpose {
+                Some(p) => self.permits_between(&previous, &after, &keys, p).await?,
+                None => vec![None; keys.len()],
             };
-            for (events, allowed) in subjects.into_iter().zip(allowed) {
-                let Some(p) = purpose.filter(|_| allowed) else {
+            for (events, permit) in page.permitted(&permits).into_iter().zip(&permits) {
+                if permit.is_none() {
                     excluded += 1;
                     continue;
-                };
+                }
                 let row: Vec<u32> = events
                     .iter()
-                    .filter(|e| DataCategory::parse(&e.category).is_ok_and(|c| p.may_use(&c)))
                     .filter_map(|e| item_index.get(&e.item_id).copied())
                     .collect();
                 for &it in &row {
@@ -489,88 +498,6 @@ impl App {
         Ok(self.store.model_versions().await?)
     }
 
-    /// A subject's preferences (defaults for a subject who set none).
-    pub async fn preferences(&self, subject: &SubjectKey) -> Result<Arc<Preferences>> {
-        if let Some(p) = self.prefs.read().expect("prefs lock").get(subject.as_str()) {
-            return Ok(p.clone());
-        }
-        let mut prefs: Preferences = match self.store.preferences_body(subject.as_str()).await? {
-            Some(body) => serde_json::from_str(&body)
-                .map_err(|e| AppError::Internal(format!("stored preferences unreadable: {e}")))?,
-            None => Preferences::default(),
-        };
-        if prefs.declared_interests.is_empty() {
-            prefs.declared_interests = self.store.declared_interests(subject.as_str()).await?;
-        }
-        let prefs = Arc::new(prefs);
-        let mut cache = self.prefs.write().expect("prefs lock");
-        if cache.len() > 1_000_000 {
-            cache.clear();
-        }
-        cache.insert(subject.as_str().to_owned(), prefs.clone());
-        Ok(prefs)
-    }
-
-    pub(crate) fn invalidate_preferences(&self, subject: &str) {
-        self.prefs.write().expect("prefs lock").remove(subject);
-    }
-
-    /// Replaces a subject's preferences after checking them against the catalog.
-    pub async fn set_preferences(
-        &self,
-        actor: &str,
-        subject: &SubjectKey,
-        prefs: Preferences,
-    ) -> Result<Arc<Preferences>> {
-        self.set_preferences_bulk(actor, &[(subject.clone(), prefs)])
-            .await?;
-        self.preferences(subject).await
-    }
-
-    /// Replaces many subjects' preferences in one transaction (imports, benchmarks), each
-    /// checked against the catalog and audited as [`App::set_preferences`] does; all or none.
-    pub async fn set_preferences_bulk(
-        &self,
-        actor: &str,
-        subjects: &[(SubjectKey, Preferences)],
-    ) -> Result<()> {
-        // The serving state holds the catalog's categories (reloaded whenever the catalog or the
-        // model changes), so validation reads no table.
-        let serving = self.serving();
-        let sensitive = &serving.engine.catalog().category_sensitive;
-        let mut updates = Vec::with_capacity(subjects.len());
-        for (subject, prefs) in subjects {
-            prefs.validate(
-                |c| serving.category_index.contains_key(c),
-                |c| {
-                    serving
-                        .category_index
-                        .get(c)
-                        .is_some_and(|&i| sensitive[i as usize])
-                },
-            )?;
-            updates.push(PreferencesUpdate {
-                subject: subject.to_string(),
-                body: serde_json::to_string(prefs)
-                    .map_err(|e| AppError::Internal(e.to_string()))?,
-                interests: prefs.declared_interests.clone(),
-                audit: AuditDraft::new(
-                    actor,
-                    "preferences.update",
-                    subject.as_str(),
-                    json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
-                ),
-            });
-        }
-        self.store
-            .set_preferences_bulk(&updates, self.now())
-            .await?;
-        for (subject, _) in subjects {
-            self.invalidate_preferences(subject.as_str());
-        }
-        Ok(())
-    }
-
     /// Recommendations for one subject, with every filter applied in the order C6 sets.
     pub async fn recommend(
         &self,
@@ -603,23 +530,20 @@ impl App {
         // 1. Consent for the purpose.
         let purposes = self.purposes();
         let purpose = purposes.get(&PurposeId::parse(&cfg.purpose)?);
-        let allowed = match purpose {
-            Some(p) => {
-                self.with_consents(subject, |c| c.status(p, now).allows())
-                    .await?
-            }
-            None => false,
+        let permit = match purpose {
+            Some(p) => self.permit(subject, p).await?,
+            None => None,
         };
         filters.push(format!(
             "consent for `{}`: {}",
             cfg.purpose,
-            if allowed {
+            if permit.is_some() {
                 "granted"
             } else {
                 "not granted, so nothing personal is used"
             }
         ));
-        let may = |c: DataCategory| allowed && purpose.is_some_and(|p| p.may_use(&c));
+        let may = |c: DataCategory| permit.is_some_and(|p| p.covers(&c));
         let consent = serve::Consent {
             behaviour: may(DataCategory::Browsing) || may(DataCategory::Purchase),
             declared: may(DataCategory::DeclaredPreference),
@@ -646,8 +570,10 @@ impl App {
         // consent no longer allows it.
         let mut history = History::default();
         if consent.behaviour && level == Level::Full {
-            let p = purpose.expect("allowed implies declared");
-            history = self.subject_history(subject, &serving, p).await?;
+            let p = permit
+                .as_ref()
+                .expect("behaviour is used only with a permit");
+            history = self.subject_history(p, &serving).await?;
             for id in req.current_item.iter().chain(req.cart.iter()) {
                 if let Some(i) = serving.item_index(id) {
                     history.items.push(i);
@@ -791,13 +717,38 @@ impl App {
     /// else directly. When the writer's queue is full the request waits for room: writing its
     /// own rows beside the writer made every such request queue for SQLite's write lock, and
     /// SQLite's busy handler sleeps in steps of up to 100 ms (multi-second stalls under load).
+    /// Brings decisions another system made (an earlier engine, the demo's offer history) into
+    /// the decision log, audited as one import, so fairness audits can see them.
+    pub async fn import_decisions(&self, actor: &str, rows: &[DecisionRow]) -> Result<()> {
+        for (n, r) in rows.iter().enumerate() {
+            if SubjectKey::parse(&r.subject_key).is_err() || r.surface.is_empty() {
+                return Err(AppError::invalid(
+                    format!("decisions[{n}]"),
+                    "needs a subject key and a surface",
+                ));
+            }
+        }
+        let audit = AuditDraft::new(
+            actor,
+            "decisions.import",
+            "decision_log",
+            json!({"decisions": rows.len()}),
+        );
+        Ok(self.store.import_decisions(rows, self.now(), audit).await?)
+    }
+
     async fn log_decisions(&self, rows: impl Iterator<Item = DecisionRow>) -> Result<()> {
         use tokio::sync::mpsc::error::{SendError, TrySendError};
         let rows: Vec<DecisionRow> = rows.collect();
         if rows.is_empty() {
             return Ok(());
         }
-        let tx = self.decisions_tx.lock().expect("decision log lock").clone();
+        let tx = self
+            .personalization
+            .decisions_tx
+            .lock()
+            .expect("decision log lock")
+            .clone();
         let unsent = match tx {
             Some(tx) => match tx.try_send(rows) {
                 Ok(()) => return Ok(()),
@@ -820,15 +771,6 @@ fn reason_text(r: serve::Reason) -> String {
         | serve::Reason::Popular { text }
         | serve::Reason::Exploration { text, .. } => text,
     }
-}
-
-/// Parses quiet periods given as RFC 3339 strings.
-pub fn quiet_period(from: &str, until: &str, label: Option<String>) -> Result<QuietPeriod> {
-    Ok(QuietPeriod {
-        from: candor_domain::parse_rfc3339(from)?,
-        until: candor_domain::parse_rfc3339(until)?,
-        label,
-    })
 }
 
 #[cfg(test)]
@@ -882,7 +824,7 @@ mod tests {
                 name: "Garden".into(),
                 sensitive_kind: None,
             };
-            app.store.upsert_catalog(&[garden], &items).await.unwrap();
+            app.upsert_catalog("test", &[garden], &items).await.unwrap();
             // 23 subjects: a third granted, a third denied, a third never asked; browsing and
             // (not usable by the purpose) purchase events.
             let pid = PurposeId::parse("personalization").unwrap();

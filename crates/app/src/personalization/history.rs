@@ -52,10 +52,10 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use candor_domain::{DataCategory, Micros, Purpose, SubjectKey};
+use candor_domain::{DataCategory, Micros, Permit, SubjectKey};
 use candor_store::{IngestBatch, IngestResult};
 
-use crate::recommend::Serving;
+use super::recommend::Serving;
 use crate::{App, Result};
 
 const SHARDS: usize = 64;
@@ -414,13 +414,13 @@ impl HistoryCache {
         Some((table.len() - 1) as u8)
     }
 
-    /// The interned categories `purpose` may use now.
-    fn mask(&self, purpose: &Purpose) -> CategoryMask {
+    /// The interned categories `permit` covers.
+    fn mask(&self, permit: &Permit<'_>) -> CategoryMask {
         let table = self.categories.read().expect("categories lock");
         let mut m = CategoryMask::default();
         for (i, (_, c)) in table.iter().enumerate() {
             if let Some(c) = c {
-                if purpose.may_use(c) {
+                if permit.covers(c) {
                     m.allowed |= 1 << i;
                 }
                 if *c == DataCategory::Purchase {
@@ -503,30 +503,28 @@ impl History {
 }
 
 impl App {
-    /// The subject's newest `history_limit` item events that `purpose` may use now, mapped to
-    /// `serving`'s catalog: from memory, or read from the store and kept. The caller has
-    /// checked that the purpose is allowed for this subject now.
+    /// The subject's newest `history_limit` item events that `permit` covers, mapped to
+    /// `serving`'s catalog: from memory, or read from the store and kept.
     pub(crate) async fn subject_history(
         &self,
-        subject: &SubjectKey,
+        permit: &Permit<'_>,
         serving: &Serving,
-        purpose: &Purpose,
     ) -> Result<History> {
-        let key = Key::of(subject.as_str());
+        let key = Key::of(permit.subject().as_str());
         let generation = serving.generation();
-        let events = match key.and_then(|k| self.histories.get(&k, generation)) {
+        let events = match key.and_then(|k| self.personalization.histories.get(&k, generation)) {
             Some(events) => events,
             None => {
-                let load = self.histories.begin_load(key);
+                let load = self.personalization.histories.begin_load(key);
                 let mut rows = self
                     .store
-                    .item_events(subject.as_str(), self.config.recommend.history_limit)
+                    .item_events(permit, self.config.recommend.history_limit)
                     .await?;
                 rows.reverse();
                 let compact: Option<Vec<HistEvent>> = rows
                     .iter()
                     .map(|r| {
-                        self.histories.compact(
+                        self.personalization.histories.compact(
                             serving,
                             &r.item_id,
                             &r.category,
@@ -538,7 +536,9 @@ impl App {
                     .collect();
                 match compact {
                     Some(events) => {
-                        self.histories.finish_load(load, generation, &events);
+                        self.personalization
+                            .histories
+                            .finish_load(load, generation, &events);
                         events
                     }
                     // A category the table has no room for: this read answers, nothing is kept.
@@ -547,7 +547,7 @@ impl App {
                             (
                                 serving.item_index(&r.item_id).unwrap_or(NOT_IN_CATALOG),
                                 r.at,
-                                DataCategory::parse(&r.category).is_ok_and(|c| purpose.may_use(&c)),
+                                permit.covers_name(&r.category),
                                 r.category == "purchase",
                             )
                         })));
@@ -555,7 +555,7 @@ impl App {
                 }
             }
         };
-        let mask = self.histories.mask(purpose);
+        let mask = self.personalization.histories.mask(permit);
         Ok(History::from_events(events.iter().map(|e| {
             (e.item, e.at, mask.allows(e), mask.is_purchase(e))
         })))
@@ -580,7 +580,7 @@ impl App {
                         changed.push(k.clone());
                     }
                     if let Some(key) = Key::of(k) {
-                        self.histories.invalidate(&key);
+                        self.personalization.histories.invalidate(&key);
                     }
                 }
             }
@@ -590,10 +590,12 @@ impl App {
             if announce {
                 changed.push(e.subject_key.clone());
             }
-            let Some(key) = Key::of(&e.subject_key).filter(|_| self.histories.enabled()) else {
+            let Some(key) =
+                Key::of(&e.subject_key).filter(|_| self.personalization.histories.enabled())
+            else {
                 continue;
             };
-            match self.histories.compact(
+            match self.personalization.histories.compact(
                 &serving,
                 &e.item_id,
                 &e.category,
@@ -601,8 +603,8 @@ impl App {
                 Some(&m.message_id),
                 e.anonymous,
             ) {
-                Some(ev) => self.histories.note(&key, generation, &[ev]),
-                None => self.histories.invalidate(&key),
+                Some(ev) => self.personalization.histories.note(&key, generation, &[ev]),
+                None => self.personalization.histories.invalidate(&key),
             }
         }
         if !changed.is_empty() {
@@ -624,29 +626,20 @@ impl App {
         }
         for s in subjects {
             if let Some(k) = Key::of(s) {
-                self.histories.invalidate(&k);
+                self.personalization.histories.invalidate(&k);
             }
         }
     }
 
     /// Drops what memory holds of the subject's behavior (consent changes, erasure).
-    pub(crate) fn forget_history(&self, subject: &SubjectKey) {
-        if let Some(k) = Key::of(subject.as_str()) {
-            self.histories.invalidate(&k);
-        }
+    /// Forgets every history held (the consent cache was cleared, or purposes changed).
+    pub(crate) fn clear_histories(&self) {
+        self.personalization.histories.clear();
     }
 
-    /// After this node's retention pass removed or anonymized `category` events before
-    /// `cutoff` (an empty category: anonymous session data): forget them here, and tell the
-    /// other nodes (PostgreSQL). A failed announcement leaves them to the TTL; the pass stands.
-    pub(crate) async fn retention_applied(&self, category: &str, cutoff: Micros) {
-        self.history_retention(category, cutoff);
-        if let Err(e) = self
-            .store
-            .announce_retention(self.node_id, category, cutoff)
-            .await
-        {
-            tracing::warn!(error = %e, "announcing a retention pass failed; other nodes catch up within recommend.history_cache_ttl_ms");
+    pub(crate) fn forget_history(&self, subject: &SubjectKey) {
+        if let Some(k) = Key::of(subject.as_str()) {
+            self.personalization.histories.invalidate(&k);
         }
     }
 
@@ -654,21 +647,23 @@ impl App {
     /// empty category means anonymous session data.
     pub(crate) fn history_retention(&self, category: &str, cutoff: Micros) {
         if category.is_empty() {
-            self.histories
+            self.personalization
+                .histories
                 .invalidate_where(|e| e.events.iter().any(|h| h.anonymous));
             return;
         }
         // A category never interned is held by no entry.
-        let Some(c) = self.histories.find_category(category) else {
+        let Some(c) = self.personalization.histories.find_category(category) else {
             return;
         };
-        self.histories
+        self.personalization
+            .histories
             .invalidate_where(|e| e.events.iter().any(|h| h.category == c && h.at < cutoff));
     }
 
     /// Subjects and events held (with bookkeeping), for metrics and benchmarks.
     pub fn history_cache_len(&self) -> (usize, usize) {
-        self.histories.len()
+        self.personalization.histories.len()
     }
 }
 
@@ -824,13 +819,18 @@ mod tests {
             id: "p".into(),
             title: "P".into(),
             description: "Uses what you buy.".into(),
-            legal_basis: "consent".into(),
+            // Contract: permitted without a consent record, which this test need not build.
+            legal_basis: "contract".into(),
             categories: vec!["purchase".into()],
             ..Default::default()
         }
         .validate()
         .unwrap();
-        let m = c.mask(&purpose);
+        let subject = SubjectKey::parse(&"d".repeat(64)).unwrap();
+        let permit = candor_domain::SubjectConsents::default()
+            .permit(&subject, &purpose, 1)
+            .unwrap();
+        let m = c.mask(&permit);
         let with = |category| HistEvent {
             category,
             ..ev(1, 1, "x")

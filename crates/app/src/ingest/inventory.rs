@@ -26,7 +26,7 @@ impl App {
                 .map_err(|e| AppError::Internal(format!("stored inventory unreadable: {e}")))?,
             None => Inventory::default(),
         };
-        *self.inventory.write().expect("inventory lock") = Arc::new(inv);
+        *self.ingest.inventory.write().expect("inventory lock") = Arc::new(inv);
         Ok(())
     }
 

@@ -118,6 +118,7 @@ impl App {
         let now = self.now();
         let sig = signature(&d.secret, now / 1_000_000, d.payload.as_bytes());
         let sent = self
+            .delivery
             .http
             .post(&d.url)
             .header("content-type", "application/json")

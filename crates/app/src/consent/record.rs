@@ -1,11 +1,11 @@
 //! Recording and checking consent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use candor_domain::{
     AuditDraft, ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, Micros,
-    NewConsent, PrivacySignals, Purpose, PurposeId, SubjectConsents, SubjectKey,
+    NewConsent, Permit, Permits, PrivacySignals, Purpose, PurposeId, SubjectConsents, SubjectKey,
 };
 use candor_store::{ConsentImport, OutboxEvent};
 use serde::Serialize;
@@ -76,39 +76,76 @@ impl App {
         purpose: &Purpose,
         now: Micros,
     ) -> Option<ConsentStatus> {
-        self.consents.with(subject, |c| c.status(purpose, now))
+        self.consent.cache.with(subject, |c| c.status(purpose, now))
     }
 
     /// Runs `f` on the subject's consent state: from the cache, or loaded into it on first use.
     /// If a concurrent eviction left the entry incomplete, the history just read answers.
-    pub(crate) async fn with_consents<R>(
+    async fn with_consents<R>(
         &self,
         subject: &SubjectKey,
         f: impl Fn(&SubjectConsents) -> R,
     ) -> Result<R> {
-        if let Some(r) = self.consents.with(subject, &f) {
+        if let Some(r) = self.consent.cache.with(subject, &f) {
             return Ok(r);
         }
-        let epoch = self.consents.epoch();
+        let epoch = self.consent.cache.epoch();
         let history = self.store.consent_history(subject).await?;
-        self.consents.merge_loaded(subject, &history, epoch);
-        Ok(match self.consents.with(subject, &f) {
+        self.consent.cache.merge_loaded(subject, &history, epoch);
+        Ok(match self.consent.cache.with(subject, &f) {
             Some(r) => r,
             None => f(&SubjectConsents::from_history(&history)),
         })
     }
 
-    /// Runs `f` on the consent state of each of `subjects`, whose keys all sort in
-    /// `(after, last]`: from the cache when it holds the subject, else from one store read for
-    /// the whole range. What that read finds is not kept: a training pass over every subject must
-    /// not push out the subjects serving is using.
-    pub(crate) async fn with_consents_between<R>(
+    /// A permit for `purpose` over `subject`'s data now, or `None` if their consent state does
+    /// not allow it: the one way another room may read this subject's behavioural data.
+    pub(crate) async fn permit<'a>(
+        &self,
+        subject: &'a SubjectKey,
+        purpose: &'a Purpose,
+    ) -> Result<Option<Permit<'a>>> {
+        let now = self.now();
+        self.with_consents(subject, |c| c.permit(subject, purpose, now))
+            .await
+    }
+
+    /// Runs `f` on every permit `subject`'s consent state grants now, under the cache's read
+    /// lock: the ingest hot path, which must not copy the state per message.
+    pub(crate) async fn with_permits<R>(
+        &self,
+        subject: &SubjectKey,
+        purposes: &BTreeMap<PurposeId, Purpose>,
+        f: impl Fn(&Permits<'_>) -> R,
+    ) -> Result<R> {
+        let now = self.now();
+        self.with_consents(subject, |c| f(&c.permits(subject, purposes.values(), now)))
+            .await
+    }
+
+    /// Every permit `subject`'s consent state grants now, in `purposes` order.
+    pub(crate) async fn permits<'a>(
+        &self,
+        subject: &'a SubjectKey,
+        purposes: &'a BTreeMap<PurposeId, Purpose>,
+    ) -> Result<Permits<'a>> {
+        let now = self.now();
+        self.with_consents(subject, |c| c.permits(subject, purposes.values(), now))
+            .await
+    }
+
+    /// A permit for `purpose` per subject of `subjects`, whose keys all sort in `(after, last]`:
+    /// from the cache when it holds the subject, else from one store read for the whole range.
+    /// What that read finds is not kept: a training pass over every subject must not push out
+    /// the subjects serving is using.
+    pub(crate) async fn permits_between<'a>(
         &self,
         after: &str,
         last: &str,
-        subjects: &[&str],
-        f: impl Fn(&SubjectConsents) -> R,
-    ) -> Result<Vec<R>> {
+        subjects: &'a [SubjectKey],
+        purpose: &'a Purpose,
+    ) -> Result<Vec<Option<Permit<'a>>>> {
+        let now = self.now();
         let records = self.store.consent_histories_between(after, last).await?;
         let by_subject: HashMap<&str, &[ConsentRecord]> = records
             .chunk_by(|a, b| a.subject == b.subject)
@@ -116,21 +153,22 @@ impl App {
             .collect();
         Ok(subjects
             .iter()
-            .map(|&s| {
-                SubjectKey::parse(s)
-                    .ok()
-                    .and_then(|k| self.consents.with(&k, &f))
+            .map(|s| {
+                self.consent
+                    .cache
+                    .with(s, |c| c.permit(s, purpose, now))
                     .unwrap_or_else(|| {
-                        f(&SubjectConsents::from_history(
-                            by_subject.get(s).copied().unwrap_or_default(),
-                        ))
+                        SubjectConsents::from_history(
+                            by_subject.get(s.as_str()).copied().unwrap_or_default(),
+                        )
+                        .permit(s, purpose, now)
                     })
             })
             .collect())
     }
 
     pub fn consent_cache_len(&self) -> usize {
-        self.consents.len()
+        self.consent.cache.len()
     }
 
     /// Every declared purpose with this subject's current state, for the API and preference
@@ -362,19 +400,19 @@ impl App {
     /// Makes records this node just stored effective here: the consent cache takes them, and
     /// serving forgets the subject's history until it is allowed and read again.
     fn applied(&self, subject: &SubjectKey, records: &[ConsentRecord]) {
-        self.consents.apply(subject, records);
+        self.consent.cache.apply(subject, records);
         self.forget_history(subject);
     }
 
     /// Another node changed this subject's consent: reload it, and drop its history.
     pub(crate) fn invalidate_subject(&self, subject: &SubjectKey) {
-        self.consents.invalidate(subject);
+        self.consent.cache.invalidate(subject);
         self.forget_history(subject);
     }
 
     /// Changes may have been missed: reload every subject's consent and history on next use.
     pub(crate) fn clear_consent_cache(&self) {
-        self.consents.clear();
-        self.histories.clear();
+        self.consent.cache.clear();
+        self.clear_histories();
     }
 }

@@ -267,7 +267,7 @@ pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
     config.webhooks.enabled = false;
     config.server.bind = "127.0.0.1:0".into();
     config.inventory = None;
-    crate::bench::on_throwaway_store(config, "ingest", args.postgres.as_ref(), |config| {
+    crate::common::on_throwaway_store(config, "ingest", args.postgres.as_ref(), |config| {
         bench(config, &args)
     })
     .await
@@ -275,7 +275,7 @@ pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
 
 async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
     let app = App::open(config).await?;
-    let backend = app.store.backend().name();
+    let backend = app.store_backend();
     println!(
         "store: {backend}; {} subjects ({:.0}% with consent), batches of {}, {} clients, context.ip on {:.0}% of messages",
         args.subjects,
@@ -328,7 +328,7 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let server = crate::bench::LoopbackServer::start(&app, Scope::Ingest, "bench-ingest").await?;
+    let server = crate::common::LoopbackServer::start(&app, Scope::Ingest, "bench-ingest").await?;
     let (addr, key) = (server.addr, server.secret.clone());
 
     let total_batches = match args.duration_secs {
@@ -500,8 +500,8 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         mib(rss_end),
         mib(load(&rss_peak))
     );
-    if app.store.backend().name() == "sqlite" {
-        let db = app.config.data_dir.join("candor.db");
+    if app.store_backend() == "sqlite" {
+        let db = app.config().data_dir.join("candor.db");
         let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
         println!(
             "database file {:.0} MiB (+ WAL {:.0} MiB)",
@@ -518,6 +518,6 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         load(&o.stored) + load(&o.without_consent) == sent,
         "every event must be stored or counted without consent"
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), app.store.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), app.close()).await;
     Ok(())
 }

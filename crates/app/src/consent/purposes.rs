@@ -11,7 +11,7 @@ use crate::{App, AppError, Result};
 impl App {
     /// A snapshot of the declared purposes.
     pub fn purposes(&self) -> Arc<BTreeMap<PurposeId, Purpose>> {
-        self.purposes.read().expect("purposes lock").clone()
+        self.consent.purposes.read().expect("purposes lock").clone()
     }
 
     pub fn purpose(&self, id: &PurposeId) -> Result<Purpose> {
@@ -24,7 +24,10 @@ impl App {
     pub(crate) async fn reload_purposes(&self) -> Result<()> {
         let list = self.store.list_purposes().await?;
         let map = list.into_iter().map(|p| (p.id.clone(), p)).collect();
-        *self.purposes.write().expect("purposes lock") = Arc::new(map);
+        *self.consent.purposes.write().expect("purposes lock") = Arc::new(map);
+        // Histories in memory were read with permits for the old purposes, whose categories
+        // may have changed: read them again under the new ones.
+        self.clear_histories();
         Ok(())
     }
 

@@ -1,0 +1,17 @@
+//! The access room: API keys and their scopes.
+//!
+//! Invariants: keys are stored only as SHA-256 digests and looked up in an in-memory map that is
+//! reloaded on every key change (locally at once, on other nodes at the change notification).
+//! A secret is shown once, when the key is created.
+
+mod keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub use keys::{CreatedKey, KeyInfo};
+
+#[derive(Default)]
+pub(crate) struct AccessRoom {
+    keys: RwLock<Arc<HashMap<String, KeyInfo>>>,
+}

@@ -1,0 +1,34 @@
+//! The delivery room: telling downstream systems about changes. Today consent-change webhooks;
+//! later the message outbox of journeys.
+//!
+//! Invariants: a delivery is written to the outbox in the same transaction as the change it
+//! announces, signed (`Candor-Signature`), retried with exponential backoff and jitter up to
+//! `webhooks.max_attempts`, and every attempt is logged.
+
+mod webhooks;
+
+pub use webhooks::CreatedWebhook;
+
+/// What the delivery room keeps: one HTTP client, reused across deliveries.
+pub(crate) struct DeliveryRoom {
+    pub(super) http: reqwest::Client,
+}
+
+impl crate::App {
+    /// Delivers due webhooks, on one node of the cluster at a time: due deliveries are read, not
+    /// claimed, so two nodes delivering at once would send each twice.
+    pub(crate) fn webhook_job(&self) -> Option<crate::scheduler::Job> {
+        let w = &self.config.webhooks;
+        w.enabled.then(|| {
+            crate::scheduler::Job::new(
+                "webhooks",
+                std::time::Duration::from_millis(w.poll_interval_ms),
+                crate::scheduler::Reach::OncePerCluster,
+                |app| async move {
+                    app.deliver_due_webhooks().await?;
+                    Ok(String::new())
+                },
+            )
+        })
+    }
+}

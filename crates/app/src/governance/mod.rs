@@ -1,0 +1,35 @@
+//! The governance room: fairness runs over the decision log, the bias incident log, and
+//! verification of the hash-chained audit log. Later: the human review queue.
+//!
+//! Invariants:
+//! - `fairness.rs` is the only code that reads protected attributes, and nothing it computes
+//!   flows back into serving.
+//! - Every fairness run and every incident change is audited in the same transaction.
+
+pub mod audit_log;
+pub mod fairness;
+
+impl crate::App {
+    /// Scheduled fairness audits, on one node of the cluster at a time.
+    pub(crate) fn fairness_job(&self) -> Option<crate::scheduler::Job> {
+        let secs = self.config.fairness.audit_interval_secs;
+        (secs > 0).then(|| {
+            crate::scheduler::Job::new(
+                "fairness_audit",
+                std::time::Duration::from_secs(secs),
+                crate::scheduler::Reach::OncePerCluster,
+                |app| async move {
+                    let run = app
+                        .run_fairness_audit("scheduler", &app.default_audit_request())
+                        .await?;
+                    Ok(format!(
+                        "scheduled fairness audit {}: {} decisions, {} findings",
+                        run.run_id,
+                        run.decisions,
+                        run.findings.len()
+                    ))
+                },
+            )
+        })
+    }
+}
