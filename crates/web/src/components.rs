@@ -6,16 +6,6 @@
 use candor_domain::{DataCategory, LegalBasis, Purpose};
 use maud::{Markup, html};
 
-/// A short name for a legal basis, for badges and headings.
-pub fn legal_basis_label(basis: LegalBasis) -> &'static str {
-    match basis {
-        LegalBasis::Consent => "Only with your permission",
-        LegalBasis::LegitimateInterest => "Unless you object",
-        LegalBasis::Contract => "Needed to provide the service",
-        LegalBasis::LegalObligation => "Required by law",
-    }
-}
-
 /// What a legal basis means for the person reading, and what they can do about it.
 pub fn legal_basis_explanation(basis: LegalBasis) -> &'static str {
     match basis {
@@ -79,24 +69,10 @@ pub fn category_list(categories: &[DataCategory]) -> Markup {
     }
 }
 
-/// How a badge looks. Every badge also says what it means in words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
-    /// Something the person decides.
-    Choice,
-    /// Runs without asking (contract, legal obligation).
-    Necessary,
-    /// Something a person may want to know before agreeing.
-    Warn,
-}
-
-pub fn tag(text: &str, tone: Tone) -> Markup {
-    let class = match tone {
-        Tone::Choice => "tag tag-choice",
-        Tone::Necessary => "tag tag-necessary",
-        Tone::Warn => "tag tag-warn",
-    };
-    html! { li class=(class) { (text) } }
+/// A badge for something a person may want to know before agreeing. Its text says what it
+/// means; the colour only draws the eye.
+pub fn flag(text: &str) -> Markup {
+    html! { li class="flag" { (text) } }
 }
 
 /// The anchor id of a purpose's card. Purpose ids are `[a-z0-9_-]`, so this is a valid id.
@@ -112,25 +88,22 @@ fn days(n: u32) -> String {
     }
 }
 
-/// One purpose, everything a person needs to decide about it.
+/// One purpose, everything a person needs to decide about it. Its title is an `<h3>`: cards sit
+/// under a section heading.
 pub fn purpose_card(p: &Purpose) -> Markup {
     let anchor = purpose_anchor(p);
     let title_id = format!("{anchor}-title");
-    let basis_tone = if p.legal_basis.is_strictly_necessary() {
-        Tone::Necessary
-    } else {
-        Tone::Choice
-    };
     html! {
         article class="purpose" id=(anchor) aria-labelledby=(title_id) {
             div class="purpose-head" {
-                h2 id=(title_id) { (p.title) }
+                h3 id=(title_id) { (p.title) }
                 p class="purpose-version" { "Version " (p.version) }
             }
-            ul class="tags" aria-label="At a glance" {
-                (tag(legal_basis_label(p.legal_basis), basis_tone))
-                @if p.sale_or_sharing { (tag("Shares data with other companies", Tone::Warn)) }
-                @if p.non_essential_tracking { (tag("Non-essential tracking", Tone::Warn)) }
+            @if p.sale_or_sharing || p.non_essential_tracking {
+                ul class="flags" aria-label="Before you agree" {
+                    @if p.sale_or_sharing { (flag("Shares data with other companies")) }
+                    @if p.non_essential_tracking { (flag("Non-essential tracking")) }
+                }
             }
             div class="purpose-description" {
                 // Descriptions may hold line breaks; each line is a paragraph.
@@ -224,7 +197,7 @@ mod tests {
     fn flags_are_stated_in_words_whichever_way_they_go() {
         let plain = purpose_card(&purpose(|_| {})).into_string();
         assert!(plain.contains("No: this purpose does not sell"));
-        assert!(!plain.contains("tag-warn"));
+        assert!(!plain.contains("class=\"flags\""));
         assert!(!plain.contains("How long permission lasts"));
 
         let flagged = purpose_card(&purpose(|d| {
@@ -233,19 +206,11 @@ mod tests {
             d.expires_after_days = Some(1);
         }))
         .into_string();
-        assert!(flagged.contains(">Shares data with other companies</li>"));
-        assert!(flagged.contains(">Non-essential tracking</li>"));
+        assert!(flagged.contains(r#"<li class="flag">Shares data with other companies</li>"#));
+        assert!(flagged.contains(r#"<li class="flag">Non-essential tracking</li>"#));
         assert!(flagged.contains("Global Privacy Control"));
         assert!(flagged.contains("Do Not Track"));
         assert!(flagged.contains("1 day, then we ask you again."));
-    }
-
-    #[test]
-    fn necessary_purposes_are_badged_apart_from_choices() {
-        let card = purpose_card(&purpose(|d| d.legal_basis = "contract".into())).into_string();
-        assert!(
-            card.contains(r#"<li class="tag tag-necessary">Needed to provide the service</li>"#)
-        );
     }
 
     #[test]

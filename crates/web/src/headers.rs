@@ -33,6 +33,8 @@ pub enum Cache {
     /// Content addressed by a version in its URL (the stylesheet): a new version gets a new URL,
     /// so an old copy may be kept as long as a browser likes.
     Immutable,
+    /// A static asset whose URL does not change with it (the icon): a day.
+    Asset,
 }
 
 impl Cache {
@@ -41,12 +43,14 @@ impl Cache {
             Cache::Personal => "no-store",
             Cache::Public => "public, max-age=60",
             Cache::Immutable => "public, max-age=31536000, immutable",
+            Cache::Asset => "public, max-age=86400",
         }
     }
 }
 
 pub const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 pub const CSS_CONTENT_TYPE: &str = "text/css; charset=utf-8";
+pub const SVG_CONTENT_TYPE: &str = "image/svg+xml";
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,13 @@ pub const STYLESHEET_PATH: &str = "/assets/candor.css";
 /// Changes whenever the stylesheet does, so its URL can be cached as immutable.
 pub const STYLESHEET_VERSION: u64 = fnv1a(STYLESHEET.as_bytes());
 
+/// The site icon, a "C" on the header's colour. Linked from every page so browsers do not ask
+/// for `/favicon.ico`, which would be a 404 in every page's console.
+pub const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#12263f"/><path d="M22 10.5a8 8 0 1 0 0 11" fill="none" stroke="#fff" stroke-width="3.5" stroke-linecap="round"/></svg>"##;
+
+/// Where [`FAVICON`] is served.
+pub const FAVICON_PATH: &str = "/assets/favicon.svg";
+
 /// The id of `<main>`, the skip link's target.
 pub const MAIN_ID: &str = "main";
 
@@ -42,6 +49,7 @@ pub fn page(title: &str, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Candor" }
                 link rel="stylesheet" href=(stylesheet_href());
+                link rel="icon" href=(FAVICON_PATH) type="image/svg+xml";
                 meta name="referrer" content="no-referrer";
             }
             body {
