@@ -14,6 +14,7 @@ pub mod auth;
 mod error;
 mod extract;
 mod observe;
+mod pages;
 pub mod routes;
 
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn router(app: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new("/docs")
                 .url("/docs/openapi.json", spec.as_ref().clone()),
         )
+        .merge(pages::routes())
         .route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

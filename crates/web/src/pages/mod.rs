@@ -1,0 +1,5 @@
+//! One function per page: domain values in, a complete document out.
+
+mod privacy;
+
+pub use privacy::privacy;
