@@ -142,8 +142,9 @@ fn serve_config(app: &App) -> ServeConfig {
         mmr_lambda: r.mmr_lambda,
         category_cap: r.category_cap,
         exploration_slot: r.exploration_slot,
-        behaviour_data_category: "browsing".into(),
-        behaviour_verb: "looked at".into(),
+        // Every request says what each history entry is; this only covers a caller that
+        // does not.
+        behaviour: serve::Interaction::Viewed,
         purpose: r.purpose.clone(),
         ..ServeConfig::default()
     }
@@ -404,6 +405,7 @@ impl App {
                             },
                             history: h,
                             history_ts: ts,
+                            history_kinds: &[],
                             declared: &[],
                             sensitive_opt_in: &every_category,
                             owned: &[],
@@ -648,10 +650,19 @@ impl App {
         if consent.behaviour && level == Level::Full {
             let p = purpose.expect("allowed implies declared");
             history = self.subject_history(subject, &serving, p).await?;
-            for id in req.current_item.iter().chain(req.cart.iter()) {
+            let on_screen = req
+                .current_item
+                .iter()
+                .map(|id| (id, serve::Interaction::Viewed));
+            let cart = req
+                .cart
+                .iter()
+                .map(|id| (id, serve::Interaction::AddedToCart));
+            for (id, kind) in on_screen.chain(cart) {
                 if let Some(i) = serving.item_index(id) {
                     history.items.push(i);
                     history.ts.push(now / 1_000_000);
+                    history.kinds.push(kind);
                 }
             }
         } else if !consent.behaviour {
@@ -660,6 +671,7 @@ impl App {
         let History {
             items: history,
             ts: history_ts,
+            kinds: history_kinds,
             mut owned,
         } = history;
         // The item on screen and the cart are never recommended back.
@@ -691,6 +703,7 @@ impl App {
             consent,
             history: &history,
             history_ts: &history_ts,
+            history_kinds: &history_kinds,
             declared: &declared,
             sensitive_opt_in: &sensitive_opt_in,
             owned: &owned,
@@ -817,6 +830,7 @@ fn reason_text(r: serve::Reason) -> String {
     match r {
         serve::Reason::Because { text, .. }
         | serve::Reason::DeclaredCategory { text, .. }
+        | serve::Reason::Activity { text }
         | serve::Reason::Popular { text }
         | serve::Reason::Exploration { text, .. } => text,
     }
