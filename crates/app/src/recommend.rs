@@ -573,7 +573,7 @@ impl App {
         Ok(())
     }
 
-    /// Recommendations for one subject, with every filter applied in the order C6 sets.
+    /// Recommendations for one subject, with every filter applied in the serving order (consent, level, sensitive categories, owned items, quiet periods).
     pub async fn recommend(
         &self,
         subject: &SubjectKey,

@@ -1,4 +1,4 @@
-//! `candor bench ...`: measurements printed against the targets in PRODUCT.md.
+//! `candor bench ...`: measurements printed against the targets in docs/BENCHMARKS.md.
 //!
 //! Benchmarks run on a throwaway store in a temporary directory (or the configured PostgreSQL
 //! when `--postgres` is given), never on the operator's data.

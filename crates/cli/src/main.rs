@@ -53,7 +53,7 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand, name = "audit-log")]
     AuditLog(AuditLogCommand),
-    /// Benchmarks that print figures against the targets in PRODUCT.md.
+    /// Benchmarks that print figures against the targets in docs/BENCHMARKS.md.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Offline evaluation of the recommendation models under protocol EVAL-1.

@@ -1,6 +1,6 @@
 //! The serving pipeline: candidates -> filters -> diversity re-ranking -> explanations.
 //!
-//! Order of C6, enforced here: the caller has already checked consent for the purpose and
+//! The serving order, enforced here: the caller has already checked consent for the purpose and
 //! passes only consented data (`Request::history` is empty without consent for behavioural
 //! personalization); then the personalization level picks the sources that may be used
 //! (`off`: popularity only; `basic`: declared interests + popularity; `full`: individual
@@ -186,7 +186,7 @@ pub enum Reason {
     Exploration { category: u32, text: String },
 }
 
-/// One recommended item with everything C6 requires.
+/// One recommended item with its reasons, data categories, purposes and confidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
     pub item: u32,
@@ -330,7 +330,7 @@ pub struct Engine {
 }
 
 const W_BEHAVIOUR: f32 = 1.0;
-/// Declared (zero-party) preferences outrank inferred ones (C5): a declared match adds more
+/// Declared (zero-party) preferences outrank inferred ones: a declared match adds more
 /// than popularity can, and at `basic` it is the whole signal.
 const W_DECLARED: f32 = 0.5;
 const W_POPULAR: f32 = 0.1;
