@@ -5,8 +5,8 @@
 //! if, at the time it happened, the customer had allowed a purpose that may use its category.
 //! Contact details (name, email, zip) are not stored: nothing in the foundation needs them.
 
-pub use candor_demo::DemoConfig;
 use candor_demo::EventKind;
+pub use candor_demo::{DemoConfig, SENSITIVE_CATEGORY_ID};
 use candor_domain::consent::purpose_allowing;
 use candor_domain::{
     ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectConsents,

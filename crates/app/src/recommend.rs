@@ -573,7 +573,8 @@ impl App {
         Ok(())
     }
 
-    /// Recommendations for one subject, with every filter applied in the serving order (consent, level, sensitive categories, owned items, quiet periods).
+    /// Recommendations for one subject, with every filter applied in the serving order:
+    /// consent, level, quiet periods, sensitive categories, owned items.
     pub async fn recommend(
         &self,
         subject: &SubjectKey,
