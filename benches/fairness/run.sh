@@ -6,7 +6,7 @@
 #
 # The CSV is generated under /tmp by the Rust bench (never in the repo). The Python side uses a
 # venv in /tmp with fairlearn + pandas, timing pandas read_csv and MetricFrame (selection_rate,
-# true/false positive rate, count) plus demographic_parity_difference, as in PRODUCT.md.
+# true/false positive rate, count) plus demographic_parity_difference.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS="${ROWS:-10000000}"

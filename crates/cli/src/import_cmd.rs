@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail, ensure};
 use candor_app::ingest::{MAX_BATCH_MESSAGES, RawMessage};
 use candor_app::{App, Config};
 use candor_domain::inventory::Inventory;
-use candor_domain::{Purpose, PurposeDraft, PurposeId};
+use candor_domain::{LegalBasis, Purpose, PurposeDraft};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -294,6 +294,8 @@ enum ValueType {
 struct Field {
     name: String,
     column: usize,
+    /// As the header names it, for messages.
+    column_name: String,
     ty: ValueType,
 }
 
@@ -393,6 +395,7 @@ fn field(headers: &[String], spec: &str, flag: &str) -> Result<Field> {
     Ok(Field {
         name: name.to_owned(),
         column: column(headers, col, &format!("{flag} {spec}"))?,
+        column_name: col.to_owned(),
         ty,
     })
 }
@@ -507,7 +510,10 @@ impl CsvMapping {
                 .map_err(|e| ("invalid_timestamp", e))?;
             m.insert("timestamp".into(), Value::String(t));
         }
-        for (fields, key) in [(&self.properties, "properties"), (&self.traits, "traits")] {
+        for (fields, key, what) in [
+            (&self.properties, "properties", "property"),
+            (&self.traits, "traits", "trait"),
+        ] {
             if fields.is_empty() {
                 continue;
             }
@@ -517,7 +523,13 @@ impl CsvMapping {
                 if raw.is_empty() {
                     continue;
                 }
-                o.insert(f.name.clone(), typed(raw, f.ty));
+                let v = typed(raw, f.ty).map_err(|e| {
+                    (
+                        "invalid_number",
+                        format!("{what} `{}` (column `{}`): {e}", f.name, f.column_name),
+                    )
+                })?;
+                o.insert(f.name.clone(), v);
             }
             m.insert(key.into(), Value::Object(o));
         }
@@ -525,7 +537,9 @@ impl CsvMapping {
     }
 }
 
-fn typed(raw: &str, ty: ValueType) -> Value {
+/// A cell as JSON: text, or a number when it reads as one (`Auto`); a forced `Number` that
+/// does not read as one is an error, never silently text.
+fn typed(raw: &str, ty: ValueType) -> std::result::Result<Value, String> {
     let number = || -> Option<Value> {
         let t = raw.trim();
         if let Ok(i) = t.parse::<i64>() {
@@ -538,10 +552,9 @@ fn typed(raw: &str, ty: ValueType) -> Value {
             .map(Value::Number)
     };
     match ty {
-        ValueType::String => Value::String(raw.to_owned()),
-        ValueType::Number | ValueType::Auto => {
-            number().unwrap_or_else(|| Value::String(raw.to_owned()))
-        }
+        ValueType::String => Ok(Value::String(raw.to_owned())),
+        ValueType::Auto => Ok(number().unwrap_or_else(|| Value::String(raw.to_owned()))),
+        ValueType::Number => number().ok_or_else(|| format!("`{raw}` is not a number")),
     }
 }
 
@@ -757,58 +770,111 @@ impl Source {
 // ---------------------------------------------------------------------------------------------
 // Setup files
 
-async fn install_purposes(app: &App, path: &Path) -> Result<()> {
-    let body =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let drafts: Vec<PurposeDraft> = serde_json::from_str(&body)
-        .with_context(|| format!("{}: expected a JSON array of purposes", path.display()))?;
-    for d in &drafts {
-        let wanted = d
-            .validate()
-            .map_err(candor_app::AppError::from)
-            .with_context(|| format!("{}: purpose `{}`", path.display(), d.id))?;
-        let existing = PurposeId::parse(&d.id)
-            .ok()
-            .and_then(|id| app.purposes().get(&id).cloned());
-        match existing {
-            None => {
-                app.create_purpose("cli-import", d).await?;
-                eprintln!("declared purpose `{}`", d.id);
-            }
-            Some(p)
-                if Purpose {
-                    version: p.version,
-                    ..wanted
-                } == p => {}
-            Some(_) => {
-                let (_, material) = app.update_purpose("cli-import", &d.id, d).await?;
-                eprintln!(
-                    "revised purpose `{}`{}",
-                    d.id,
-                    if material {
-                        " (material change: consent must be asked again)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-    }
-    Ok(())
+/// What `--purposes` and `--inventory` ask for, checked against the store and each other
+/// before any of it is applied, so a bad file leaves the store as it was.
+struct Setup {
+    /// Drafts to declare (`None`) or revise (`Some(current)`), in file order.
+    purposes: Vec<(PurposeDraft, Option<Purpose>)>,
+    inventory: Option<(Inventory, PathBuf)>,
 }
 
-async fn install_inventory(app: &App, path: &Path) -> Result<()> {
-    let body =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let inv: Inventory = serde_json::from_str(&body)
-        .with_context(|| format!("{}: not a tracking plan", path.display()))?;
-    if *app.inventory() != inv {
-        app.set_inventory("cli-import", inv)
-            .await
-            .with_context(|| format!("installing the tracking plan {}", path.display()))?;
-        eprintln!("installed the tracking plan from {}", path.display());
+impl Setup {
+    fn check(app: &App, purposes: Option<&Path>, inventory: Option<&Path>) -> Result<Setup> {
+        let mut after = (*app.purposes()).clone();
+        let mut planned = Vec::new();
+        if let Some(path) = purposes {
+            let body = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let drafts: Vec<PurposeDraft> = serde_json::from_str(&body).with_context(|| {
+                format!("{}: expected a JSON array of purposes", path.display())
+            })?;
+            for d in drafts {
+                let at = || format!("{}: purpose `{}`", path.display(), d.id);
+                let wanted = d
+                    .validate()
+                    .map_err(candor_app::AppError::from)
+                    .with_context(at)?;
+                match after.get(&wanted.id).cloned() {
+                    None => {
+                        after.insert(wanted.id.clone(), wanted);
+                        planned.push((d, None));
+                    }
+                    Some(p)
+                        if Purpose {
+                            version: p.version,
+                            ..wanted
+                        } == p => {}
+                    Some(p) => {
+                        let (next, _) = p
+                            .revise(&d)
+                            .map_err(candor_app::AppError::from)
+                            .with_context(at)?;
+                        after.insert(next.id.clone(), next);
+                        planned.push((d, Some(p)));
+                    }
+                }
+            }
+        }
+        let inventory = match inventory {
+            Some(path) => {
+                let body = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let inv: Inventory = serde_json::from_str(&body)
+                    .with_context(|| format!("{}: not a tracking plan", path.display()))?;
+                inv.validate(&after)
+                    .map_err(candor_app::AppError::from)
+                    .with_context(|| {
+                        format!(
+                            "{}: the tracking plan does not fit the purposes{}",
+                            path.display(),
+                            if purposes.is_some() {
+                                " (as the purposes file leaves them)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })?;
+                (*app.inventory() != inv).then(|| (inv, path.to_owned()))
+            }
+            None => None,
+        };
+        Ok(Setup {
+            purposes: planned,
+            inventory,
+        })
     }
-    Ok(())
+
+    async fn apply(self, app: &App) -> Result<()> {
+        for (d, current) in &self.purposes {
+            let Some(current) = current else {
+                app.create_purpose("cli-import", d).await?;
+                eprintln!("declared purpose `{}`", d.id);
+                continue;
+            };
+            let (next, material) = app.update_purpose("cli-import", &d.id, d).await?;
+            let note = match (material, next.legal_basis) {
+                (false, _) => String::new(),
+                (true, LegalBasis::Consent) => format!(
+                    " (material change, version {} to {}: consent must be asked again)",
+                    current.version, next.version
+                ),
+                (true, basis) => format!(
+                    " (material change, version {} to {}; legal basis {}, so no consent is asked)",
+                    current.version,
+                    next.version,
+                    basis.as_str()
+                ),
+            };
+            eprintln!("revised purpose `{}`{note}", d.id);
+        }
+        if let Some((inv, path)) = self.inventory {
+            app.set_inventory("cli-import", inv)
+                .await
+                .with_context(|| format!("installing the tracking plan {}", path.display()))?;
+            eprintln!("installed the tracking plan from {}", path.display());
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -895,12 +961,9 @@ async fn events(config: Config, args: EventsArgs) -> Result<std::process::ExitCo
     let mut source = Source::open(&args, &format, start.as_ref())?;
 
     let app = App::open(config).await?;
-    if let Some(p) = &args.purposes {
-        install_purposes(&app, p).await?;
-    }
-    if let Some(i) = &args.inventory {
-        install_inventory(&app, i).await?;
-    }
+    Setup::check(&app, args.purposes.as_deref(), args.inventory.as_deref())?
+        .apply(&app)
+        .await?;
 
     let file_name = args
         .file
@@ -1098,8 +1161,9 @@ fn print_summary(
     for (code, r) in &t.rejected_by_reason {
         let lines: Vec<String> = r.first_lines.iter().map(u64::to_string).collect();
         println!(
-            "    {code:<22} {:>8}  first at lines {}: {}",
+            "    {code:<22} {:>8}  first at {} {}: {}",
             r.count,
+            if lines.len() == 1 { "line" } else { "lines" },
             lines.join(", "),
             r.example
         );
@@ -1163,10 +1227,12 @@ mod tests {
 
     #[test]
     fn values_are_typed() {
-        assert_eq!(typed("6", ValueType::Auto), json!(6));
-        assert_eq!(typed("2.55", ValueType::Auto), json!(2.55));
-        assert_eq!(typed("85123A", ValueType::Auto), json!("85123A"));
-        assert_eq!(typed("71053", ValueType::String), json!("71053"));
-        assert_eq!(typed("NaN", ValueType::Auto), json!("NaN"));
+        assert_eq!(typed("6", ValueType::Auto), Ok(json!(6)));
+        assert_eq!(typed("2.55", ValueType::Auto), Ok(json!(2.55)));
+        assert_eq!(typed("85123A", ValueType::Auto), Ok(json!("85123A")));
+        assert_eq!(typed("71053", ValueType::String), Ok(json!("71053")));
+        assert_eq!(typed("NaN", ValueType::Auto), Ok(json!("NaN")));
+        assert_eq!(typed(" 4 ", ValueType::Number), Ok(json!(4)));
+        assert!(typed("31/02/2026", ValueType::Number).is_err());
     }
 }

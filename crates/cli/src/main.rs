@@ -7,6 +7,7 @@ mod audit_cmd;
 mod eval_cmd;
 mod import_cmd;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -91,7 +92,8 @@ enum ConfigCommand {
 enum KeysCommand {
     /// Create a key and print its secret once.
     Create {
-        #[arg(long)]
+        /// What the key may do (one scope per key).
+        #[arg(long, value_parser = scope_values())]
         scope: String,
         #[arg(long)]
         name: String,
@@ -135,6 +137,13 @@ enum AuditLogCommand {
     Verify,
 }
 
+/// The scopes as `--scope` values, each with what it allows (listed by `--help`).
+fn scope_values() -> clap::builder::PossibleValuesParser {
+    Scope::ALL
+        .map(|s| clap::builder::PossibleValue::new(s.as_str()).help(s.description()))
+        .into()
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -159,11 +168,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     if let Command::Config(ConfigCommand::Check) = cli.command {
+        // A check only reads: `Config::database_url` would create the data directory.
         println!(
             "# effective configuration (secrets masked)\n{}",
             config.redacted()
         );
-        config.database_url()?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     init_logging(&config);
@@ -195,8 +204,10 @@ fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    // Colour codes are for people at a terminal; in files and log shippers they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.log.format {
         candor_app::config::LogFormat::Json => builder.json().init(),
@@ -221,11 +232,18 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
-async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
-    let addr = app.config().bind_addr();
-    let listener = tokio::net::TcpListener::bind(addr)
+/// Listens on `addr`, or says which address is taken and how to choose another.
+async fn listen(addr: std::net::SocketAddr, other: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding {addr}"))?;
+        .with_context(|| format!("cannot listen on {addr} ({other})"))
+}
+
+async fn serve_app(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+) -> Result<std::process::ExitCode> {
+    let addr = listener.local_addr()?;
     let background = app.start_background().await?;
     tracing::info!(%addr, store = app.store_backend(), "candor serving");
     let grace = std::time::Duration::from_secs(app.config().server.shutdown_grace_secs);
@@ -253,11 +271,19 @@ async fn serve_app(app: Arc<App>) -> Result<std::process::ExitCode> {
 }
 
 async fn serve(config: Config) -> Result<std::process::ExitCode> {
+    let listener = listen(config.bind_addr(), "set server.bind to another address").await?;
     let app = App::open(config).await?;
-    serve_app(app).await
+    serve_app(app, listener).await
 }
 
 async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCode> {
+    // Bound before anything is loaded: a busy port should cost a second, not the whole load.
+    let listener = if args.no_serve {
+        None
+    } else {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+        Some(listen(addr, "pass --port N to use another port").await?)
+    };
     let dir = match args.data_dir {
         Some(d) => {
             if d.exists() && d.read_dir()?.next().is_some() {
@@ -321,8 +347,10 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  data directory      {}", dir.display());
     println!("  purposes            {}", summary.purposes);
     println!(
-        "  products            {} in {} categories (one sensitive: health)",
-        summary.products, summary.categories
+        "  products            {} in {} categories (one sensitive: `{}`, health data)",
+        summary.products,
+        summary.categories,
+        candor_app::demo::SENSITIVE_CATEGORY_ID
     );
     println!(
         "  customers           {} with {} consent records",
@@ -359,11 +387,11 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
         "    curl -H 'Authorization: Bearer {}' '{base}/v1/audit/fairness/latest?format=html' > report.html",
         summary.auditor_key.secret
     );
-    if args.no_serve {
+    let Some(listener) = listener else {
         return Ok(std::process::ExitCode::SUCCESS);
-    }
+    };
     println!("\nserving on {base} (Ctrl-C to stop)");
-    serve_app(app).await
+    serve_app(app, listener).await
 }
 
 async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode> {

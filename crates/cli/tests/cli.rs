@@ -157,6 +157,8 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
         "ingestion write key cnd_ingest_",
         "/openapi.json",
         "events kept",
+        // the id a client sends to opt in, not a name the API does not know
+        "one sensitive: `pharmacy`",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }
@@ -184,4 +186,82 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn config_check_creates_nothing() {
+    let dir = temp("config-nothing");
+    let data = dir.0.join("not-yet");
+    let o = candor(&data, &["config", "check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not-yet"), "{}", text(&o));
+    assert!(!data.exists(), "config check created {}", data.display());
+}
+
+#[test]
+fn keys_create_help_lists_every_scope_and_what_it_allows() {
+    let dir = temp("keys-help");
+    let o = candor(&dir.0, &["keys", "create", "--help"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    for scope in candor_domain::Scope::ALL {
+        let line = out
+            .lines()
+            .find(|l| {
+                l.trim_start()
+                    .starts_with(&format!("- {}:", scope.as_str()))
+            })
+            .unwrap_or_else(|| panic!("`{}` not listed:\n{out}", scope.as_str()));
+        assert!(line.contains(scope.description()), "{line}");
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = temp("ansi");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["keys", "list"])
+        .env_remove("CANDOR_CONFIG")
+        .env("CANDOR_DATA_DIR", &dir.0)
+        .env("CANDOR_LOG__LEVEL", "debug")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!o.stderr.is_empty(), "debug logging printed nothing");
+    assert!(
+        !o.stderr.contains(&0x1b),
+        "escape codes in piped logs: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn demo_on_a_busy_port_fails_before_loading_anything() {
+    let dir = temp("demo-port");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let target = dir.0.join("shop");
+    let started = std::time::Instant::now();
+    let o = candor(
+        &dir.0,
+        &[
+            "demo",
+            "--port",
+            &port,
+            "--customers",
+            "150",
+            "--products",
+            "300",
+            "--data-dir",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("127.0.0.1:{port}")) && t.contains("--port"),
+        "names the address and the way out: {t}"
+    );
+    assert!(!target.exists(), "the demo loaded data before binding");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }

@@ -404,9 +404,9 @@ fn online_retail_sample_imports_as_documented() {
             "--property",
             "sku=StockCode:string",
             "--property",
-            "quantity=Quantity",
+            "quantity=Quantity:number",
             "--property",
-            "price=UnitPrice",
+            "price=UnitPrice:number",
             "--property",
             "country=Country",
             "--where",
@@ -425,4 +425,144 @@ fn online_retail_sample_imports_as_documented() {
     assert_eq!(t["filtered_out"], 3000 - expected, "{v}");
     assert_eq!(t["rejected"], 0, "{v}");
     assert_eq!(t["properties_dropped"], 0, "{v}");
+}
+
+#[test]
+fn setup_files_are_checked_before_anything_is_applied() {
+    let dir = temp("setup");
+    let data = dir.0.join("data");
+    let (purposes, inventory) = setup_files(&dir.0);
+    let file = dir.0.join("orders.csv");
+    generated_csv(&file);
+    // A plan naming a purpose that neither the store nor the purposes file declares.
+    let bad_plan = dir.0.join("bad-inventory.json");
+    std::fs::write(
+        &bad_plan,
+        json!({"events": {"track:Order Completed": {"category": "purchase", "purposes": ["billing"]}}})
+            .to_string(),
+    )
+    .unwrap();
+    let o = import(
+        &data,
+        &file,
+        &[
+            "--purposes",
+            &purposes,
+            "--inventory",
+            bad_plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("billing") && !text(&o).contains("declared purpose"),
+        "{}",
+        text(&o)
+    );
+    // Nothing was applied: the store's audit log holds no purpose declaration.
+    let o = candor(&data, &["audit-log", "verify"]);
+    assert!(
+        o.status.success() && text(&o).contains("intact: 0 entries"),
+        "{}",
+        text(&o)
+    );
+    // The good files apply, and the rows go in.
+    let v = summary(&import(
+        &data,
+        &file,
+        &["--purposes", &purposes, "--inventory", &inventory],
+    ));
+    assert_eq!(v["status"], "finished", "{v}");
+}
+
+#[test]
+fn a_material_change_asks_for_consent_only_where_consent_is_the_basis() {
+    let dir = temp("material");
+    let data = dir.0.join("data");
+    let (purposes, inventory) = setup_files(&dir.0);
+    let file = dir.0.join("orders.csv");
+    generated_csv(&file);
+    let setup = ["--purposes", &purposes, "--inventory", &inventory];
+    summary(&import(&data, &file, &setup));
+    // Both purposes gain a category: a material change of each.
+    let wider = dir.0.join("wider.json");
+    std::fs::write(
+        &wider,
+        json!([
+            {"id": "order_fulfilment", "title": "Orders", "description": "We keep orders to ship them.", "legal_basis": "contract", "categories": ["purchase", "location", "contact"]},
+            {"id": "personalization", "title": "Recommendations", "description": "We suggest products from what you view.", "legal_basis": "consent", "categories": ["browsing", "purchase", "location"]}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let o = import(
+        &data,
+        &file,
+        &["--purposes", wider.to_str().unwrap(), "--restart"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let said = |id: &str| {
+        err.lines()
+            .find(|l| l.contains(&format!("`{id}`")))
+            .unwrap_or_else(|| panic!("nothing said about {id}: {err}"))
+            .to_owned()
+    };
+    let contract = said("order_fulfilment");
+    assert!(
+        contract.contains("material change") && !contract.contains("consent must be asked"),
+        "{contract}"
+    );
+    assert!(contract.contains("contract"), "{contract}");
+    assert!(
+        said("personalization").contains("consent must be asked again"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_forced_number_that_is_not_one_is_rejected_with_its_line_and_field() {
+    let dir = temp("number");
+    let data = dir.0.join("data");
+    let (purposes, inventory) = setup_files(&dir.0);
+    let file = dir.0.join("orders.csv");
+    std::fs::write(
+        &file,
+        "event,customer,sku,price\n\
+         Order Completed,c1,A,2.5\n\
+         Order Completed,c2,B,31/02/2026\n\
+         Order Completed,c3,C,4\n",
+    )
+    .unwrap();
+    let args = [
+        "import",
+        "events",
+        file.to_str().unwrap(),
+        "--event-column",
+        "event",
+        "--user-id-column",
+        "customer",
+        "--property",
+        "sku=sku:string",
+        "--property",
+        "price=price:number",
+        "--purposes",
+        &purposes,
+        "--inventory",
+        &inventory,
+    ];
+    let v = summary(&candor(&data, &[&args[..], &["--json"]].concat()));
+    assert_eq!(v["totals"]["stored"], 2, "{v}");
+    let bad = &v["totals"]["rejected_by_reason"]["invalid_number"];
+    assert_eq!(bad["first_lines"], json!([3]), "{v}");
+    let example = bad["example"].as_str().unwrap();
+    assert!(
+        example.contains("price") && example.contains("31/02/2026"),
+        "{example}"
+    );
+    // The text summary names the one line in the singular.
+    let o = candor(&dir.0.join("data2"), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("first at line 3: "), "{out}");
+    assert!(!out.contains("first at lines 3"), "{out}");
 }

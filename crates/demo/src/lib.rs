@@ -256,9 +256,9 @@ pub struct DemoPurpose {
     /// Data categories the purpose may use (`browsing`, `purchase`, `declared_preference`,
     /// `contact`).
     pub categories: &'static [&'static str],
-    /// Whether data is sold or shared for cross-context advertising (GPC opts out).
+    /// Whether data is sold or shared for cross-context advertising (GPC and DNT opt out).
     pub sale_or_sharing: bool,
-    /// Whether the purpose is non-essential tracking (Do-Not-Track opts out).
+    /// Whether the purpose is non-essential tracking (GPC and DNT opt out).
     pub non_essential_tracking: bool,
     /// Consent must be renewed after this many days.
     pub expires_after_days: Option<u32>,

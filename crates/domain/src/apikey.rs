@@ -40,6 +40,22 @@ impl Scope {
         }
     }
 
+    /// What a key of this scope may do, in words for help text and listings.
+    pub fn description(self) -> &'static str {
+        match self {
+            Scope::Ingest => "send events (Segment-compatible write key); reads nothing",
+            Scope::Recommend => {
+                "ask for recommendations, profiles and segments; read and record a subject's \
+                 consents and preferences on their behalf"
+            }
+            Scope::Admin => {
+                "manage purposes, keys, webhooks, the tracking plan, segments, models, \
+                 retention and fairness runs; also read what auditor keys read"
+            }
+            Scope::Auditor => "read the audit log, fairness reports and incidents; change nothing",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match s {
             "ingest" => Ok(Scope::Ingest),

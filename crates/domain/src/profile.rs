@@ -243,6 +243,7 @@ pub struct RfmScores {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rfm {
     pub source: Source,
+    /// Distinct orders (by `order_id`, else by time; see `OrderKey`), not order lines.
     pub orders: u64,
     pub orders_90d: u64,
     pub orders_365d: u64,
@@ -365,6 +366,29 @@ fn match_category(value: &str, catalog: &BTreeMap<String, CategoryInfo>) -> Opti
 
 fn days_between(earlier: Micros, now: Micros) -> i64 {
     (now - earlier).max(0) / MICROS_PER_DAY
+}
+
+/// Which order a purchase event is a line of: its `order_id` property (text or number), else
+/// its time, since the lines of one order are sent at the moment it is placed (an invoice
+/// export gives each line the invoice's time).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum OrderKey {
+    Id(String),
+    At(Micros),
+}
+
+impl OrderKey {
+    fn of(e: &ProfileEvent) -> OrderKey {
+        let id = match e.properties.get("order_id") {
+            Some(Value::String(s)) => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        match id {
+            Some(id) if !id.is_empty() => OrderKey::Id(id),
+            _ => OrderKey::At(e.at),
+        }
+    }
 }
 
 /// Money of a purchase in cents: `price_cents`, else `price` (currency units), else the
@@ -506,7 +530,8 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
     let mut used = 0u64;
     let mut ignored = input.withheld;
     let mut activity = Evidence::default();
-    let (mut orders, mut orders_90, mut orders_365) = (0u64, 0u64, 0u64);
+    // order -> time of its latest line; an order of several lines is one order
+    let mut orders: BTreeMap<OrderKey, Micros> = BTreeMap::new();
     let (mut spend, mut spend_365) = (0i64, 0i64);
     let mut last_purchase: Option<Micros> = None;
     let mut by_category: BTreeMap<String, CategoryAcc> = BTreeMap::new();
@@ -533,14 +558,10 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
         activity.add(action, e.at, &basis);
         if action == Action::Purchase {
             let cents = purchase_cents(e);
-            let age = days_between(e.at, now);
-            orders += 1;
+            let at = orders.entry(OrderKey::of(e)).or_insert(e.at);
+            *at = (*at).max(e.at);
             spend += cents;
-            if age <= 90 {
-                orders_90 += 1;
-            }
-            if age <= 365 {
-                orders_365 += 1;
+            if days_between(e.at, now) <= 365 {
                 spend_365 += cents;
             }
             last_purchase = Some(last_purchase.map_or(e.at, |l| l.max(e.at)));
@@ -612,7 +633,20 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
 
     let mut interests = Vec::new();
     let mut declared_list: Vec<_> = declared.into_values().collect();
-    declared_list.sort_by(|a, b| a.0.name.cmp(&b.0.name).then_with(|| a.0.id.cmp(&b.0.id)));
+    // Every declared interest scores 1.0; among them the one behavior backs most comes first
+    // (no behavior counts as 0), then by name so the order is stable.
+    let backing = |id: &str| {
+        inferred
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map_or(0.0, |(_, _, score)| *score)
+    };
+    declared_list.sort_by(|a, b| {
+        backing(&b.0.id)
+            .total_cmp(&backing(&a.0.id))
+            .then_with(|| a.0.name.cmp(&b.0.name))
+            .then_with(|| a.0.id.cmp(&b.0.id))
+    });
     for (info, via, basis) in declared_list {
         let behavior = inferred.iter().position(|(id, _, _)| *id == info.id);
         let (inferred_score, evidence) = match behavior {
@@ -656,10 +690,17 @@ pub fn build_profile(input: &ProfileInput<'_>) -> Profile {
     }
 
     let days_since_last_purchase = last_purchase.map(|l| days_between(l, now));
+    let within = |days: i64| {
+        orders
+            .values()
+            .filter(|&&at| days_between(at, now) <= days)
+            .count()
+    };
+    let orders_365 = within(365) as u64;
     let rfm = Rfm {
         source: Source::Inferred,
-        orders,
-        orders_90d: orders_90,
+        orders: orders.len() as u64,
+        orders_90d: within(90) as u64,
         orders_365d: orders_365,
         spend_cents: spend,
         spend_365d_cents: spend_365,
@@ -1529,6 +1570,74 @@ mod tests {
         assert_eq!(
             p.attributes.get("interest.top"),
             Some(AttrValue::Text("books".into()))
+        );
+    }
+
+    #[test]
+    fn orders_are_distinct_order_ids_and_lines_without_one_group_by_time() {
+        let yes = granted("personalization");
+        let line = |order: Option<&str>, days_ago: i64| {
+            let mut e = ev("Order Completed", "personalization", days_ago, None);
+            if let Some(id) = order {
+                e.properties["order_id"] = json!(id);
+            }
+            e
+        };
+        // One order of two lines, then another order the same day.
+        let p = build(&[line(Some("o-1"), 3), line(Some("o-1"), 3)], &[], &yes);
+        assert_eq!((p.rfm.orders, p.rfm.orders_90d), (1, 1));
+        assert_eq!(p.rfm.spend_cents, 8000, "every line still counts as spend");
+        let p = build(
+            &[
+                line(Some("o-1"), 3),
+                line(Some("o-1"), 3),
+                line(Some("o-2"), 3),
+            ],
+            &[],
+            &yes,
+        );
+        assert_eq!(p.rfm.orders, 2);
+        // A numeric id is the same order as its text.
+        let mut numeric = line(None, 3);
+        numeric.properties["order_id"] = json!(7);
+        let p = build(&[numeric, line(Some("7"), 3)], &[], &yes);
+        assert_eq!(p.rfm.orders, 1);
+        // Without an id, lines at the same moment are one order; at other moments, others.
+        let p = build(&[line(None, 3), line(None, 3), line(None, 200)], &[], &yes);
+        assert_eq!(
+            (p.rfm.orders, p.rfm.orders_90d, p.rfm.orders_365d),
+            (2, 1, 2)
+        );
+    }
+
+    #[test]
+    fn the_top_interest_is_the_strongest_declared_one() {
+        let yes = granted("personalization");
+        let events: Vec<_> = (0..5)
+            .map(|d| {
+                ev(
+                    "Product Viewed",
+                    "personalization",
+                    d,
+                    Some(cat("garden", false)),
+                )
+            })
+            .chain([ev(
+                "Product Viewed",
+                "personalization",
+                1,
+                Some(cat("books", false)),
+            )])
+            .collect();
+        let declared = [cat("books", false), cat("garden", false), cat("art", false)];
+        let p = build(&events, &declared, &yes);
+        let order: Vec<_> = p.interests.iter().map(|i| i.category.as_str()).collect();
+        assert_eq!(order, ["garden", "books", "art"]);
+        let ranks: Vec<_> = p.interests.iter().map(|i| i.rank).collect();
+        assert_eq!(ranks, [1, 2, 3]);
+        assert_eq!(
+            p.attributes.get("interest.top"),
+            Some(AttrValue::Text("garden".into()))
         );
     }
 

@@ -205,9 +205,9 @@ pub struct Purpose {
     pub version: u32,
     /// Days after which a grant lapses and the person is asked to renew it.
     pub expires_after_days: Option<u32>,
-    /// GPC (`Sec-GPC: 1`) opts a person out of purposes that sell or share data.
+    /// The purpose sells or shares data; GPC (`Sec-GPC: 1`) and DNT (`DNT: 1`) opt out of it.
     pub sale_or_sharing: bool,
-    /// DNT (`DNT: 1`) opts a person out of purposes that are non-essential tracking.
+    /// The purpose is non-essential tracking; GPC and DNT opt out of it.
     pub non_essential_tracking: bool,
     /// What changed in the latest material change, in words a subject can read.
     pub change_note: Option<String>,

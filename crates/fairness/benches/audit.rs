@@ -2,7 +2,7 @@
 //!
 //! Run: `cargo bench -p candor-fairness --bench audit` (env `ROWS` to change the size,
 //! `CSV` for the file path; the file is generated under /tmp if missing — never in the repo).
-//! Target (PRODUCT.md): < 2 s, aim < 0.6 s on the 2-core machine.
+//! Target: < 2 s, aim < 0.6 s on the 2-core machine.
 
 use std::io::Write;
 use std::path::PathBuf;

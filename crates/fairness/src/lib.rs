@@ -1,4 +1,4 @@
-//! Candor fairness and bias audit engine (capability C7).
+//! Candor fairness and bias audit engine.
 //!
 //! Bird's eye view: decisions go in (a CSV file or an in-memory [`Decisions`] table: group
 //! attributes, a selected flag, optionally an outcome label, a score, a rank and a sample weight);

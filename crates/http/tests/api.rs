@@ -267,10 +267,12 @@ both_stores!(
         );
         assert_eq!(node.state("dave", "ads_sharing").await, "denied");
         assert_eq!(node.state("dave", "personalization").await, "granted");
-        // DNT with no decisions at all still records the opt-out of tracking purposes.
+        // GPC also opts out of non-essential tracking the request did not mention.
+        assert_eq!(node.state("dave", "analytics").await, "denied");
+        // DNT with no decisions at all records the opt-out of tracking and of sharing.
         let resp = node
             .http
-            .post(node.url("/v1/subjects/dave/consents"))
+            .post(node.url("/v1/subjects/erin/consents"))
             .bearer_auth(&node.recommend)
             .header("DNT", "1")
             .json(&json!({"source": "banner"}))
@@ -278,17 +280,42 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        assert_eq!(node.state("dave", "analytics").await, "denied");
+        assert_eq!(node.state("erin", "analytics").await, "denied");
+        assert_eq!(node.state("erin", "ads_sharing").await, "denied");
+        assert_eq!(node.state("erin", "order_fulfilment").await, "not_required");
+        let sources = |history: Value| -> Vec<(String, String)> {
+            history
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let s = |k: &str| r[k].as_str().unwrap().to_owned();
+                    (s("purpose"), s("source"))
+                })
+                .collect()
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(p, s)| (p.to_string(), s.to_string()))
+                .collect()
+        };
         let (_, history) = node
             .get("/v1/subjects/dave/consents/history", &node.recommend)
             .await;
-        let sources: Vec<&str> = history
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["source"].as_str().unwrap())
-            .collect();
-        assert_eq!(sources, ["gpc", "banner", "dnt"]);
+        assert_eq!(
+            sources(history),
+            pairs(&[
+                ("ads_sharing", "gpc"),
+                ("personalization", "banner"),
+                ("analytics", "gpc")
+            ])
+        );
+        let (_, history) = node
+            .get("/v1/subjects/erin/consents/history", &node.recommend)
+            .await;
+        let mut erin = sources(history);
+        erin.sort();
+        assert_eq!(erin, pairs(&[("ads_sharing", "dnt"), ("analytics", "dnt")]));
         node.stop().await;
     }
 );

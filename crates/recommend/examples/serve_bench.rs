@@ -127,6 +127,7 @@ fn main() {
             },
             history: if level == Level::Full { history } else { &[] },
             history_ts: &[],
+            history_kinds: &[],
             declared,
             sensitive_opt_in: &[],
             owned: &[],

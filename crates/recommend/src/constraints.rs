@@ -339,6 +339,7 @@ pub fn run_constraints(
                     } else {
                         &[]
                     },
+                    history_kinds: &[],
                     declared: if with_declared { decl } else { &[] },
                     sensitive_opt_in: &[],
                     owned: history,

@@ -35,12 +35,25 @@ impl ModelSpec {
     pub fn label(&self) -> String {
         match self {
             ModelSpec::Popularity => "popularity".into(),
-            ModelSpec::ItemKnn(p) => format!(
-                "item-knn({:?}, k={}, power={}, recency={:?}/{:?})",
-                p.weighting, p.neighbours, p.power, p.recency_half_life, p.recency_unit
-            ),
+            ModelSpec::ItemKnn(p) => {
+                let recency = match (p.recency_half_life, p.recency_unit) {
+                    (None, _) => "no recency".to_owned(),
+                    (Some(h), unit) => {
+                        let unit = match unit {
+                            RecencyUnit::Time => "event",
+                            RecencyUnit::Position => "position",
+                        };
+                        let s = if h == 1.0 { "" } else { "s" };
+                        format!("recency half-life {h} {unit}{s}")
+                    }
+                };
+                format!(
+                    "item-knn({}, k={}, power={}, {recency})",
+                    p.weighting, p.neighbours, p.power
+                )
+            }
             ModelSpec::Als(p) => format!(
-                "als(f={}, it={}, reg={}, alpha={}, {:?})",
+                "als(factors={}, iterations={}, reg={}, alpha={}, {})",
                 p.factors, p.iterations, p.regularization, p.alpha, p.solver
             ),
         }
@@ -399,7 +412,7 @@ pub fn run_eval1(
 /// One line per result, aligned, for terminals and logs.
 pub fn format_result(r: &ModelResult) -> String {
     format!(
-        "{:70} p={:.4} r={:.4} ndcg={:.4} cov={:.4} fit={:.3}s rec={:.3}s",
+        "{:70} precision@{K}={:.4} recall@{K}={:.4} ndcg@{K}={:.4} coverage@{K}={:.4} fit={:.3}s rec={:.3}s",
         r.label,
         r.metrics.precision,
         r.metrics.recall,
@@ -408,4 +421,57 @@ pub fn format_result(r: &ModelResult) -> String {
         r.fit_s,
         r.recommend_s
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_results_read_as_words_and_state_k() {
+        let labels = [
+            ModelSpec::ItemKnn(KnnParams::default()).label(),
+            ModelSpec::ItemKnn(KnnParams {
+                weighting: Weighting::Bm25 { k1: 1.2, b: 0.75 },
+                recency_half_life: None,
+                recency_unit: RecencyUnit::Position,
+                ..KnnParams::default()
+            })
+            .label(),
+            ModelSpec::Als(AlsParams::default()).label(),
+        ];
+        assert_eq!(
+            labels[0],
+            "item-knn(cosine, asymmetry 0.5, k=20, power=2, recency half-life 1 event)"
+        );
+        assert_eq!(
+            labels[1],
+            "item-knn(bm25, k1 1.2, b 0.75, k=20, power=2, no recency)"
+        );
+        assert_eq!(
+            labels[2],
+            "als(factors=64, iterations=15, reg=0.01, alpha=1, conjugate gradient 3 steps)"
+        );
+        for l in &labels {
+            assert!(!l.contains(['{', '}', ':']) && !l.contains("Some("), "{l}");
+        }
+        let r = ModelResult {
+            label: labels[0].clone(),
+            spec: ModelSpec::Popularity,
+            metrics: Metrics {
+                precision: 0.1,
+                recall: 0.2,
+                ndcg: 0.3,
+                coverage: 0.4,
+                n_users: 1,
+                n_short_lists: 0,
+            },
+            fit_s: 0.0,
+            recommend_s: 0.0,
+        };
+        let line = format_result(&r);
+        for m in ["precision@10=", "recall@10=", "ndcg@10=", "coverage@10="] {
+            assert!(line.contains(m), "{line}");
+        }
+    }
 }

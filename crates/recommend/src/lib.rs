@@ -9,7 +9,7 @@
 //!   sets), [`split::Split::write_tsv_file`] and [`codec::ModelFile::save`]/`load`.
 //! - This crate never decides consent: callers pass only consented data to `fit`, and the
 //!   caller's consent decision and personalization level to [`serve`]. Within [`serve`] the
-//!   order of C6 is enforced (level, sensitive categories, owned items, then re-ranking).
+//!   serving order is enforced (level, sensitive categories, owned items, then re-ranking).
 //! - Fitting is deterministic for a given seed whatever the thread count; parallel work runs
 //!   on the caller's rayon pool.
 //! - Item indices are dense `u32` columns of the training matrix; external ids live in

@@ -1,6 +1,6 @@
 //! The serving pipeline: candidates -> filters -> diversity re-ranking -> explanations.
 //!
-//! Order of C6, enforced here: the caller has already checked consent for the purpose and
+//! The serving order, enforced here: the caller has already checked consent for the purpose and
 //! passes only consented data (`Request::history` is empty without consent for behavioural
 //! personalization); then the personalization level picks the sources that may be used
 //! (`off`: popularity only; `basic`: declared interests + popularity; `full`: individual
@@ -11,7 +11,9 @@
 //! Invariants: a response never contains an item of a sensitive category the subject did not
 //! opt into, nor an owned item; at level `off` no reason or data category refers to the
 //! subject; every item carries at least one reason, the data categories and purposes used,
-//! a confidence in [0, 1] and the model version. Work per request is proportional to
+//! a confidence in [0, 1] and the model version. A reason names a history entry only with the
+//! entry's own interaction (viewed, added to the cart, bought) and data category, and only if
+//! that entry's part of the score is at least [`REASON_MIN_SHARE`] of it. Work per request is proportional to
 //! history x neighbours + candidates, never to the catalogue size.
 
 use std::collections::{HashMap, HashSet};
@@ -62,10 +64,9 @@ pub struct ServeConfig {
     pub category_cap: usize,
     /// Reserve the last slot for an item from a category not otherwise shown.
     pub exploration_slot: bool,
-    /// Data category of the behavioural data the kNN model was trained on.
-    pub behaviour_data_category: String,
-    /// Verb for "Because you {verb} X".
-    pub behaviour_verb: String,
+    /// What every history entry is when a request gives no [`Request::history_kinds`] (a data
+    /// set of one kind, such as purchases).
+    pub behaviour: Interaction,
     /// Purpose under which recommendations are made.
     pub purpose: String,
     /// Fairness of exposure: `group_min_slots[g]` items of provider group `g` in every
@@ -80,11 +81,59 @@ impl Default for ServeConfig {
             mmr_lambda: 0.7,
             category_cap: 3,
             exploration_slot: true,
-            behaviour_data_category: "purchase".into(),
-            behaviour_verb: "bought".into(),
+            behaviour: Interaction::Purchased,
             purpose: "recommendations".into(),
             group_min_slots: Vec::new(),
         }
+    }
+}
+
+/// What the subject did with an item of their history. It decides the words of a reason and
+/// the data category the reason says was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interaction {
+    /// Looked at the item (browsing data), including the item on screen now.
+    Viewed,
+    /// Put it in the cart (browsing data).
+    AddedToCart,
+    /// Bought it (purchase data).
+    Purchased,
+}
+
+impl Interaction {
+    const ALL: [Interaction; 3] = [
+        Interaction::Viewed,
+        Interaction::AddedToCart,
+        Interaction::Purchased,
+    ];
+
+    /// The data category an interaction of this kind is.
+    pub fn data_category(self) -> &'static str {
+        match self {
+            Interaction::Viewed | Interaction::AddedToCart => "browsing",
+            Interaction::Purchased => "purchase",
+        }
+    }
+
+    fn because(self, title: &str) -> String {
+        match self {
+            Interaction::Viewed => format!("Because you viewed {title}"),
+            Interaction::AddedToCart => format!("Because you added {title} to your cart"),
+            Interaction::Purchased => format!("Because you bought {title}"),
+        }
+    }
+
+    fn things(self) -> &'static str {
+        match self {
+            Interaction::Viewed => "viewed",
+            Interaction::AddedToCart => "added to your cart",
+            Interaction::Purchased => "bought",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
     }
 }
 
@@ -107,6 +156,9 @@ pub struct Request<'a> {
     pub history: &'a [u32],
     /// Times of `history` (or empty).
     pub history_ts: &'a [i64],
+    /// What the subject did with each `history` entry (or empty: every entry is
+    /// [`ServeConfig::behaviour`]).
+    pub history_kinds: &'a [Interaction],
     /// Declared interests (category indices).
     pub declared: &'a [u32],
     /// Sensitive categories the subject explicitly opted into.
@@ -126,13 +178,15 @@ pub enum Reason {
     Because { item: u32, text: String },
     /// Popular in a category the subject declared.
     DeclaredCategory { category: u32, text: String },
+    /// Similar to the subject's history as a whole, no one entry of it carrying the score.
+    Activity { text: String },
     /// Popular overall.
     Popular { text: String },
     /// The exploration slot.
     Exploration { category: u32, text: String },
 }
 
-/// One recommended item with everything C6 requires.
+/// One recommended item with its reasons, data categories, purposes and confidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
     pub item: u32,
@@ -244,10 +298,22 @@ type ItemSet = HashSet<u32, BuildHasherDefault<ItemHasher>>;
 struct Candidate {
     item: u32,
     score: f32,
-    /// The history item that contributed most, and the behavioural part of the score.
-    behaviour: Option<(u32, f32)>,
+    behaviour: Option<Behaviour>,
     /// The declared category it matches.
     declared: Option<u32>,
+}
+
+/// The behavioural part of a candidate's score and where it came from.
+#[derive(Debug, Clone, Copy)]
+struct Behaviour {
+    /// Position in `Request::history` of the entry that contributed most.
+    top: u32,
+    /// That entry's own part of the score.
+    top_part: f32,
+    /// The whole behavioural part of the score.
+    part: f32,
+    /// [`Interaction::bit`]s of every entry that contributed.
+    kinds: u8,
 }
 
 /// A loaded model plus catalogue, ready to answer requests from many threads.
@@ -264,10 +330,14 @@ pub struct Engine {
 }
 
 const W_BEHAVIOUR: f32 = 1.0;
-/// Declared (zero-party) preferences outrank inferred ones (C5): a declared match adds more
+/// Declared (zero-party) preferences outrank inferred ones: a declared match adds more
 /// than popularity can, and at `basic` it is the whole signal.
 const W_DECLARED: f32 = 0.5;
 const W_POPULAR: f32 = 0.1;
+/// A history entry is named as a reason only if its own part is at least this share of the
+/// item's score: a trace of similarity under an item that is there for its popularity does not
+/// explain it.
+const REASON_MIN_SHARE: f32 = 0.2;
 
 impl Engine {
     /// `counts[i]` is the (consented, aggregate) popularity of item `i`; `knn` the behavioural
@@ -357,6 +427,14 @@ impl Engine {
         &self.catalog
     }
 
+    /// What the subject did with `history[n]`.
+    fn kind_of(&self, req: &Request<'_>, n: usize) -> Interaction {
+        req.history_kinds
+            .get(n)
+            .copied()
+            .unwrap_or(self.config.behaviour)
+    }
+
     fn allowed_category(&self, c: u32, req: &Request<'_>) -> bool {
         !self.catalog.category_sensitive[c as usize] || req.sensitive_opt_in.contains(&c)
     }
@@ -385,25 +463,31 @@ impl Engine {
         if use_behaviour && let Some(knn) = &self.knn {
             let mut ages = Vec::new();
             event_ages(req.history.len(), req.history_ts, &mut ages);
-            let mut raw: ItemMap<(f32, u32, f32)> = ItemMap::default();
+            // per neighbour: (sum, entry that gave most, its contribution, kinds)
+            let mut raw: ItemMap<(f32, u32, f32, u8)> = ItemMap::default();
             raw.reserve(req.history.len() * 16);
-            for (&h, &age) in req.history.iter().zip(&ages) {
+            for (n, (&h, &age)) in req.history.iter().zip(&ages).enumerate() {
                 if h as usize >= knn.n_items {
                     continue;
                 }
+                let kind = self.kind_of(req, n).bit();
                 let r = knn.recency_weight(age);
                 let (nb, sim) = knn.neighbours(h);
                 for (&j, &s) in nb.iter().zip(sim) {
-                    let e = raw.entry(j).or_insert((0.0, h, 0.0));
-                    e.0 += r * s;
-                    if r * s > e.2 {
-                        (e.1, e.2) = (h, r * s);
+                    let c = r * s;
+                    let e = raw.entry(j).or_insert((0.0, n as u32, 0.0, 0));
+                    e.0 += c;
+                    if c > 0.0 {
+                        e.3 |= kind;
+                    }
+                    if c > e.2 {
+                        (e.1, e.2) = (n as u32, c);
                     }
                 }
             }
             let max = raw.values().map(|v| v.0).fold(0f32, f32::max);
             if max > 0.0 {
-                for (j, (s, because, _)) in raw {
+                for (j, (s, top, top_s, kinds)) in raw {
                     if admissible(j) {
                         let part = W_BEHAVIOUR * s / max;
                         cands.insert(
@@ -411,7 +495,12 @@ impl Engine {
                             Candidate {
                                 item: j,
                                 score: part + W_POPULAR * self.popularity[j as usize],
-                                behaviour: Some((because, part)),
+                                behaviour: Some(Behaviour {
+                                    top,
+                                    top_part: W_BEHAVIOUR * top_s / max,
+                                    part,
+                                    kinds,
+                                }),
                                 declared: None,
                             },
                         );
@@ -507,10 +596,10 @@ impl Engine {
         let items: Vec<Recommendation> = match explored {
             Some(rec) => head
                 .iter()
-                .map(|c| self.explain(c))
+                .map(|c| self.explain(c, req))
                 .chain(std::iter::once(rec))
                 .collect(),
-            None => picked.iter().map(|c| self.explain(c)).collect(),
+            None => picked.iter().map(|c| self.explain(c, req)).collect(),
         };
         Response {
             level,
@@ -645,20 +734,44 @@ impl Engine {
     }
 
     /// Reasons in order of their share of the score; data categories of every signal used.
-    fn explain(&self, c: &Candidate) -> Recommendation {
-        let mut parts: Vec<(f32, Reason, Option<String>)> = Vec::with_capacity(2);
-        if let Some((because, part)) = c.behaviour {
-            parts.push((
-                part,
-                Reason::Because {
-                    item: because,
-                    text: format!(
-                        "Because you {} {}",
-                        self.config.behaviour_verb, self.catalog.titles[because as usize]
-                    ),
-                },
-                Some(self.config.behaviour_data_category.clone()),
-            ));
+    /// A history entry is named only when its own part is at least [`REASON_MIN_SHARE`] of the
+    /// score; behaviour that shaped the score without such an entry is described as a whole,
+    /// and its data categories are listed either way.
+    fn explain(&self, c: &Candidate, req: &Request<'_>) -> Recommendation {
+        // (share of the score, the reason if it is worth naming, data categories it used)
+        let mut parts: Vec<(f32, Option<Reason>, Vec<&'static str>)> = Vec::with_capacity(2);
+        if let Some(b) = c.behaviour {
+            let used: Vec<Interaction> = Interaction::ALL
+                .into_iter()
+                .filter(|k| b.kinds & k.bit() != 0)
+                .collect();
+            let mut categories: Vec<&'static str> = Vec::with_capacity(2);
+            let top = b.top as usize;
+            let named = (b.top_part >= REASON_MIN_SHARE * c.score)
+                .then(|| req.history.get(top).copied())
+                .flatten();
+            let reason = if let Some(item) = named {
+                let kind = self.kind_of(req, top);
+                categories.push(kind.data_category());
+                Some(Reason::Because {
+                    item,
+                    text: kind.because(&self.catalog.titles[item as usize]),
+                })
+            } else if b.part >= REASON_MIN_SHARE * c.score {
+                let things: Vec<&str> = used.iter().map(|k| k.things()).collect();
+                Some(Reason::Activity {
+                    text: format!("Because of several things you {}", words(&things)),
+                })
+            } else {
+                // Too small a part to explain the item, but the data was still used.
+                None
+            };
+            for k in &used {
+                if !categories.contains(&k.data_category()) {
+                    categories.push(k.data_category());
+                }
+            }
+            parts.push((b.part, reason, categories));
         }
         if let Some(category) = c.declared {
             let name = &self.catalog.category_names[category as usize];
@@ -669,20 +782,24 @@ impl Engine {
             };
             parts.push((
                 W_DECLARED,
-                Reason::DeclaredCategory { category, text },
-                Some("declared_preference".into()),
+                Some(Reason::DeclaredCategory { category, text }),
+                vec!["declared_preference"],
             ));
         }
         parts.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut reasons = Vec::with_capacity(parts.len().max(1));
-        let mut data_categories = Vec::new();
-        for (_, reason, cat) in parts {
-            reasons.push(reason);
-            data_categories.extend(cat);
+        let mut data_categories: Vec<String> = Vec::new();
+        for (_, reason, cats) in parts {
+            reasons.extend(reason);
+            for cat in cats {
+                if !data_categories.iter().any(|d| d == cat) {
+                    data_categories.push(cat.to_owned());
+                }
+            }
         }
         if reasons.is_empty() {
             reasons.push(Reason::Popular {
-                text: "Popular with other customers right now".into(),
+                text: "Popular right now".into(),
             });
         }
         Recommendation {
@@ -695,6 +812,15 @@ impl Engine {
             purposes: vec![self.config.purpose.clone()],
             exploration: false,
         }
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn words(list: &[&str]) -> String {
+    match list {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -747,6 +873,7 @@ mod tests {
             },
             history: &[0],
             history_ts: &[],
+            history_kinds: &[],
             declared: &[1],
             sensitive_opt_in: &[],
             owned: &[],
@@ -934,6 +1061,7 @@ mod tests {
             },
             history: &[],
             history_ts: &[],
+            history_kinds: &[],
             declared: &[0],
             sensitive_opt_in: &[],
             owned: &[],
@@ -946,6 +1074,169 @@ mod tests {
             from_declared, 3,
             "the declared category fills its cap, others fill the rest"
         );
+    }
+
+    #[test]
+    fn reasons_name_the_interaction_and_its_data_category() {
+        let e = engine();
+        let reason_for = |kind: Interaction| {
+            let r = e.recommend(&Request {
+                history_kinds: &[kind],
+                declared: &[],
+                ..req(Level::Full)
+            });
+            let two = r.items.into_iter().find(|i| i.item == 2).expect("item 2");
+            let Reason::Because { item: 0, text } = &two.reasons[0] else {
+                panic!("{two:?}")
+            };
+            (text.clone(), two.data_categories)
+        };
+        assert_eq!(
+            reason_for(Interaction::Purchased),
+            ("Because you bought Item 0".into(), vec!["purchase".into()])
+        );
+        assert_eq!(
+            reason_for(Interaction::Viewed),
+            ("Because you viewed Item 0".into(), vec!["browsing".into()])
+        );
+        assert_eq!(
+            reason_for(Interaction::AddedToCart),
+            (
+                "Because you added Item 0 to your cart".into(),
+                vec!["browsing".into()]
+            )
+        );
+        // A history of mixed kinds: each item is explained by its own interaction.
+        let mut e = engine();
+        e.config.behaviour = Interaction::Viewed;
+        let r = e.recommend(&Request {
+            history: &[0, 3],
+            history_ts: &[10, 10],
+            history_kinds: &[Interaction::Viewed, Interaction::Purchased],
+            declared: &[],
+            k: 4,
+            ..req(Level::Full)
+        });
+        let because = |i: u32| {
+            r.items
+                .iter()
+                .find(|it| it.item == i)
+                .map(|it| (it.reasons[0].clone(), it.data_categories.clone()))
+        };
+        assert_eq!(
+            because(2),
+            Some((
+                Reason::Because {
+                    item: 0,
+                    text: "Because you viewed Item 0".into()
+                },
+                vec!["browsing".into()]
+            )),
+            "{r:?}"
+        );
+        assert_eq!(
+            because(4),
+            Some((
+                Reason::Because {
+                    item: 3,
+                    text: "Because you bought Item 3".into()
+                },
+                vec!["purchase".into()]
+            )),
+            "{r:?}"
+        );
+    }
+
+    /// Item 2 goes with item 0 (ten baskets); item 5 is popular and shares one basket with 0.
+    fn weak_link_engine() -> Engine {
+        let n = 8;
+        let mut rows = vec![vec![0, 2]; 10];
+        rows.push(vec![0, 5]);
+        rows.extend(std::iter::repeat_n(vec![5, 6], 100));
+        let train = Interactions::from_rows(n, &rows).unwrap();
+        let catalog = Catalog {
+            item_ids: (0..n).map(|i| format!("sku{i}")).collect(),
+            titles: (0..n).map(|i| format!("Item {i}")).collect(),
+            item_category: (0..n as u32).collect(),
+            category_names: (0..n).map(|i| format!("Cat {i}")).collect(),
+            category_sensitive: vec![false; n],
+            item_group: Vec::new(),
+        };
+        let config = ServeConfig {
+            exploration_slot: false,
+            ..ServeConfig::default()
+        };
+        let knn = ItemKnn::fit(&train, KnnParams::default());
+        Engine::new(catalog, &train.col_counts(), Some(knn), "v".into(), config).unwrap()
+    }
+
+    #[test]
+    fn a_reason_names_only_an_interaction_that_carries_the_score() {
+        let e = weak_link_engine();
+        let r = e.recommend(&Request {
+            history: &[0],
+            declared: &[],
+            k: 3,
+            ..req(Level::Full)
+        });
+        let item = |i: u32| r.items.iter().find(|it| it.item == i).expect("recommended");
+        assert!(
+            matches!(&item(2).reasons[..], [Reason::Because { item: 0, .. }]),
+            "{r:?}"
+        );
+        // Item 5 is here for its popularity; its link to item 0 is a trace, not a reason.
+        let five = item(5);
+        assert!(
+            matches!(&five.reasons[..], [Reason::Popular { text }] if text == "Popular right now"),
+            "{five:?}"
+        );
+        // The trace of behaviour was still used, so its data category is still listed.
+        assert_eq!(five.data_categories, vec!["purchase".to_string()]);
+    }
+
+    #[test]
+    fn behaviour_spread_over_many_entries_is_described_as_a_whole() {
+        // Item 7 goes with each of items 0-5 once; a basket of all six (one time) points to it
+        // with six equal votes, none of which carries a fifth of its score.
+        let n = 8;
+        let rows: Vec<Vec<u32>> = (0..6).map(|i| vec![i, 7]).collect();
+        let train = Interactions::from_rows(n, &rows).unwrap();
+        let catalog = Catalog {
+            item_ids: (0..n).map(|i| format!("sku{i}")).collect(),
+            titles: (0..n).map(|i| format!("Item {i}")).collect(),
+            item_category: vec![0; n],
+            category_names: vec!["All".into()],
+            category_sensitive: vec![false],
+            item_group: Vec::new(),
+        };
+        let knn = ItemKnn::fit(&train, KnnParams::default());
+        let e = Engine::new(
+            catalog,
+            &train.col_counts(),
+            Some(knn),
+            "v".into(),
+            ServeConfig::default(),
+        )
+        .unwrap();
+        use Interaction::{Purchased, Viewed};
+        let r = e.recommend(&Request {
+            history: &[0, 1, 2, 3, 4, 5],
+            history_ts: &[7; 6],
+            history_kinds: &[Viewed, Purchased, Viewed, Purchased, Viewed, Viewed],
+            declared: &[],
+            k: 1,
+            ..req(Level::Full)
+        });
+        let seven = &r.items[0];
+        assert_eq!(seven.item, 7, "{r:?}");
+        assert_eq!(
+            seven.reasons,
+            vec![Reason::Activity {
+                text: "Because of several things you viewed and bought".into()
+            }]
+        );
+        assert_eq!(seven.data_categories, vec!["browsing", "purchase"]);
+        assert_eq!(words(&["a", "b", "c"]), "a, b and c");
     }
 
     #[test]

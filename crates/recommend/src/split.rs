@@ -1,6 +1,6 @@
 //! The EVAL-1 split.
 //!
-//! Rule (PRODUCT.md, "Evaluation protocol EVAL-1"): per user, sort by (timestamp, item id as a
+//! Rule (docs/RECOMMENDATIONS.md, "Protocol EVAL-1"): per user, sort by (timestamp, item id as a
 //! string); `n_test = floor(0.2 * n)`; the last `n_test` go to test. Test items that occur in no
 //! user's train part are dropped (`test_dropped`); users left with no test item are not evaluated.
 //! Users and train items are indexed in ascending byte order of their ids, which is the order

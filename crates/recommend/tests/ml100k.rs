@@ -71,6 +71,7 @@ fn ml100k_split_and_ndcg_floor() {
             },
             history: split.train.row(u as usize),
             history_ts: &split.train_ts[u as usize],
+            history_kinds: &[],
             declared: &[],
             sensitive_opt_in: &[],
             owned: &[],

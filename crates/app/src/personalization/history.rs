@@ -53,6 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use candor_domain::{DataCategory, Micros, Permit, SubjectKey};
+use candor_recommend::serve::Interaction;
 use candor_store::{IngestBatch, IngestResult};
 
 use super::recommend::Serving;
@@ -481,6 +482,9 @@ pub(crate) struct History {
     pub(crate) items: Vec<u32>,
     /// Seconds.
     pub(crate) ts: Vec<i64>,
+    /// What the subject did with each item: `purchase` data is a purchase, any other a view
+    /// (the window keeps categories, not event names).
+    pub(crate) kinds: Vec<Interaction>,
     /// Purchased items (never recommended back).
     pub(crate) owned: Vec<u32>,
 }
@@ -493,6 +497,11 @@ impl History {
             if allowed && item != NOT_IN_CATALOG {
                 h.items.push(item);
                 h.ts.push(at / 1_000_000);
+                h.kinds.push(if purchase {
+                    Interaction::Purchased
+                } else {
+                    Interaction::Viewed
+                });
                 if purchase {
                     h.owned.push(item);
                 }

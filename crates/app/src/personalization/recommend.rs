@@ -148,8 +148,9 @@ fn serve_config(app: &App) -> ServeConfig {
         mmr_lambda: r.mmr_lambda,
         category_cap: r.category_cap,
         exploration_slot: r.exploration_slot,
-        behaviour_data_category: "browsing".into(),
-        behaviour_verb: "looked at".into(),
+        // Every request says what each history entry is; this only covers a caller that
+        // does not.
+        behaviour: serve::Interaction::Viewed,
         purpose: r.purpose.clone(),
         ..ServeConfig::default()
     }
@@ -413,6 +414,7 @@ impl App {
                             },
                             history: h,
                             history_ts: ts,
+                            history_kinds: &[],
                             declared: &[],
                             sensitive_opt_in: &every_category,
                             owned: &[],
@@ -498,7 +500,8 @@ impl App {
         Ok(self.store.model_versions().await?)
     }
 
-    /// Recommendations for one subject, with every filter applied in the order C6 sets.
+    /// Recommendations for one subject, with every filter applied in the serving order:
+    /// consent, level, quiet periods, sensitive categories, owned items.
     pub async fn recommend(
         &self,
         subject: &SubjectKey,
@@ -574,10 +577,19 @@ impl App {
                 .as_ref()
                 .expect("behaviour is used only with a permit");
             history = self.subject_history(p, &serving).await?;
-            for id in req.current_item.iter().chain(req.cart.iter()) {
+            let on_screen = req
+                .current_item
+                .iter()
+                .map(|id| (id, serve::Interaction::Viewed));
+            let cart = req
+                .cart
+                .iter()
+                .map(|id| (id, serve::Interaction::AddedToCart));
+            for (id, kind) in on_screen.chain(cart) {
                 if let Some(i) = serving.item_index(id) {
                     history.items.push(i);
                     history.ts.push(now / 1_000_000);
+                    history.kinds.push(kind);
                 }
             }
         } else if !consent.behaviour {
@@ -586,6 +598,7 @@ impl App {
         let History {
             items: history,
             ts: history_ts,
+            kinds: history_kinds,
             mut owned,
         } = history;
         // The item on screen and the cart are never recommended back.
@@ -617,6 +630,7 @@ impl App {
             consent,
             history: &history,
             history_ts: &history_ts,
+            history_kinds: &history_kinds,
             declared: &declared,
             sensitive_opt_in: &sensitive_opt_in,
             owned: &owned,
@@ -768,6 +782,7 @@ fn reason_text(r: serve::Reason) -> String {
     match r {
         serve::Reason::Because { text, .. }
         | serve::Reason::DeclaredCategory { text, .. }
+        | serve::Reason::Activity { text }
         | serve::Reason::Popular { text }
         | serve::Reason::Exploration { text, .. } => text,
     }

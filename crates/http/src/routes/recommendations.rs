@@ -61,7 +61,7 @@ pub struct ItemView {
     pub score: f32,
     /// Estimated probability of engagement.
     pub confidence: f32,
-    /// Plain-language reasons ("Because you looked at X", "Popular in Garden, which you told us you like").
+    /// Plain-language reasons ("Because you bought X", "Popular in Garden, which you told us you like").
     pub reasons: Vec<String>,
     /// Data categories this item's choice used.
     pub data_categories: Vec<String>,

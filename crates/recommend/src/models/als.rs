@@ -32,6 +32,16 @@ pub enum AlsSolver {
     Cholesky,
 }
 
+impl std::fmt::Display for AlsSolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AlsSolver::Cg { steps: 1 } => f.write_str("conjugate gradient 1 step"),
+            AlsSolver::Cg { steps } => write!(f, "conjugate gradient {steps} steps"),
+            AlsSolver::Cholesky => f.write_str("exact Cholesky"),
+        }
+    }
+}
+
 /// Hyper-parameters of [`Als`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AlsParams {

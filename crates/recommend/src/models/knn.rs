@@ -30,6 +30,16 @@ pub enum Weighting {
     TfIdf,
 }
 
+impl std::fmt::Display for Weighting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Weighting::Cosine { asymmetry } => write!(f, "cosine, asymmetry {asymmetry}"),
+            Weighting::Bm25 { k1, b } => write!(f, "bm25, k1 {k1}, b {b}"),
+            Weighting::TfIdf => f.write_str("tf-idf"),
+        }
+    }
+}
+
 /// Hyper-parameters of [`ItemKnn`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct KnnParams {

@@ -70,7 +70,7 @@ impl Fit for Als {
     }
 }
 
-/// The model families of C6.
+/// The model families the engine serves and evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
