@@ -77,7 +77,6 @@ fn keys_are_created_listed_and_revoked_without_showing_secrets_again() {
 
 #[tokio::test]
 async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
-    use sqlx::Connection;
     let dir = temp("audit");
     for name in ["a", "b", "c", "d"] {
         assert!(
@@ -100,9 +99,7 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
     let exec = |sql: &'static str| {
         let url = url.clone();
         async move {
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-            c.close().await.unwrap();
+            candor_store::testing::execute_raw(&url, sql).await.unwrap();
         }
     };
     exec(
@@ -121,12 +118,9 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
         );
     }
     let url2 = format!("sqlite://{}", dir2.0.join("candor.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url2).await.unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
-        .execute(&mut c)
+    candor_store::testing::execute_raw(&url2, "DELETE FROM audit_log WHERE seq = 3")
         .await
         .unwrap();
-    c.close().await.unwrap();
     let o = candor(&dir2.0, &["audit-log", "verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("BROKEN at entry 3"), "{}", text(&o));

@@ -480,19 +480,9 @@ both_stores!(
 );
 
 async fn tamper(db: &TestDb, sql: &'static str) {
-    use sqlx::Connection;
-    match db.backend() {
-        candor_store::Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-            c.close().await.unwrap();
-        }
-        candor_store::Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-            c.close().await.unwrap();
-        }
-    }
+    candor_store::testing::execute_raw(&db.url, sql)
+        .await
+        .unwrap();
 }
 
 both_stores!(

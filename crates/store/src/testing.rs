@@ -184,3 +184,27 @@ impl Store {
         )
     }
 }
+
+/// Runs raw SQL on the database at `url` (either backend) over its own connection, as someone
+/// with write access to the database files could: for tests that tamper with stored rows and
+/// check that Candor notices.
+pub async fn execute_raw(url: &str, sql: &str) -> Result<()> {
+    use sqlx::Connection;
+    match Backend::from_url(url)? {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url).await?;
+            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await?;
+            c.close().await?;
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await?;
+            sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await?;
+            c.close().await?;
+        }
+    }
+    Ok(())
+}
