@@ -331,7 +331,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
         Err(e) => format!("not trained ({e})"),
     };
     let audit = match app
-        .run_fairness_audit("demo", &app.default_audit_request())
+        .run_fairness("demo", &app.default_fairness_request())
         .await
     {
         Ok(a) => format!(
@@ -439,7 +439,7 @@ async fn audit_run(
     output: Option<PathBuf>,
 ) -> Result<std::process::ExitCode> {
     let app = App::open(config).await?;
-    let mut req = app.default_audit_request();
+    let mut req = app.default_fairness_request();
     if !groups.is_empty() {
         req.attributes = groups;
     }
@@ -447,7 +447,7 @@ async fn audit_run(
     if let Some(days) = since_days {
         req.since = app.now() - i64::from(days) * candor_domain::MICROS_PER_DAY;
     }
-    let run = app.run_fairness_audit("cli", &req).await?;
+    let run = app.run_fairness("cli", &req).await?;
     println!(
         "audited {} decisions by {} (run {})",
         run.decisions,

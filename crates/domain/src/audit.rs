@@ -13,6 +13,84 @@ use crate::Micros;
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Every kind of change the audit log records. The stored name (`as_str`) is part of each
+/// entry's hash, so a name never changes once released; add a variant for a new kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    CatalogUpsert,
+    ConsentChange,
+    ConsentImport,
+    DecisionsImport,
+    FairnessRun,
+    IncidentUpdate,
+    InventoryUpdate,
+    KeyCreate,
+    KeyRevoke,
+    ModelActivate,
+    ModelTrain,
+    PreferencesUpdate,
+    PurposeCreate,
+    PurposeUpdate,
+    RetentionRun,
+    SegmentCreate,
+    SegmentDelete,
+    WebhookCreate,
+    WebhookDelete,
+}
+
+impl AuditAction {
+    pub const ALL: &'static [AuditAction] = &[
+        AuditAction::CatalogUpsert,
+        AuditAction::ConsentChange,
+        AuditAction::ConsentImport,
+        AuditAction::DecisionsImport,
+        AuditAction::FairnessRun,
+        AuditAction::IncidentUpdate,
+        AuditAction::InventoryUpdate,
+        AuditAction::KeyCreate,
+        AuditAction::KeyRevoke,
+        AuditAction::ModelActivate,
+        AuditAction::ModelTrain,
+        AuditAction::PreferencesUpdate,
+        AuditAction::PurposeCreate,
+        AuditAction::PurposeUpdate,
+        AuditAction::RetentionRun,
+        AuditAction::SegmentCreate,
+        AuditAction::SegmentDelete,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookDelete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::CatalogUpsert => "catalog.upsert",
+            AuditAction::ConsentChange => "consent.change",
+            AuditAction::ConsentImport => "consent.import",
+            AuditAction::DecisionsImport => "decisions.import",
+            AuditAction::FairnessRun => "fairness.audit",
+            AuditAction::IncidentUpdate => "incident.update",
+            AuditAction::InventoryUpdate => "inventory.update",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::ModelActivate => "model.activate",
+            AuditAction::ModelTrain => "model.train",
+            AuditAction::PreferencesUpdate => "preferences.update",
+            AuditAction::PurposeCreate => "purpose.create",
+            AuditAction::PurposeUpdate => "purpose.update",
+            AuditAction::RetentionRun => "retention.run",
+            AuditAction::SegmentCreate => "segment.create",
+            AuditAction::SegmentDelete => "segment.delete",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookDelete => "webhook.delete",
+        }
+    }
+
+    /// The action a stored name stands for, if it is one of ours.
+    pub fn parse(name: &str) -> Option<AuditAction> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+}
+
 /// An event to record: who did what to which target, with details as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditDraft {
@@ -25,13 +103,13 @@ pub struct AuditDraft {
 impl AuditDraft {
     pub fn new(
         actor: impl Into<String>,
-        action: &str,
+        action: AuditAction,
         target: impl Into<String>,
         details: serde_json::Value,
     ) -> Self {
         AuditDraft {
             actor: actor.into(),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target: target.into(),
             details,
         }
@@ -194,6 +272,18 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
+    #[test]
+    fn action_names_are_unique_and_round_trip() {
+        let mut names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditAction::ALL.len());
+        assert_eq!(AuditAction::parse("nonsense"), None);
+    }
+
     fn chain(n: usize) -> Vec<AuditEntry> {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
@@ -206,7 +296,7 @@ mod tests {
                 i as i64,
                 &AuditDraft::new(
                     "admin",
-                    "purpose.create",
+                    AuditAction::PurposeCreate,
                     format!("p{i}"),
                     serde_json::json!({"i": i}),
                 ),

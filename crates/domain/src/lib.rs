@@ -10,23 +10,25 @@ pub mod audit;
 pub mod consent;
 pub mod envelope;
 mod error;
+pub mod incident;
 pub mod inventory;
+pub mod message;
 mod permit;
 pub mod preferences;
 pub mod profile;
 pub mod purpose;
-pub mod segment;
 pub mod signals;
 pub mod subject;
 pub mod webhook;
 
 pub use apikey::Scope;
-pub use audit::{AuditDraft, AuditEntry, ChainBreak};
+pub use audit::{AuditAction, AuditDraft, AuditEntry, ChainBreak};
 pub use consent::{
     ConsentDecision, ConsentProof, ConsentRecord, ConsentSource, ConsentStatus, NewConsent,
     SubjectConsents,
 };
 pub use error::DomainError;
+pub use incident::IncidentState;
 pub use permit::{Permit, Permits};
 pub use purpose::{DataCategory, LegalBasis, Purpose, PurposeDraft, PurposeId};
 pub use signals::PrivacySignals;

@@ -259,7 +259,12 @@ both_stores!(
             .raw_store()
             .save_model(
                 &damaged,
-                &candor_domain::AuditDraft::new("test", "model.train", "x", json!({})),
+                &candor_domain::AuditDraft::new(
+                    "test",
+                    candor_domain::AuditAction::ModelTrain,
+                    "x",
+                    json!({}),
+                ),
             )
             .await
             .unwrap();

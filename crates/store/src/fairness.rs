@@ -11,7 +11,7 @@ use crate::{Result, Store, StoreError, audit};
 
 /// One decision joined with its subject's protected attributes, for auditing only.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditedDecision {
+pub struct FairnessDecision {
     pub subject_key: String,
     pub selected: bool,
     pub outcome: Option<bool>,
@@ -48,7 +48,7 @@ pub struct Incident {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditRun {
+pub struct FairnessRunRow {
     pub id: i64,
     pub at: Micros,
     pub actor: String,
@@ -90,7 +90,7 @@ impl Store {
         &self,
         surface: Option<&str>,
         since: Micros,
-    ) -> Result<Vec<AuditedDecision>> {
+    ) -> Result<Vec<FairnessDecision>> {
         let rows = sqlx::query(
             "SELECT d.id, d.subject_key, d.selected, d.outcome, d.score, p.attribute, p.value \
              FROM decisions d LEFT JOIN protected_attributes p ON p.subject_key = d.subject_key \
@@ -100,13 +100,13 @@ impl Store {
         .bind(surface.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<AuditedDecision> = Vec::new();
+        let mut out: Vec<FairnessDecision> = Vec::new();
         let mut last_id = None;
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             if last_id != Some(id) {
                 last_id = Some(id);
-                out.push(AuditedDecision {
+                out.push(FairnessDecision {
                     subject_key: r.try_get("subject_key")?,
                     selected: r.try_get::<i64, _>("selected")? != 0,
                     outcome: r.try_get::<Option<i64>, _>("outcome")?.map(|o| o != 0),
@@ -129,7 +129,7 @@ impl Store {
 
     /// Records a run and its findings as incidents, atomically with its audit entry. Returns the
     /// run id and, per finding, the incident id and whether it was newly opened.
-    pub async fn record_audit_run(
+    pub async fn record_fairness_run(
         &self,
         at: Micros,
         actor: &str,
@@ -200,10 +200,10 @@ impl Store {
         Ok((run_id, out))
     }
 
-    pub async fn latest_audit_run(&self) -> Result<Option<AuditRun>> {
+    pub async fn latest_fairness_run(&self) -> Result<Option<FairnessRunRow>> {
         let row = sqlx::query("SELECT id, at, actor, decisions, findings, report FROM audit_runs ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?;
         row.map(|r| {
-            Ok(AuditRun {
+            Ok(FairnessRunRow {
                 id: r.try_get("id")?,
                 at: r.try_get("at")?,
                 actor: r.try_get("actor")?,

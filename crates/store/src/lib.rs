@@ -44,7 +44,7 @@ pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
 pub use changes::Change;
 pub use cluster::ClusterLock;
 pub use consents::ConsentImport;
-pub use fairness::{AuditRun, AuditedDecision, Incident, IncidentInput};
+pub use fairness::{FairnessDecision, FairnessRunRow, Incident, IncidentInput};
 pub use ingest::{
     IngestBatch, IngestResult, NewEvent, PreparedMessage, RetentionAction, RetentionCounts,
     RetentionPass, RetentionStep,

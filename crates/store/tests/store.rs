@@ -46,12 +46,14 @@ async fn retire(
         origin: 0,
     };
     store
-        .run_retention(&pass, 1, |_| audit("retention.run"))
+        .run_retention(&pass, 1, |_| {
+            audit(candor_domain::AuditAction::RetentionRun)
+        })
         .await
         .unwrap()
 }
 
-fn audit(action: &str) -> AuditDraft {
+fn audit(action: candor_domain::AuditAction) -> AuditDraft {
     AuditDraft::new("test", action, "t", json!({}))
 }
 
@@ -59,11 +61,13 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
     let store = db.store().await.unwrap();
     let p = purpose_draft("personalization").validate().unwrap();
     store
-        .create_purpose(&p, 1, &audit("purpose.create"))
+        .create_purpose(&p, 1, &audit(candor_domain::AuditAction::PurposeCreate))
         .await
         .unwrap();
     assert!(matches!(
-        store.create_purpose(&p, 2, &audit("purpose.create")).await,
+        store
+            .create_purpose(&p, 2, &audit(candor_domain::AuditAction::PurposeCreate))
+            .await,
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(store.list_purposes().await.unwrap(), vec![p.clone()]);
@@ -77,7 +81,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
                 active: true,
                 created_at: 3,
             },
-            &audit("webhook.create"),
+            &audit(candor_domain::AuditAction::WebhookCreate),
         )
         .await
         .unwrap();
@@ -110,7 +114,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
             &alice,
             &[grant, revoke],
             11,
-            &audit("consent.change"),
+            &audit(candor_domain::AuditAction::ConsentChange),
             Some(&event),
         )
         .await
@@ -134,7 +138,13 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
     };
     assert!(
         store
-            .append_consents(&alice, &[bad], 12, &audit("consent.change"), None)
+            .append_consents(
+                &alice,
+                &[bad],
+                12,
+                &audit(candor_domain::AuditAction::ConsentChange),
+                None
+            )
             .await
             .is_err()
     );
@@ -175,7 +185,9 @@ both_stores!(
         for i in 0..16 {
             let s = store.clone();
             tasks.push(tokio::spawn(async move {
-                s.append_audit(i, &audit("x")).await.unwrap()
+                s.append_audit(i, &audit(candor_domain::AuditAction::ConsentChange))
+                    .await
+                    .unwrap()
             }));
         }
         for t in tasks {
@@ -525,7 +537,7 @@ both_stores!(
         let store = db.store().await.unwrap();
         let p = purpose_draft("personalization").validate().unwrap();
         store
-            .create_purpose(&p, 1, &audit("purpose.create"))
+            .create_purpose(&p, 1, &audit(candor_domain::AuditAction::PurposeCreate))
             .await
             .unwrap();
         let import = |i: usize, n: usize| {
@@ -546,7 +558,12 @@ both_stores!(
                         proof: ConsentProof::default(),
                     })
                     .collect(),
-                audit: AuditDraft::new("test", "consent.import", s.as_str(), json!({"n": n})),
+                audit: AuditDraft::new(
+                    "test",
+                    candor_domain::AuditAction::ConsentImport,
+                    s.as_str(),
+                    json!({"n": n}),
+                ),
                 subject: s,
             }
         };
@@ -621,7 +638,7 @@ both_stores!(
                 }],
                 &[],
                 1,
-                audit("catalog.upsert"),
+                audit(candor_domain::AuditAction::CatalogUpsert),
             )
             .await
             .unwrap();
@@ -629,7 +646,12 @@ both_stores!(
             subject: subject(&format!("p-{i}")).to_string(),
             body: format!("{{\"n\":{i}}}"),
             interests: interests.iter().map(|s| (*s).to_owned()).collect(),
-            audit: AuditDraft::new("test", "preferences.update", "x", json!({})),
+            audit: AuditDraft::new(
+                "test",
+                candor_domain::AuditAction::PreferencesUpdate,
+                "x",
+                json!({}),
+            ),
         };
         let first: Vec<_> = (0..130).map(|i| update(i, &["garden"])).collect();
         store.set_preferences_bulk(&first, 5).await.unwrap();

@@ -89,7 +89,7 @@ impl App {
         };
         let audit = AuditDraft::new(
             actor,
-            "key.create",
+            candor_domain::AuditAction::KeyCreate,
             &id,
             json!({"name": name, "scope": scope}),
         );
@@ -109,7 +109,7 @@ impl App {
 
     /// Revokes a key; effective on this node before returning, on others at the notification.
     pub async fn revoke_key(&self, actor: &str, id: &str) -> Result<()> {
-        let audit = AuditDraft::new(actor, "key.revoke", id, json!({}));
+        let audit = AuditDraft::new(actor, candor_domain::AuditAction::KeyRevoke, id, json!({}));
         self.store.revoke_key(id, self.now(), &audit).await?;
         self.reload_keys().await
     }

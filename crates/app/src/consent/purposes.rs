@@ -35,7 +35,7 @@ impl App {
         let p = draft.validate()?;
         let audit = AuditDraft::new(
             actor,
-            "purpose.create",
+            candor_domain::AuditAction::PurposeCreate,
             p.id.as_str(),
             serde_json::to_value(&p).unwrap_or_default(),
         );
@@ -61,7 +61,7 @@ impl App {
         let (next, material) = current.revise(draft)?;
         let audit = AuditDraft::new(
             actor,
-            "purpose.update",
+            candor_domain::AuditAction::PurposeUpdate,
             pid.as_str(),
             json!({"material": material, "from_version": current.version, "purpose": next}),
         );

@@ -318,7 +318,7 @@ impl App {
         };
         let audit = AuditDraft::new(
             actor,
-            "consent.change",
+            candor_domain::AuditAction::ConsentChange,
             subject.as_str(),
             json!({"changes": changes}),
         );
@@ -380,7 +380,7 @@ impl App {
                 subject: subject.clone(),
                 audit: AuditDraft::new(
                     actor,
-                    "consent.import",
+                    candor_domain::AuditAction::ConsentImport,
                     subject.as_str(),
                     json!({"records": records.len()}),
                 ),

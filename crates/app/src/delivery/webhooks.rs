@@ -62,7 +62,12 @@ impl App {
             active: true,
             created_at: self.now(),
         };
-        let audit = AuditDraft::new(actor, "webhook.create", &id, json!({"url": url}));
+        let audit = AuditDraft::new(
+            actor,
+            candor_domain::AuditAction::WebhookCreate,
+            &id,
+            json!({"url": url}),
+        );
         self.store.create_webhook(&hook, &audit).await?;
         Ok(CreatedWebhook {
             id,
@@ -76,7 +81,12 @@ impl App {
     }
 
     pub async fn delete_webhook(&self, actor: &str, id: &str) -> Result<()> {
-        let audit = AuditDraft::new(actor, "webhook.delete", id, json!({}));
+        let audit = AuditDraft::new(
+            actor,
+            candor_domain::AuditAction::WebhookDelete,
+            id,
+            json!({}),
+        );
         Ok(self
             .store
             .deactivate_webhook(id, self.now(), &audit)

@@ -1,9 +1,11 @@
-//! Fairness audits of Candor's own decision log, and the bias incident log.
+//! Fairness runs over Candor's own decision log, and the bias incident log. ("Audit log" is
+//! the hash-chained log of changes, `audit_log.rs`; a fairness run is recorded in it like any
+//! other change.)
 //!
 //! Invariant: this is the only module that reads protected attributes, and it reads them only to
 //! measure decisions by group; nothing it computes flows back into a recommendation.
 
-use candor_domain::{AuditDraft, MICROS_PER_DAY, Micros};
+use candor_domain::{AuditDraft, IncidentState, MICROS_PER_DAY, Micros};
 use candor_fairness::{
     AuditOptions, Decision, DecisionsBuilder, Finding, Report, Thresholds, audit_decisions,
     findings,
@@ -26,20 +28,17 @@ pub struct FairnessRun {
     pub report: Report,
 }
 
-/// Incident states a person can set.
-pub const INCIDENT_STATES: &[&str] = &["open", "mitigating", "resolved"];
-
-/// Audit parameters; defaults come from the `[fairness]` configuration.
+/// What a fairness run looks at; defaults come from the `[fairness]` configuration.
 #[derive(Debug, Clone)]
-pub struct AuditRequest {
+pub struct FairnessRequest {
     pub attributes: Vec<String>,
     pub surface: Option<String>,
     pub since: Micros,
 }
 
 impl App {
-    pub fn default_audit_request(&self) -> AuditRequest {
-        AuditRequest {
+    pub fn default_fairness_request(&self) -> FairnessRequest {
+        FairnessRequest {
             attributes: self.config.fairness.attributes.clone(),
             surface: None,
             since: self.now() - i64::from(self.config.fairness.lookback_days) * MICROS_PER_DAY,
@@ -48,7 +47,7 @@ impl App {
 
     /// Audits the decision log by protected group, records the run, and opens or updates an
     /// incident per finding.
-    pub async fn run_fairness_audit(&self, actor: &str, req: &AuditRequest) -> Result<FairnessRun> {
+    pub async fn run_fairness(&self, actor: &str, req: &FairnessRequest) -> Result<FairnessRun> {
         if req.attributes.is_empty()
             || req.attributes.len() > 4
             || req.attributes.iter().any(|a| a.is_empty() || a.len() > 40)
@@ -116,13 +115,13 @@ impl App {
             serde_json::to_string(&report).map_err(|e| AppError::Internal(e.to_string()))?;
         let audit = AuditDraft::new(
             actor,
-            "fairness.audit",
+            candor_domain::AuditAction::FairnessRun,
             "decision_log",
             json!({"decisions": log.len(), "attributes": req.attributes, "findings": found.iter().map(|f| &f.key).collect::<Vec<_>>()}),
         );
         let (run_id, incidents) = self
             .store
-            .record_audit_run(
+            .record_fairness_run(
                 self.now(),
                 actor,
                 log.len() as i64,
@@ -155,7 +154,7 @@ impl App {
 
     /// The latest stored report with its findings.
     pub async fn latest_fairness_report(&self) -> Result<Option<(Report, Vec<Finding>, Micros)>> {
-        let Some(run) = self.store.latest_audit_run().await? else {
+        let Some(run) = self.store.latest_fairness_run().await? else {
             return Ok(None);
         };
         let report: Report = serde_json::from_str(&run.report)
@@ -165,15 +164,11 @@ impl App {
     }
 
     pub async fn incidents(&self, status: Option<&str>, limit: i64) -> Result<Vec<Incident>> {
-        if let Some(s) = status
-            && !INCIDENT_STATES.contains(&s)
-        {
-            return Err(AppError::invalid(
-                "status",
-                format!("`{s}` is not one of {}", INCIDENT_STATES.join(", ")),
-            ));
-        }
-        Ok(self.store.incidents(status, limit.clamp(1, 1000)).await?)
+        let status = status.map(IncidentState::parse).transpose()?;
+        Ok(self
+            .store
+            .incidents(status.map(IncidentState::as_str), limit.clamp(1, 1000))
+            .await?)
     }
 
     /// Records the action taken on an incident and, when resolved, how.
@@ -185,26 +180,17 @@ impl App {
         action_taken: Option<&str>,
         resolution: Option<&str>,
     ) -> Result<Incident> {
-        if !INCIDENT_STATES.contains(&status) {
-            return Err(AppError::invalid(
-                "status",
-                format!("`{status}` is not one of {}", INCIDENT_STATES.join(", ")),
-            ));
-        }
+        let state = IncidentState::parse(status)?;
         for (field, v) in [("action_taken", action_taken), ("resolution", resolution)] {
             if v.is_some_and(|t| t.trim().is_empty() || t.chars().count() > 4000) {
                 return Err(AppError::invalid(field, "must be 1-4000 characters"));
             }
         }
-        if status == "resolved" && resolution.is_none() {
-            return Err(AppError::invalid(
-                "resolution",
-                "say how the incident was resolved",
-            ));
-        }
+        state.check_change(resolution)?;
+        let status = state.as_str();
         let audit = AuditDraft::new(
             actor,
-            "incident.update",
+            candor_domain::AuditAction::IncidentUpdate,
             id.to_string(),
             json!({"status": status, "action_taken": action_taken, "resolution": resolution}),
         );

@@ -20,7 +20,7 @@ impl crate::App {
                 crate::scheduler::Reach::OncePerCluster,
                 |app| async move {
                     let run = app
-                        .run_fairness_audit("scheduler", &app.default_audit_request())
+                        .run_fairness("scheduler", &app.default_fairness_request())
                         .await?;
                     Ok(format!(
                         "scheduled fairness audit {}: {} decisions, {} findings",

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use candor_domain::envelope::{SecretKey, field_context};
 use candor_domain::inventory::{DropReason, Inventory, Minimized, UndeclaredEvents, minimize};
-use candor_domain::segment::{Message, MessageKind, parse_message};
+use candor_domain::message::{Message, MessageKind, parse_message};
 use candor_domain::{DataCategory, Permits, Purpose, PurposeId, SubjectKey};
 use candor_store::{IngestBatch, NewEvent, PreparedMessage};
 use serde::Serialize;
@@ -678,7 +678,7 @@ impl App {
             subject,
             props.protected.iter().chain(context.protected.iter()),
         );
-        let item_id = candor_domain::segment::ITEM_ID_FIELDS
+        let item_id = candor_domain::message::ITEM_ID_FIELDS
             .iter()
             .find_map(|f| {
                 kept.iter()

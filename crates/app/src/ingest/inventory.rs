@@ -53,7 +53,7 @@ impl App {
         let body = serde_json::to_string(&inv).map_err(|e| AppError::Internal(e.to_string()))?;
         let audit = AuditDraft::new(
             actor,
-            "inventory.update",
+            candor_domain::AuditAction::InventoryUpdate,
             "tracking_plan",
             json!({"events": inv.events.len(), "traits": inv.traits.len(), "context": inv.context.len(), "undeclared_events": inv.undeclared_events}),
         );

@@ -71,7 +71,12 @@ impl App {
         let counts = self
             .store
             .run_retention(&pass, now, |counts| {
-                AuditDraft::new(actor, "retention.run", "events", json!(report_of(counts)))
+                AuditDraft::new(
+                    actor,
+                    candor_domain::AuditAction::RetentionRun,
+                    "events",
+                    json!(report_of(counts)),
+                )
             })
             .await?;
         for step in &pass.steps {

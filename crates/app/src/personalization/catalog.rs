@@ -48,7 +48,7 @@ impl App {
         }
         let audit = AuditDraft::new(
             actor,
-            "catalog.upsert",
+            candor_domain::AuditAction::CatalogUpsert,
             "catalog",
             json!({"categories": categories.len(), "items": items.len()}),
         );

@@ -86,7 +86,7 @@ impl App {
                 interests: prefs.declared_interests.clone(),
                 audit: AuditDraft::new(
                     actor,
-                    "preferences.update",
+                    candor_domain::AuditAction::PreferencesUpdate,
                     subject.as_str(),
                     json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
                 ),

@@ -164,7 +164,7 @@ impl App {
         };
         let audit = AuditDraft::new(
             actor,
-            "segment.create",
+            candor_domain::AuditAction::SegmentCreate,
             &row.id,
             json!({"name": row.name, "rule": rule}),
         );
@@ -200,7 +200,7 @@ impl App {
         let seg = self.segment(id).await?;
         let audit = AuditDraft::new(
             actor,
-            "segment.delete",
+            candor_domain::AuditAction::SegmentDelete,
             id,
             json!({"name": seg.name, "rule": seg.rule}),
         );

@@ -461,7 +461,7 @@ impl App {
         progress("storing the model");
         let audit = AuditDraft::new(
             actor,
-            "model.train",
+            candor_domain::AuditAction::ModelTrain,
             &version.version,
             json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items}),
         );
@@ -489,7 +489,12 @@ impl App {
             })?;
         let (catalog, _, _, _) = self.catalog_for_engine().await?;
         self.engine_from(&catalog, &m)?;
-        let audit = AuditDraft::new(actor, "model.activate", version, json!({"kind": m.kind}));
+        let audit = AuditDraft::new(
+            actor,
+            candor_domain::AuditAction::ModelActivate,
+            version,
+            json!({"kind": m.kind}),
+        );
         self.store
             .activate_model(version, self.now(), &audit)
             .await?;
@@ -744,7 +749,7 @@ impl App {
         }
         let audit = AuditDraft::new(
             actor,
-            "decisions.import",
+            candor_domain::AuditAction::DecisionsImport,
             "decision_log",
             json!({"decisions": rows.len()}),
         );

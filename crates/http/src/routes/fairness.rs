@@ -122,7 +122,7 @@ async fn run_audit(
     auth: Auth<Admin>,
     ApiJson(input): ApiJson<AuditRunInput>,
 ) -> Result<(StatusCode, Json<AuditRunView>), ApiError> {
-    let mut req = app.default_audit_request();
+    let mut req = app.default_fairness_request();
     if let Some(a) = input.attributes {
         req.attributes = a;
     }
@@ -133,7 +133,7 @@ async fn run_audit(
         }
         req.since = app.now() - i64::from(days) * candor_domain::MICROS_PER_DAY;
     }
-    let run = app.run_fairness_audit(&auth.actor(), &req).await?;
+    let run = app.run_fairness(&auth.actor(), &req).await?;
     Ok((
         StatusCode::CREATED,
         Json(AuditRunView {

@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use candor_app::ingest::{IngestReport, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, RawMessage};
-use candor_domain::segment::MessageKind;
+use candor_domain::message::MessageKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
