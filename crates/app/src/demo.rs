@@ -17,13 +17,12 @@ use candor_domain::{
     ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectKey,
 };
 use candor_store::{CatalogCategory, DecisionRow, Item};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ingest::{MAX_BATCH_MESSAGES, RawMessage};
 use crate::{App, AppError, CreatedKey, Result};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct DemoSummary {
     pub purposes: usize,
     pub categories: usize,

@@ -445,7 +445,9 @@ async fn store_answer(db: &TestDb, clock: &Arc<ManualClock>, id: &str) -> Value 
         .await
         .unwrap();
     reference.close().await;
-    serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap()
+    // Through the API's own wire type, as an HTTP answer is written.
+    let view = candor_http::routes::recommendations::RecommendationsView::from(r);
+    serde_json::from_str(&serde_json::to_string(&view).unwrap()).unwrap()
 }
 
 /// Asks `node` over HTTP and [`store_answer`]; they must agree. Returns the node's answer.

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use candor_domain::apikey::{display_prefix, format_secret, hash_secret};
 use candor_domain::{AuditDraft, Scope};
 use candor_store::ApiKeyRow;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
 
 /// What a request learns about the key it presented.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
@@ -27,7 +26,7 @@ impl KeyInfo {
 }
 
 /// A new key; `secret` is shown once and never stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedKey {
     pub id: String,
     pub name: String,

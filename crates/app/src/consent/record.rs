@@ -8,7 +8,6 @@ use candor_domain::{
     NewConsent, Permit, Permits, PrivacySignals, Purpose, PurposeId, SubjectConsents, SubjectKey,
 };
 use candor_store::{ConsentImport, OutboxEvent};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
@@ -31,14 +30,14 @@ pub struct ConsentRequest {
 }
 
 /// What was recorded, and which requested grants a privacy signal turned into opt-outs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ConsentOutcome {
     pub records: Vec<ConsentRecord>,
     pub overridden_by_signal: Vec<(PurposeId, ConsentSource)>,
 }
 
 /// One purpose as a subject sees it: what it is, and where they stand.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PurposeConsent {
     pub purpose: Purpose,
     pub status: ConsentStatus,

@@ -7,13 +7,12 @@
 use candor_domain::AuditDraft;
 use candor_domain::webhook::{retry_delay_secs, signature};
 use candor_store::{Delivery, DeliveryOutcome, Webhook};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
 
 /// A new webhook; `secret` is shown once so the receiver can verify signatures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedWebhook {
     pub id: String,
     pub url: String,

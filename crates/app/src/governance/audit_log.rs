@@ -2,12 +2,11 @@
 
 use candor_domain::audit::{ChainBreak, ChainVerifier};
 use candor_domain::{AuditDraft, AuditEntry};
-use serde::Serialize;
 
 use crate::{App, Result};
 
 /// The result of walking the whole chain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AuditVerification {
     pub entries: i64,
     pub head_hash: String,

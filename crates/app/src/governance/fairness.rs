@@ -12,13 +12,12 @@ use candor_fairness::{
 };
 pub use candor_store::Incident;
 use candor_store::IncidentInput;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
 
 /// What one audit run found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FairnessRun {
     pub run_id: i64,
     pub decisions: usize,

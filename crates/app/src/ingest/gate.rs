@@ -17,7 +17,6 @@ use candor_domain::inventory::{DropReason, Inventory, Minimized, UndeclaredEvent
 use candor_domain::message::{Message, MessageKind, parse_message};
 use candor_domain::{DataCategory, Permits, Purpose, PurposeId, SubjectKey};
 use candor_store::{IngestBatch, NewEvent, PreparedMessage};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::{App, AppError, Result};
@@ -29,8 +28,7 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 pub const MAX_BATCH_MESSAGES: usize = 2500;
 
 /// Why a message was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectCode {
     /// Not JSON, or not an object.
     MalformedMessage,
@@ -53,7 +51,7 @@ impl RejectCode {
 }
 
 /// One message that was not accepted, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     pub index: usize,
     pub message_id: Option<String>,
@@ -62,7 +60,7 @@ pub struct Rejected {
 }
 
 /// What happened to a request's messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Valid messages (stored, deduplicated, counted without consent, or quarantined).
     pub accepted: usize,

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use candor_domain::AuditDraft;
 use candor_domain::inventory::Inventory;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::{App, AppError, Result};
 
 /// The tracking plan with what ingestion kept and dropped under it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct InventoryView {
     pub inventory: Inventory,
     /// Per event key: counter name -> count (events_stored, events_without_consent,

@@ -16,7 +16,6 @@ use candor_domain::profile::{
 };
 use candor_domain::{AuditDraft, PurposeId, SubjectKey};
 use candor_store::SegmentRow;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{App, AppError, Result};
@@ -27,7 +26,7 @@ pub const PROFILE_EVENT_LIMIT: i64 = 20_000;
 pub const MAX_SEGMENTS: i64 = 500;
 
 /// A rule segment as administrators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Segment {
     pub id: String,
     pub name: String,
@@ -40,7 +39,7 @@ pub struct Segment {
 }
 
 /// One segment a subject is in, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Membership {
     pub id: String,
     pub name: String,
@@ -48,7 +47,7 @@ pub struct Membership {
 }
 
 /// Every segment a subject is in.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SubjectSegments {
     pub lifecycle: LifecycleSegment,
     pub rfm: RfmScores,

@@ -23,7 +23,6 @@ use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
 use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
 use candor_store::{DecisionRow, ModelVersion};
-use serde::Serialize;
 use serde_json::json;
 
 use super::history::History;
@@ -102,7 +101,7 @@ pub struct RecommendRequest {
     pub cart: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RecommendedItem {
     pub item_id: String,
     pub title: String,
@@ -116,7 +115,7 @@ pub struct RecommendedItem {
     pub exploration: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Recommendations {
     pub subject_key: String,
     pub surface: String,
@@ -132,7 +131,7 @@ pub struct Recommendations {
     pub items: Vec<RecommendedItem>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TrainReport {
     pub version: String,
     pub subjects: usize,
