@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Live recommendation serving benchmark (docs/benchmarks/serving.md).
-#   benches/recommend/serving.sh [extra `candor bench recommend` flags]
+#   benches/recommend/serving.sh [extra `candor-bench recommend` flags]
 # Builds the release binary, runs the in-process and in-process-client HTTP measurements, then
 # holds the server and drives it with wrk (a separate process; still the same 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -p candor
+cargo build --release -p candor-bench
 out=$(mktemp)
-./target/release/candor bench recommend --hold-secs 60 "$@" | tee "$out" &
+./target/release/candor-bench recommend --hold-secs 60 "$@" | tee "$out" &
 pid=$!
 until grep -q "holding the server" "$out" 2>/dev/null; do
   kill -0 $pid 2>/dev/null || exit 1

@@ -1,4 +1,4 @@
--- wrk script for `candor bench recommend --hold-secs N`: GET /v1/recommendations/user-N with a
+-- wrk script for `candor-bench recommend --hold-secs N`: GET /v1/recommendations/user-N with a
 -- random served subject per request.
 --   WRK_KEY=<secret> WRK_SERVED=20000 wrk -t2 -c32 -d20s --latency -s wrk_recommend.lua http://127.0.0.1:PORT
 local key = os.getenv("WRK_KEY")

@@ -42,6 +42,27 @@ pub struct DemoSummary {
 }
 
 const ACTOR: &str = "demo";
+
+/// Days the demo keeps behavioural data. Its events span the last 180 days (`DemoConfig::days`),
+/// longer than the default browsing rule (90 days), which would delete half of them at the first
+/// retention pass; the demo therefore runs with rules of its own, written into its config file.
+pub const RETENTION_DAYS: u32 = 365;
+
+/// The demo's retention rules: browsing deleted and purchases anonymized after a year.
+pub fn retention_rules() -> Vec<crate::config::RetentionRule> {
+    vec![
+        crate::config::RetentionRule {
+            category: "browsing".into(),
+            delete_after_days: Some(RETENTION_DAYS),
+            anonymize_after_days: None,
+        },
+        crate::config::RetentionRule {
+            category: "purchase".into(),
+            delete_after_days: None,
+            anonymize_after_days: Some(RETENTION_DAYS),
+        },
+    ]
+}
 const MICROS: Micros = 1_000_000;
 
 /// The demo shop's tracking plan: what its storefront sends and which purposes may keep it.

@@ -305,6 +305,12 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     config.data_dir = dir.clone();
     config.database_url = String::new();
     config.server.bind = format!("127.0.0.1:{}", args.port);
+    config.retention = candor_app::demo::retention_rules();
+    // Other commands (`retention run`, `train`, `audit-log verify`) run against the demo with
+    // this file, so they apply the demo's rules too.
+    let config_file = dir.join("candor.toml");
+    std::fs::write(&config_file, demo_config_toml(&config))
+        .with_context(|| format!("writing {}", config_file.display()))?;
     let app = App::open(config).await?;
 
     let now_day = app.now() / 1_000_000 / 86_400 * 86_400;
@@ -345,6 +351,15 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     let base = format!("http://127.0.0.1:{}", args.port);
     println!("Candor demo: a synthetic shop, loaded through the same consent rules as real data");
     println!("  data directory      {}", dir.display());
+    println!(
+        "  config              {} (pass it as --config to other commands)",
+        config_file.display()
+    );
+    println!(
+        "  retention           the demo keeps events {} days (its data spans {}); the default rules are shorter",
+        candor_app::demo::RETENTION_DAYS,
+        cfg.days
+    );
     println!("  purposes            {}", summary.purposes);
     println!(
         "  products            {} in {} categories (one sensitive: `{}`, health data)",
@@ -392,6 +407,26 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     };
     println!("\nserving on {base} (Ctrl-C to stop)");
     serve_app(app, listener).await
+}
+
+/// The demo's configuration file: its data directory, address and retention rules.
+fn demo_config_toml(config: &Config) -> String {
+    let mut text = format!(
+        "# Written by `candor demo`. Use it with other commands: candor --config THIS_FILE ...\n\
+         data_dir = {:?}\n\n[server]\nbind = {:?}\n",
+        config.data_dir.display().to_string(),
+        config.server.bind
+    );
+    for r in &config.retention {
+        text.push_str(&format!("\n[[retention]]\ncategory = {:?}\n", r.category));
+        if let Some(d) = r.delete_after_days {
+            text.push_str(&format!("delete_after_days = {d}\n"));
+        }
+        if let Some(d) = r.anonymize_after_days {
+            text.push_str(&format!("anonymize_after_days = {d}\n"));
+        }
+    }
+    text
 }
 
 async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode> {

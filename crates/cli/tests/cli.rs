@@ -180,6 +180,21 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    // Retention with the demo's config file keeps every event: the demo's data spans 180 days,
+    // past the default 90-day browsing rule, so it runs with rules of its own.
+    let config = target.join("candor.toml");
+    assert!(out.contains(config.to_str().unwrap()), "{out}");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["--config", config.to_str().unwrap(), "retention", "run"])
+        .env("CANDOR_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    let report = text(&o);
+    assert!(o.status.success(), "{report}");
+    assert!(
+        report.contains("deleted           0 browsing events"),
+        "the demo lost events to retention:\n{report}"
+    );
 }
 
 #[test]
