@@ -637,9 +637,8 @@ mod tests {
 
     #[test]
     fn file_then_env_then_validation() {
-        let dir = std::env::temp_dir().join(format!("candor-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("candor.toml");
+        let dir = crate::testing::TempDir::new("config");
+        let file = dir.path().join("candor.toml");
         std::fs::write(
             &file,
             "data_dir = \"/tmp/x\"\n[server]\nbind = \"127.0.0.1:9000\"\n",
@@ -680,7 +679,6 @@ mod tests {
                 .to_string()
                 .contains("typo")
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

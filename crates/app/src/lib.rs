@@ -39,7 +39,7 @@ pub mod ingest;
 pub mod personalization;
 pub mod rights;
 mod scheduler;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::sync::Arc;

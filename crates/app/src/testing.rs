@@ -5,42 +5,15 @@
 //! Nothing here is reachable from the server binary: the feature is enabled only by
 //! dev-dependencies and the benchmarks.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use candor_domain::PurposeDraft;
 use candor_store::Store;
+pub use candor_store::testing::TempDir;
 use candor_store::testing::TestDb;
 
 use crate::App;
 use crate::config::{Config, Secret};
-
-/// A directory under the system temp dir, unique per process and call, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "candor-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A configuration for a test node on `db`, with its data directory in `dir` and fixed keys,
 /// so that several nodes on one database agree on pseudonyms and data keys.

@@ -61,9 +61,8 @@ where
 {
     use anyhow::Context as _;
     let id = std::process::id();
-    let dir = std::env::temp_dir().join(format!("candor-bench-{label}-{id}"));
-    std::fs::create_dir_all(&dir)?;
-    config.data_dir = dir.clone();
+    let dir = candor_store::testing::TempDir::new(&format!("bench-{label}"));
+    config.data_dir = dir.path().to_owned();
     let mut pg: Option<(String, String)> = None;
     if let Some(admin) = postgres {
         let name = format!("candor_bench_{label}_{id}");
@@ -86,7 +85,7 @@ where
     {
         eprintln!("could not drop the throwaway database {name}: {e:#}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     result
 }
 
@@ -132,9 +131,8 @@ async fn consent(
     checks: usize,
     round_trips: usize,
 ) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("candor-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    config.data_dir = dir.clone();
+    let dir = candor_store::testing::TempDir::new("bench-consent");
+    config.data_dir = dir.path().to_owned();
     config.webhooks.enabled = false;
     let app = App::open(config).await?;
     println!("store: {}", app.store_backend());
@@ -241,6 +239,6 @@ async fn consent(
     );
     server.stop().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), app.close()).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     Ok(())
 }

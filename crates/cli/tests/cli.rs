@@ -13,10 +13,10 @@ fn temp(name: &str) -> Dir {
 #[test]
 fn config_check_masks_secrets_and_names_bad_files() {
     let dir = temp("config");
-    let file = dir.0.join("candor.toml");
+    let file = dir.path().join("candor.toml");
     std::fs::write(&file, "[privacy]\npseudonymization_key = \"super-secret-pseudonymization-key-123456\"\n[server]\nbind = \"127.0.0.1:9999\"\n").unwrap();
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["--config", file.to_str().unwrap(), "config", "check"],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -28,7 +28,7 @@ fn config_check_masks_secrets_and_names_bad_files() {
 
     std::fs::write(&file, "[server]\nbind = 9999\n").unwrap();
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["--config", file.to_str().unwrap(), "config", "check"],
     );
     assert_eq!(o.status.code(), Some(2));
@@ -38,7 +38,7 @@ fn config_check_masks_secrets_and_names_bad_files() {
         text(&o)
     );
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["--config", "/nonexistent/candor.toml", "config", "check"],
     );
     assert!(!o.status.success() && text(&o).contains("/nonexistent/candor.toml"));
@@ -48,7 +48,7 @@ fn config_check_masks_secrets_and_names_bad_files() {
 fn keys_are_created_listed_and_revoked_without_showing_secrets_again() {
     let dir = temp("keys");
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["keys", "create", "--scope", "admin", "--name", "ops"],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -59,17 +59,21 @@ fn keys_are_created_listed_and_revoked_without_showing_secrets_again() {
         .expect("secret printed")
         .to_owned();
     let id = out.split(['(', ')']).nth(1).unwrap().to_owned();
-    let list = text(&candor(&dir.0, &["keys", "list"]));
+    let list = text(&candor(dir.path(), &["keys", "list"]));
     assert!(
         list.contains("ops") && list.contains("active") && !list.contains(&secret),
         "{list}"
     );
-    assert!(candor(&dir.0, &["keys", "revoke", &id]).status.success());
-    assert!(text(&candor(&dir.0, &["keys", "list"])).contains("revoked"));
-    let o = candor(&dir.0, &["keys", "revoke", &id]);
+    assert!(
+        candor(dir.path(), &["keys", "revoke", &id])
+            .status
+            .success()
+    );
+    assert!(text(&candor(dir.path(), &["keys", "list"])).contains("revoked"));
+    let o = candor(dir.path(), &["keys", "revoke", &id]);
     assert!(!o.status.success() && text(&o).contains("not found"));
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["keys", "create", "--scope", "root", "--name", "x"],
     );
     assert!(!o.status.success() && text(&o).contains("scope"));
@@ -81,21 +85,21 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
     for name in ["a", "b", "c", "d"] {
         assert!(
             candor(
-                &dir.0,
+                dir.path(),
                 &["keys", "create", "--scope", "auditor", "--name", name]
             )
             .status
             .success()
         );
     }
-    let o = candor(&dir.0, &["audit-log", "verify"]);
+    let o = candor(dir.path(), &["audit-log", "verify"]);
     assert!(
         o.status.success() && text(&o).contains("intact: 4 entries"),
         "{}",
         text(&o)
     );
 
-    let url = format!("sqlite://{}", dir.0.join("candor.db").display());
+    let url = format!("sqlite://{}", dir.path().join("candor.db").display());
     let exec = |sql: &'static str| {
         let url = url.clone();
         async move {
@@ -106,22 +110,22 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
         "UPDATE audit_log SET details = '{\"name\":\"mallory\",\"scope\":\"admin\"}' WHERE seq = 2",
     )
     .await;
-    let o = candor(&dir.0, &["audit-log", "verify"]);
+    let o = candor(dir.path(), &["audit-log", "verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("BROKEN at entry 2"), "{}", text(&o));
 
     let dir2 = temp("audit-delete");
     for name in ["a", "b", "c"] {
         candor(
-            &dir2.0,
+            dir2.path(),
             &["keys", "create", "--scope", "auditor", "--name", name],
         );
     }
-    let url2 = format!("sqlite://{}", dir2.0.join("candor.db").display());
+    let url2 = format!("sqlite://{}", dir2.path().join("candor.db").display());
     candor_store::testing::execute_raw(&url2, "DELETE FROM audit_log WHERE seq = 3")
         .await
         .unwrap();
-    let o = candor(&dir2.0, &["audit-log", "verify"]);
+    let o = candor(dir2.path(), &["audit-log", "verify"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("BROKEN at entry 3"), "{}", text(&o));
 }
@@ -129,9 +133,9 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
 #[test]
 fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
     let dir = temp("demo");
-    let target = dir.0.join("shop");
+    let target = dir.path().join("shop");
     let o = candor(
-        &dir.0,
+        dir.path(),
         &[
             "demo",
             "--no-serve",
@@ -157,7 +161,7 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
     }
     let o = candor(
-        &dir.0,
+        dir.path(),
         &["demo", "--no-serve", "--data-dir", target.to_str().unwrap()],
     );
     assert!(!o.status.success() && text(&o).contains("not empty"));
@@ -200,7 +204,7 @@ fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
 #[test]
 fn config_check_creates_nothing() {
     let dir = temp("config-nothing");
-    let data = dir.0.join("not-yet");
+    let data = dir.path().join("not-yet");
     let o = candor(&data, &["config", "check"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("not-yet"), "{}", text(&o));
@@ -210,7 +214,7 @@ fn config_check_creates_nothing() {
 #[test]
 fn keys_create_help_lists_every_scope_and_what_it_allows() {
     let dir = temp("keys-help");
-    let o = candor(&dir.0, &["keys", "create", "--help"]);
+    let o = candor(dir.path(), &["keys", "create", "--help"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     for scope in candor_domain::Scope::ALL {
@@ -231,7 +235,7 @@ fn logs_carry_no_colour_codes_off_a_terminal() {
     let o = Command::new(env!("CARGO_BIN_EXE_candor"))
         .args(["keys", "list"])
         .env_remove("CANDOR_CONFIG")
-        .env("CANDOR_DATA_DIR", &dir.0)
+        .env("CANDOR_DATA_DIR", dir.path())
         .env("CANDOR_LOG__LEVEL", "debug")
         .output()
         .unwrap();
@@ -249,10 +253,10 @@ fn demo_on_a_busy_port_fails_before_loading_anything() {
     let dir = temp("demo-port");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
-    let target = dir.0.join("shop");
+    let target = dir.path().join("shop");
     let started = std::time::Instant::now();
     let o = candor(
-        &dir.0,
+        dir.path(),
         &[
             "demo",
             "--port",

@@ -162,9 +162,9 @@ fn totals(v: &Value) -> (u64, u64, u64, u64, u64, u64) {
 #[test]
 fn csv_import_counts_consent_duplicates_and_resume() {
     let dir = temp("csv");
-    let data = dir.0.join("data");
-    let (purposes, inventory) = setup_files(&dir.0);
-    let file = dir.0.join("orders.csv");
+    let data = dir.path().join("data");
+    let (purposes, inventory) = setup_files(dir.path());
+    let file = dir.path().join("orders.csv");
     let e = generated_csv(&file);
     let setup = ["--purposes", &purposes, "--inventory", &inventory];
 
@@ -206,7 +206,7 @@ fn csv_import_counts_consent_duplicates_and_resume() {
     );
 
     // Interrupted after 70 rows, then resumed: the same totals as one run, on a fresh store.
-    let data2 = dir.0.join("data2");
+    let data2 = dir.path().join("data2");
     let v = summary(&import(
         &data2,
         &file,
@@ -251,9 +251,9 @@ fn csv_import_counts_consent_duplicates_and_resume() {
 #[test]
 fn bad_input_fails_clearly_or_is_counted() {
     let dir = temp("bad");
-    let data = dir.0.join("data");
-    let (purposes, inventory) = setup_files(&dir.0);
-    let file = dir.0.join("orders.csv");
+    let data = dir.path().join("data");
+    let (purposes, inventory) = setup_files(dir.path());
+    let file = dir.path().join("orders.csv");
     generated_csv(&file);
 
     let o = candor(
@@ -277,7 +277,7 @@ fn bad_input_fails_clearly_or_is_counted() {
         "names the column and lists the available ones: {t}"
     );
 
-    let missing = dir.0.join("missing.csv");
+    let missing = dir.path().join("missing.csv");
     let o = candor(
         &data,
         &[
@@ -294,7 +294,7 @@ fn bad_input_fails_clearly_or_is_counted() {
     assert!(text(&o).contains("missing.csv"), "{}", text(&o));
 
     // Invalid UTF-8, a short row and an undeclared event are counted with their lines.
-    let odd = dir.0.join("odd.csv");
+    let odd = dir.path().join("odd.csv");
     let mut body = b"event,customer,sku\nOrder Completed,c1,A\n".to_vec();
     body.extend_from_slice(b"Order Completed,c\xff\xfe,B\n");
     body.extend_from_slice(b"Order Completed,c3\n");
@@ -328,7 +328,7 @@ fn bad_input_fails_clearly_or_is_counted() {
     assert_eq!(r["undeclared_event"]["first_lines"], json!([5]), "{v}");
 
     // JSON Lines: messages as they are, a `--type` default, broken lines counted.
-    let jl = dir.0.join("events.jsonl");
+    let jl = dir.path().join("events.jsonl");
     std::fs::write(
         &jl,
         "{\"event\":\"Order Completed\",\"userId\":\"u1\",\"properties\":{\"sku\":\"A\",\"colour\":\"red\"}}\n\
@@ -363,7 +363,7 @@ fn online_retail_sample_imports_as_documented() {
     let text_all = std::fs::read_to_string(&src)
         .unwrap_or_else(|e| panic!("{}: {e} (set CANDOR_SHARED_DATA)", src.display()));
     let dir = temp("retail");
-    let sample = dir.0.join("online_retail_head.csv");
+    let sample = dir.path().join("online_retail_head.csv");
     let head: Vec<&str> = text_all.lines().take(3001).collect();
     std::fs::write(&sample, head.join("\n") + "\n").unwrap();
 
@@ -384,7 +384,7 @@ fn online_retail_sample_imports_as_documented() {
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples");
     let o = candor(
-        &dir.0.join("data"),
+        &dir.path().join("data"),
         &[
             "import",
             "events",
@@ -430,12 +430,12 @@ fn online_retail_sample_imports_as_documented() {
 #[test]
 fn setup_files_are_checked_before_anything_is_applied() {
     let dir = temp("setup");
-    let data = dir.0.join("data");
-    let (purposes, inventory) = setup_files(&dir.0);
-    let file = dir.0.join("orders.csv");
+    let data = dir.path().join("data");
+    let (purposes, inventory) = setup_files(dir.path());
+    let file = dir.path().join("orders.csv");
     generated_csv(&file);
     // A plan naming a purpose that neither the store nor the purposes file declares.
-    let bad_plan = dir.0.join("bad-inventory.json");
+    let bad_plan = dir.path().join("bad-inventory.json");
     std::fs::write(
         &bad_plan,
         json!({"events": {"track:Order Completed": {"category": "purchase", "purposes": ["billing"]}}})
@@ -477,14 +477,14 @@ fn setup_files_are_checked_before_anything_is_applied() {
 #[test]
 fn a_material_change_asks_for_consent_only_where_consent_is_the_basis() {
     let dir = temp("material");
-    let data = dir.0.join("data");
-    let (purposes, inventory) = setup_files(&dir.0);
-    let file = dir.0.join("orders.csv");
+    let data = dir.path().join("data");
+    let (purposes, inventory) = setup_files(dir.path());
+    let file = dir.path().join("orders.csv");
     generated_csv(&file);
     let setup = ["--purposes", &purposes, "--inventory", &inventory];
     summary(&import(&data, &file, &setup));
     // Both purposes gain a category: a material change of each.
-    let wider = dir.0.join("wider.json");
+    let wider = dir.path().join("wider.json");
     std::fs::write(
         &wider,
         json!([
@@ -522,9 +522,9 @@ fn a_material_change_asks_for_consent_only_where_consent_is_the_basis() {
 #[test]
 fn a_forced_number_that_is_not_one_is_rejected_with_its_line_and_field() {
     let dir = temp("number");
-    let data = dir.0.join("data");
-    let (purposes, inventory) = setup_files(&dir.0);
-    let file = dir.0.join("orders.csv");
+    let data = dir.path().join("data");
+    let (purposes, inventory) = setup_files(dir.path());
+    let file = dir.path().join("orders.csv");
     std::fs::write(
         &file,
         "event,customer,sku,price\n\
@@ -560,7 +560,7 @@ fn a_forced_number_that_is_not_one_is_rejected_with_its_line_and_field() {
         "{example}"
     );
     // The text summary names the one line in the singular.
-    let o = candor(&dir.0.join("data2"), &args);
+    let o = candor(&dir.path().join("data2"), &args);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("first at line 3: "), "{out}");

@@ -262,6 +262,25 @@ pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros
 pub(crate) mod tests_support {
     use super::*;
 
+    /// The purpose fixture of the domain's tests: `id` on `basis`, using `categories`.
+    pub(crate) fn purpose(id: &str, basis: &str, categories: &[&str]) -> Purpose {
+        crate::PurposeDraft {
+            id: id.into(),
+            title: format!("Purpose {id}"),
+            description: format!("What {id} does with your data, in plain words."),
+            legal_basis: basis.into(),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    /// Purposes by id, as the app holds them.
+    pub(crate) fn purposes(list: &[Purpose]) -> std::collections::BTreeMap<PurposeId, Purpose> {
+        list.iter().map(|p| (p.id.clone(), p.clone())).collect()
+    }
+
     /// A subject who granted `purpose` (version 1) at time 0.
     pub(crate) fn granted(purpose: &str) -> SubjectConsents {
         SubjectConsents::from_history(&[ConsentRecord {

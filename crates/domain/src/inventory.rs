@@ -190,29 +190,13 @@ pub struct EventCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PurposeDraft;
-    use crate::consent::tests_support::granted;
+    use crate::consent::tests_support::{self, granted};
 
     fn purposes() -> BTreeMap<PurposeId, Purpose> {
-        let mk = |id: &str, cats: &[&str], basis: &str| {
-            PurposeDraft {
-                id: id.into(),
-                title: "t".into(),
-                description: "d".into(),
-                legal_basis: basis.into(),
-                categories: cats.iter().map(|c| c.to_string()).collect(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap()
-        };
-        [
-            mk("personalization", &["browsing", "purchase"], "consent"),
-            mk("fulfilment", &["purchase", "contact"], "contract"),
-        ]
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect()
+        tests_support::purposes(&[
+            tests_support::purpose("personalization", "consent", &["browsing", "purchase"]),
+            tests_support::purpose("fulfilment", "contract", &["purchase", "contact"]),
+        ])
     }
 
     fn spec(cat: &str, purposes: &[&str]) -> PropertySpec {

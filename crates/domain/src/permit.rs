@@ -151,21 +151,9 @@ impl SubjectConsents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::tests_support::granted;
-    use crate::{LegalBasis, PurposeDraft};
+    use crate::consent::tests_support::{granted, purpose};
+    use crate::LegalBasis;
 
-    fn purpose(id: &str, basis: &str, cats: &[&str]) -> Purpose {
-        PurposeDraft {
-            id: id.into(),
-            title: "T".into(),
-            description: "What we do with it, in plain words.".into(),
-            legal_basis: basis.into(),
-            categories: cats.iter().map(|c| (*c).to_owned()).collect(),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap()
-    }
 
     fn key() -> SubjectKey {
         SubjectKey::parse(&"a".repeat(64)).unwrap()

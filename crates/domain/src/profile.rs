@@ -1369,37 +1369,22 @@ fn eq(a: &AttrValue, b: &AttrValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::tests_support::granted;
+    use crate::consent::tests_support::{self, granted};
     use crate::inventory::PropertySpec;
-    use crate::{Purpose, PurposeDraft, SubjectConsents};
+    use crate::{Purpose, SubjectConsents};
     use serde_json::json;
 
     const NOW: Micros = 1_000 * MICROS_PER_DAY;
 
     fn purposes() -> BTreeMap<PurposeId, Purpose> {
-        let mk = |id: &str, cats: &[&str], basis: &str| {
-            PurposeDraft {
-                id: id.into(),
-                title: "t".into(),
-                description: "d".into(),
-                legal_basis: basis.into(),
-                categories: cats.iter().map(|c| c.to_string()).collect(),
-                ..Default::default()
-            }
-            .validate()
-            .unwrap()
-        };
-        [
-            mk(
+        tests_support::purposes(&[
+            tests_support::purpose(
                 "personalization",
-                &["browsing", "purchase", "declared_preference"],
                 "consent",
+                &["browsing", "purchase", "declared_preference"],
             ),
-            mk("fulfilment", &["purchase", "contact"], "contract"),
-        ]
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect()
+            tests_support::purpose("fulfilment", "contract", &["purchase", "contact"]),
+        ])
     }
 
     fn cat(id: &str, sensitive: bool) -> CategoryInfo {

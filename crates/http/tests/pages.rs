@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
 use candor_web::headers::{CACHE_CONTROL, Cache, SECURITY_HEADERS};
@@ -16,31 +13,8 @@ use candor_web::layout::{FAVICON, FAVICON_PATH, STYLESHEET, stylesheet_href};
 use common::Node;
 use serde_json::json;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn browser_dir() -> PathBuf {
-    workspace().join("tests/browser")
-}
-
-fn ensure_installed() {
-    let dir = browser_dir();
-    if dir.join("node_modules/@axe-core/playwright").exists()
-        && dir.join("node_modules/playwright-core").exists()
-    {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .expect("npm is required for the browser test");
-    assert!(
-        out.status.success(),
-        "npm ci failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn browser() -> common::NodePackage {
+    common::NodePackage::installed("browser", &["@axe-core/playwright", "playwright-core"])
 }
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
@@ -147,7 +121,7 @@ both_stores!(
 /// sees the same HTML from either store, and the test above already covers both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privacy_page_passes_axe_and_keyboard_checks_in_chromium() {
-    ensure_installed();
+    let browser = browser();
     let db = TestDb::new(candor_store::Backend::Sqlite).await;
     let node = Node::start(&db).await;
     node.declare_purposes().await;
@@ -171,32 +145,21 @@ async fn privacy_page_passes_axe_and_keyboard_checks_in_chromium() {
         .await;
     assert_eq!(s, 201, "{v}");
 
-    let out_dir = workspace().join("target/screenshots");
+    let out_dir = common::workspace().join("target/screenshots");
     std::fs::create_dir_all(&out_dir).unwrap();
     for shot in ["privacy.png", "privacy-mobile.png"] {
         // A stale screenshot must not stand in for one this run failed to take.
         let _ = std::fs::remove_file(out_dir.join(shot));
     }
-    let (base, dir) = (node.base.clone(), browser_dir());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("privacy.mjs")
-            .arg(base)
-            .arg(&out_dir)
-            .current_dir(dir)
-            .output()
-            .expect("node is required")
-    })
-    .await
-    .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "browser checks failed:\n{log}");
+    let (ok, log) = browser
+        .run(
+            "privacy.mjs",
+            vec![node.base.clone(), out_dir.display().to_string()],
+        )
+        .await;
+    assert!(ok, "browser checks failed:\n{log}");
     for shot in ["privacy.png", "privacy-mobile.png"] {
-        let path = workspace().join("target/screenshots").join(shot);
+        let path = out_dir.join(shot);
         let len = std::fs::metadata(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .len();

@@ -5,63 +5,25 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
 use common::Node;
 use serde_json::Value;
 
-fn e2e_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/segment")
-}
-
-fn ensure_installed() {
-    let dir = e2e_dir();
-    if dir.join("node_modules/@segment/analytics-node").exists() {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .expect("npm is required for the Segment client test");
-    assert!(
-        out.status.success(),
-        "npm ci failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 both_stores!(
     official_segment_node_client_delivers_unchanged,
     |db: TestDb| async move {
-        ensure_installed();
+        let client = common::NodePackage::installed("segment", &["@segment/analytics-node"]);
         let node = Node::start(&db).await;
         node.declare_shop_plan("reject").await;
         node.decide("seg-user-1", "personalization", "granted")
             .await;
         node.decide("seg-user-1", "analytics", "granted").await;
 
-        let (host, key, dir) = (node.base.clone(), node.ingest.clone(), e2e_dir());
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .arg("send.mjs")
-                .arg(host)
-                .arg(key)
-                .current_dir(dir)
-                .output()
-                .expect("node is required")
-        })
-        .await
-        .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "client failed:\n{log}");
+        let (ok, log) = client
+            .run("send.mjs", vec![node.base.clone(), node.ingest.clone()])
+            .await;
+        assert!(ok, "client failed:\n{log}");
         assert!(
             log.contains("/v1/batch"),
             "the client posts to /v1/batch:\n{log}"

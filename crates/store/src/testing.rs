@@ -8,7 +8,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Tests fail, not skip, when it is unreachable:
 //! the suite promises both stores.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // Database names here are generated from digits only, never from input.
@@ -75,11 +75,34 @@ pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A directory under the system temp dir, unique per process and call, removed on drop: the
+/// one temporary-directory helper of every crate's tests and of the benchmarks.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("candor-{label}-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A database that exists for the lifetime of this value.
 pub struct TestDb {
     pub url: String,
     backend: Backend,
-    dir: Option<PathBuf>,
+    dir: Option<TempDir>,
     pg_name: Option<String>,
 }
 
@@ -87,9 +110,11 @@ impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("candor_test_{}", unique_suffix()));
-                std::fs::create_dir_all(&dir).expect("create test dir");
-                let url = format!("sqlite://{}?mode=rwc", dir.join("candor.db").display());
+                let dir = TempDir::new("test");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("candor.db").display()
+                );
                 TestDb {
                     url,
                     backend,
@@ -123,15 +148,12 @@ impl TestDb {
 
     /// The SQLite database file, for tests that inspect or tamper with it.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join("candor.db"))
+        self.dir.as_ref().map(|d| d.path().join("candor.db"))
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
         if let Some(name) = self.pg_name.take() {
             // Drop may run inside a runtime; a plain thread with its own runtime avoids nesting.
             let admin = admin_postgres_url();

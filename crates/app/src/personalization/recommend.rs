@@ -794,39 +794,22 @@ fn reason_text(r: serve::Reason) -> String {
 
 #[cfg(test)]
 mod tests {
-    use candor_domain::{ConsentDecision, PurposeDraft, PurposeId};
+    use candor_domain::{ConsentDecision, PurposeId};
     use candor_store::testing::TestDb;
     use candor_store::{CatalogCategory, EventRow, Item, both_stores};
 
-    use crate::config::Secret;
-    use crate::{App, Config};
+    use crate::App;
 
     both_stores!(
         training_reads_the_same_data_whatever_the_page_size,
         |db: TestDb| async move {
-            let dir = std::env::temp_dir().join(format!(
-                "candor-train-pages-{}-{:?}",
-                std::process::id(),
-                db.backend()
-            ));
-            let mut config = Config {
-                data_dir: dir.clone(),
-                database_url: db.url.clone(),
-                ..Config::default()
-            };
-            config.privacy.pseudonymization_key = Some(Secret::new("k".repeat(40)));
-            config.privacy.master_key = Some(Secret::new("ab".repeat(32)));
-            let app = App::open(config).await.unwrap();
+            let dir = crate::testing::TempDir::new("train-pages");
+            let app = App::open(crate::testing::config(&db, dir.path()))
+                .await
+                .unwrap();
             app.create_purpose(
                 "test",
-                &PurposeDraft {
-                    id: "personalization".into(),
-                    title: "Recommendations".into(),
-                    description: "Suggestions from what you browse.".into(),
-                    legal_basis: "consent".into(),
-                    categories: vec!["browsing".into()],
-                    ..Default::default()
-                },
+                &crate::testing::purpose("personalization", &["browsing"]),
             )
             .await
             .unwrap();
@@ -891,7 +874,6 @@ mod tests {
                 );
             }
             app.store.close().await;
-            std::fs::remove_dir_all(&dir).ok();
         }
     );
 }

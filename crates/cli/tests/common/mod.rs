@@ -1,24 +1,14 @@
 //! Running the real `candor` binary on a throwaway data directory.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// A temporary directory removed on drop.
-pub struct Dir(pub PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use candor_store::testing::TempDir as Dir;
 
 /// A fresh directory named after the test file (`prefix`) and case (`name`).
 pub fn temp(prefix: &str, name: &str) -> Dir {
-    let d = std::env::temp_dir().join(format!("candor-{prefix}-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
+    Dir::new(&format!("{prefix}-{name}"))
 }
 
 /// Runs `candor ARGS` with `data_dir` as its data directory and no ambient configuration.

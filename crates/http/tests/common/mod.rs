@@ -210,3 +210,59 @@ impl Node {
         self.app.close().await;
     }
 }
+
+/// A Node.js package of the repository's `tests/` folder (a real client library or a browser
+/// driver), installed on first use.
+pub struct NodePackage {
+    pub dir: std::path::PathBuf,
+}
+
+impl NodePackage {
+    /// `tests/<name>`, after `npm ci` there unless `marker` (a path under `node_modules`)
+    /// shows it is installed already.
+    pub fn installed(name: &str, markers: &[&str]) -> NodePackage {
+        let dir = workspace().join("tests").join(name);
+        if !markers
+            .iter()
+            .all(|m| dir.join("node_modules").join(m).exists())
+        {
+            let out = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .output()
+                .expect("npm is required for the Node.js client tests");
+            assert!(
+                out.status.success(),
+                "npm ci in tests/{name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        NodePackage { dir }
+    }
+
+    /// Runs `node SCRIPT ARGS...` in the package off the async runtime: (succeeded, output).
+    pub async fn run(&self, script: &str, args: Vec<String>) -> (bool, String) {
+        let (dir, script) = (self.dir.clone(), script.to_owned());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("node")
+                .arg(script)
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("node is required")
+        })
+        .await
+        .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), log)
+    }
+}
+
+/// The workspace root.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
