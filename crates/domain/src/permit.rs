@@ -151,9 +151,8 @@ impl SubjectConsents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::tests_support::{granted, purpose};
     use crate::LegalBasis;
-
+    use crate::consent::tests_support::{granted, purpose};
 
     fn key() -> SubjectKey {
         SubjectKey::parse(&"a".repeat(64)).unwrap()
