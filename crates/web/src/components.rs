@@ -124,7 +124,7 @@ pub fn purpose_card(p: &Purpose) -> Markup {
                 dt { "Sold or shared" }
                 dd {
                     @if p.sale_or_sharing {
-                        "Yes: data is sold to or shared with other companies. A Global Privacy Control signal from your browser counts as saying no."
+                        "Yes: data is sold to or shared with other companies. A Global Privacy Control or Do Not Track signal from your browser counts as saying no."
                     } @else {
                         "No: this purpose does not sell your data or share it with other companies."
                     }
@@ -132,7 +132,7 @@ pub fn purpose_card(p: &Purpose) -> Markup {
                 dt { "Non-essential tracking" }
                 dd {
                     @if p.non_essential_tracking {
-                        "Yes: the service works without it. A Do Not Track signal from your browser counts as saying no."
+                        "Yes: the service works without it. A Global Privacy Control or Do Not Track signal from your browser counts as saying no."
                     } @else {
                         "No."
                     }
