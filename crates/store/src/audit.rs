@@ -1,9 +1,17 @@
-//! The audit log table and its head row, and [`Store::audited`], the one way to make an audited
-//! change.
+//! The audit log table and its head row, and [`Store::audited`] / [`Store::audited_many`], the
+//! only way to append to the log.
 //!
-//! Invariant: an audited change, its audit entry and its change notices commit in one
-//! transaction or not at all. The head row is bumped first, which serializes appends across
-//! nodes.
+//! Invariant, enforced by visibility: the one function that writes `audit_log` and `audit_head`
+//! (`append_many_in_tx`) is private to this module, and these helpers are its only callers. So
+//! every audited change is the helper's `change`, run in the transaction the helper opens, then
+//! followed in it by its audit entries and its change notices, and the whole commits or rolls
+//! back as one (an error from `change` rolls it back too). No other module can write a change
+//! that forgets its entry, append an entry without a change, or append one outside its change's
+//! transaction. Within the transaction the head row is bumped before any entry is inserted,
+//! which serializes appends across nodes. An action that changes nothing else (an export, say)
+//! is an audited change with an empty `change` ([`Store::append_audit`]).
+
+use std::borrow::Borrow;
 
 use candor_domain::Micros;
 use candor_domain::audit::{self, AuditDraft, AuditEntry};
@@ -14,22 +22,15 @@ use crate::{Result, Store};
 /// The transaction an audited change runs in.
 pub(crate) type Tx = Transaction<'static, Any>;
 
-/// The body of an audited change: borrows the transaction for as long as it runs.
+/// The body of an audited change: borrows the transaction and the change's input for as long as
+/// it runs.
 pub(crate) type Body<'t, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
 
-pub(crate) async fn append_in_tx(
-    tx: &mut Transaction<'_, Any>,
-    at: Micros,
-    draft: &AuditDraft,
-) -> Result<AuditEntry> {
-    let mut entries = append_many_in_tx(tx, at, &[draft]).await?;
-    Ok(entries.pop().expect("one draft, one entry"))
-}
-
 /// Appends one entry per draft, chained in order, with one head update and multi-row inserts
-/// (bulk imports write thousands of entries per transaction).
-pub(crate) async fn append_many_in_tx(
+/// (bulk imports write thousands of entries per transaction). Private: only the helpers below
+/// call it, inside the transaction of the change the entries record.
+async fn append_many_in_tx(
     tx: &mut Transaction<'_, Any>,
     at: Micros,
     drafts: &[&AuditDraft],
@@ -93,29 +94,61 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<AuditEntry> {
 }
 
 impl Store {
-    /// Runs `change` in a transaction, appends the audit entry `draft` makes from its result in
-    /// the same transaction, sends `notices` to other nodes inside it (PostgreSQL), and
-    /// commits. If any part fails nothing is committed.
-    pub(crate) async fn audited<T>(
+    /// Runs `change` in a transaction, appends the one audit entry `draft` makes from its result
+    /// in the same transaction, sends `notices` to other nodes inside it (PostgreSQL), and
+    /// commits. If any part fails (the change returns an error, say) nothing is committed.
+    ///
+    /// `change` gets the transaction and `input`, and its body may borrow both: the caller's data
+    /// goes in through `input` rather than being cloned into the closure. Several borrowed values
+    /// go in as a tuple of references. `draft` may return the draft owned or borrowed.
+    pub(crate) async fn audited<D, T, A>(
         &self,
         at: Micros,
-        change: impl for<'t> FnOnce(&'t mut Tx) -> Body<'t, T>,
-        draft: impl FnOnce(&T) -> AuditDraft,
+        input: &D,
+        change: impl for<'t> FnOnce(&'t mut Tx, &'t D) -> Body<'t, T>,
+        draft: impl FnOnce(&T) -> A,
         notices: &[String],
-    ) -> Result<(T, AuditEntry)> {
+    ) -> Result<(T, AuditEntry)>
+    where
+        D: Sync + ?Sized,
+        A: Borrow<AuditDraft>,
+    {
+        let (result, mut entries) = self
+            .audited_many(at, input, change, |result| vec![draft(result)], notices)
+            .await?;
+        let entry = entries.pop().expect("one draft, one entry");
+        Ok((result, entry))
+    }
+
+    /// [`Store::audited`] for a change that records several entries (bulk imports): they are
+    /// chained in the order `drafts` gives them, with one head update. No drafts, no entries.
+    pub(crate) async fn audited_many<D, T, A>(
+        &self,
+        at: Micros,
+        input: &D,
+        change: impl for<'t> FnOnce(&'t mut Tx, &'t D) -> Body<'t, T>,
+        drafts: impl FnOnce(&T) -> Vec<A>,
+        notices: &[String],
+    ) -> Result<(T, Vec<AuditEntry>)>
+    where
+        D: Sync + ?Sized,
+        A: Borrow<AuditDraft>,
+    {
         let mut tx = self.pool.begin().await?;
-        let result = change(&mut tx).await?;
-        let entry = append_in_tx(&mut tx, at, &draft(&result)).await?;
+        let result = change(&mut tx, input).await?;
+        let owned = drafts(&result);
+        let drafts: Vec<&AuditDraft> = owned.iter().map(Borrow::borrow).collect();
+        let entries = append_many_in_tx(&mut tx, at, &drafts).await?;
         self.notify_many(&mut tx, notices).await?;
         tx.commit().await?;
-        Ok((result, entry))
+        Ok((result, entries))
     }
 
     /// Appends an entry for an action that changes nothing else in the store (exports, reads).
     pub async fn append_audit(&self, at: Micros, draft: &AuditDraft) -> Result<AuditEntry> {
-        let mut tx = self.pool.begin().await?;
-        let entry = append_in_tx(&mut tx, at, draft).await?;
-        tx.commit().await?;
+        let ((), entry) = self
+            .audited(at, &(), |_, _| Box::pin(async { Ok(()) }), |_| draft, &[])
+            .await?;
         Ok(entry)
     }
 

@@ -59,12 +59,12 @@ impl Store {
         at: Micros,
         audit: AuditDraft,
     ) -> Result<()> {
-        let (categories, items) = (categories.to_vec(), items.to_vec());
         self.audited(
             at,
-            move |tx| {
+            &(categories, items),
+            |tx, &(categories, items)| {
                 Box::pin(async move {
-                    for c in &categories {
+                    for c in categories {
                         sqlx::query("INSERT INTO catalog_categories (id, name, sensitive_kind) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name, sensitive_kind = excluded.sensitive_kind")
                             .bind(&c.id)
                             .bind(&c.name)
@@ -72,7 +72,7 @@ impl Store {
                             .execute(&mut **tx)
                             .await?;
                     }
-                    for i in &items {
+                    for i in items {
                         sqlx::query("INSERT INTO items (id, name, category_id, price_cents) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents")
                             .bind(&i.id)
                             .bind(&i.name)
@@ -176,10 +176,11 @@ impl Store {
         at: Micros,
         audit: AuditDraft,
     ) -> Result<()> {
-        let (rows, backend) = (decisions.to_vec(), self.backend);
+        let backend = self.backend;
         self.audited(
             at,
-            move |tx| Box::pin(async move { insert_decisions_in(tx, backend, &rows).await }),
+            decisions,
+            |tx, rows| Box::pin(async move { insert_decisions_in(tx, backend, rows).await }),
             |_| audit,
             &[],
         )

@@ -85,8 +85,9 @@ fn parse(payload: &str) -> Option<Change> {
 }
 
 impl Store {
-    /// Announces many changes inside the transaction that made them (PostgreSQL only), one
-    /// statement per chunk instead of one per change.
+    /// Announces many changes inside the transaction that made them (PostgreSQL only: an
+    /// embedded SQLite store has exactly one node), one statement per chunk instead of one per
+    /// change. Audited changes pass theirs to [`Store::audited`] as its notices.
     pub(crate) async fn notify_many(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,

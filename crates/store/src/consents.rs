@@ -7,7 +7,7 @@ use candor_domain::{
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::webhooks::OutboxEvent;
-use crate::{Backend, Result, Store, StoreError, audit};
+use crate::{Backend, Result, Store, StoreError};
 
 fn decode(r: &sqlx::any::AnyRow) -> Result<ConsentRecord> {
     let corrupt =
@@ -105,16 +105,26 @@ impl Store {
         event: Option<&OutboxEvent>,
     ) -> Result<Vec<ConsentRecord>> {
         debug_assert!(records.iter().all(|c| &c.subject == subject));
-        let mut tx = self.pool.begin().await?;
-        let stored =
-            insert_records_in_tx(&mut tx, &records.iter().collect::<Vec<_>>(), self.backend)
-                .await?;
-        audit::append_in_tx(&mut tx, at, audit).await?;
-        if let Some(event) = event {
-            crate::webhooks::enqueue_in_tx(&mut tx, event, at).await?;
-        }
-        self.notify(&mut tx, &format!("consent:{subject}")).await?;
-        tx.commit().await?;
+        let backend = self.backend;
+        let (stored, _) = self
+            .audited(
+                at,
+                &(records, event),
+                |tx, &(records, event)| {
+                    Box::pin(async move {
+                        let stored =
+                            insert_records_in_tx(tx, &records.iter().collect::<Vec<_>>(), backend)
+                                .await?;
+                        if let Some(event) = event {
+                            crate::webhooks::enqueue_in_tx(tx, event, at).await?;
+                        }
+                        Ok(stored)
+                    })
+                },
+                |_| audit,
+                &[format!("consent:{subject}")],
+            )
+            .await?;
         Ok(stored)
     }
 
@@ -132,19 +142,27 @@ impl Store {
                 .iter()
                 .all(|i| i.records.iter().all(|c| c.subject == i.subject))
         );
-        let mut tx = self.pool.begin().await?;
-        let all: Vec<&NewConsent> = imports.iter().flat_map(|i| &i.records).collect();
-        let mut stored = insert_records_in_tx(&mut tx, &all, self.backend)
-            .await?
-            .into_iter();
-        let drafts: Vec<&AuditDraft> = imports.iter().map(|i| &i.audit).collect();
-        audit::append_many_in_tx(&mut tx, at, &drafts).await?;
-        let payloads: Vec<String> = imports
+        let backend = self.backend;
+        let notices: Vec<String> = imports
             .iter()
             .map(|i| format!("consent:{}", i.subject))
             .collect();
-        self.notify_many(&mut tx, &payloads).await?;
-        tx.commit().await?;
+        let (stored, _) = self
+            .audited_many(
+                at,
+                imports,
+                |tx, imports| {
+                    Box::pin(async move {
+                        let all: Vec<&NewConsent> =
+                            imports.iter().flat_map(|i| &i.records).collect();
+                        insert_records_in_tx(tx, &all, backend).await
+                    })
+                },
+                |_| imports.iter().map(|i| &i.audit).collect(),
+                &notices,
+            )
+            .await?;
+        let mut stored = stored.into_iter();
         Ok(imports
             .iter()
             .map(|i| stored.by_ref().take(i.records.len()).collect())

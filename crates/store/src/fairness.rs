@@ -7,7 +7,7 @@
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Result, Store, StoreError, audit};
+use crate::{Result, Store, StoreError};
 
 /// One decision joined with its subject's protected attributes, for auditing only.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,66 +138,76 @@ impl Store {
         findings: &[IncidentInput],
         audit_draft: &AuditDraft,
     ) -> Result<(i64, Vec<(i64, bool)>)> {
-        let mut tx = self.pool.begin().await?;
-        let run_id: i64 = sqlx::query("INSERT INTO audit_runs (at, actor, decisions, findings, report) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-            .bind(at)
-            .bind(actor)
-            .bind(decisions)
-            .bind(findings.len() as i64)
-            .bind(report)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-        let mut out = Vec::with_capacity(findings.len());
-        for f in findings {
-            let open = sqlx::query("SELECT id FROM bias_incidents WHERE finding_key = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1")
-                .bind(&f.finding_key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match open {
-                Some(row) => {
-                    let id: i64 = row.try_get("id")?;
-                    sqlx::query("UPDATE bias_incidents SET severity = $1, groups_affected = $2, value = $3, magnitude = $4, summary = $5, recommended_action = $6, finding = $7, last_seen_at = $8, last_run_id = $9, updated_at = $8 WHERE id = $10")
-                        .bind(&f.severity)
-                        .bind(&f.groups_affected)
-                        .bind(f.value)
-                        .bind(f.magnitude)
-                        .bind(&f.summary)
-                        .bind(&f.recommended_action)
-                        .bind(&f.finding)
-                        .bind(at)
-                        .bind(run_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    out.push((id, false));
-                }
-                None => {
-                    let id: i64 = sqlx::query(
-                        "INSERT INTO bias_incidents (finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, opened_at, last_seen_at, last_run_id, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10, $11, $10) RETURNING id",
-                    )
-                    .bind(&f.finding_key)
-                    .bind(&f.metric)
-                    .bind(&f.severity)
-                    .bind(&f.groups_affected)
-                    .bind(f.value)
-                    .bind(f.magnitude)
-                    .bind(&f.summary)
-                    .bind(&f.recommended_action)
-                    .bind(&f.finding)
-                    .bind(at)
-                    .bind(run_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("id")?;
-                    out.push((id, true));
-                }
-            }
-        }
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        tx.commit().await?;
-        Ok((run_id, out))
+        let (run, _) = self
+            .audited(
+                at,
+                &(actor, report, findings),
+                |tx, &(actor, report, findings)| {
+                    Box::pin(async move {
+                        let run_id: i64 = sqlx::query("INSERT INTO audit_runs (at, actor, decisions, findings, report) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                            .bind(at)
+                            .bind(actor)
+                            .bind(decisions)
+                            .bind(findings.len() as i64)
+                            .bind(report)
+                            .fetch_one(&mut **tx)
+                            .await?
+                            .try_get("id")?;
+                        let mut out = Vec::with_capacity(findings.len());
+                        for f in findings {
+                            let open = sqlx::query("SELECT id FROM bias_incidents WHERE finding_key = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1")
+                                .bind(&f.finding_key)
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                            match open {
+                                Some(row) => {
+                                    let id: i64 = row.try_get("id")?;
+                                    sqlx::query("UPDATE bias_incidents SET severity = $1, groups_affected = $2, value = $3, magnitude = $4, summary = $5, recommended_action = $6, finding = $7, last_seen_at = $8, last_run_id = $9, updated_at = $8 WHERE id = $10")
+                                        .bind(&f.severity)
+                                        .bind(&f.groups_affected)
+                                        .bind(f.value)
+                                        .bind(f.magnitude)
+                                        .bind(&f.summary)
+                                        .bind(&f.recommended_action)
+                                        .bind(&f.finding)
+                                        .bind(at)
+                                        .bind(run_id)
+                                        .bind(id)
+                                        .execute(&mut **tx)
+                                        .await?;
+                                    out.push((id, false));
+                                }
+                                None => {
+                                    let id: i64 = sqlx::query(
+                                        "INSERT INTO bias_incidents (finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, opened_at, last_seen_at, last_run_id, updated_at) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10, $11, $10) RETURNING id",
+                                    )
+                                    .bind(&f.finding_key)
+                                    .bind(&f.metric)
+                                    .bind(&f.severity)
+                                    .bind(&f.groups_affected)
+                                    .bind(f.value)
+                                    .bind(f.magnitude)
+                                    .bind(&f.summary)
+                                    .bind(&f.recommended_action)
+                                    .bind(&f.finding)
+                                    .bind(at)
+                                    .bind(run_id)
+                                    .fetch_one(&mut **tx)
+                                    .await?
+                                    .try_get("id")?;
+                                    out.push((id, true));
+                                }
+                            }
+                        }
+                        Ok((run_id, out))
+                    })
+                },
+                |_| audit_draft,
+                &[],
+            )
+            .await?;
+        Ok(run)
     }
 
     pub async fn latest_fairness_run(&self) -> Result<Option<FairnessRunRow>> {
@@ -235,29 +245,40 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<Incident> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE bias_incidents SET status = $1, action_taken = COALESCE($2, action_taken), resolution = COALESCE($3, resolution), updated_at = $4 WHERE id = $5")
-            .bind(status)
-            .bind(action_taken)
-            .bind(resolution)
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
+        let (row, _) = self
+            .audited(
+                at,
+                &(status, action_taken, resolution),
+                |tx, &(status, action_taken, resolution)| {
+                    Box::pin(async move {
+                        let done = sqlx::query("UPDATE bias_incidents SET status = $1, action_taken = COALESCE($2, action_taken), resolution = COALESCE($3, resolution), updated_at = $4 WHERE id = $5")
+                            .bind(status)
+                            .bind(action_taken)
+                            .bind(resolution)
+                            .bind(at)
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                        if done.rows_affected() == 0 {
+                            return Err(StoreError::NotFound {
+                                what: "incident",
+                                id: id.to_string(),
+                            });
+                        }
+                        let row = sqlx::query(AssertSqlSafe(format!(
+                            "SELECT {INCIDENT_COLUMNS} FROM bias_incidents WHERE id = $1"
+                        )))
+                        .bind(id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        Ok(row)
+                    })
+                },
+                |_| audit_draft,
+                &[],
+            )
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "incident",
-                id: id.to_string(),
-            });
-        }
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {INCIDENT_COLUMNS} FROM bias_incidents WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        // Decoded after the commit, as before: a corrupt row does not undo the update.
         decode_incident(&row)
     }
 }

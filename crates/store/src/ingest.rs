@@ -13,7 +13,7 @@ use candor_domain::{AuditDraft, Micros};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::writer::{Done, Job};
-use crate::{Backend, Result, Store, StoreError, audit};
+use crate::{Backend, Result, Store, StoreError};
 
 /// A behavioral event row, already minimized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -523,15 +523,23 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO inventory (id, body, updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
-            .bind(body)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        self.notify(&mut tx, "inventory").await?;
-        tx.commit().await?;
+        self.audited(
+            at,
+            body,
+            |tx, body| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO inventory (id, body, updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
+                        .bind(body)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit_draft,
+            &["inventory".to_owned()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -639,14 +647,12 @@ impl Store {
             "",
             pass.anonymous_before,
         ));
-        // The body owns what it reads: it may outlive any borrow the caller holds.
-        let owned = pass.clone();
         let (counts, _) = self
             .audited(
                 at,
-                move |tx| {
+                pass,
+                |tx, pass| {
                     Box::pin(async move {
-                        let pass = owned;
                         let mut counts = RetentionCounts::default();
                         for step in &pass.steps {
                             let n = match step.action {

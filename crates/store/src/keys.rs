@@ -3,7 +3,7 @@
 use candor_domain::{AuditDraft, Micros, Scope};
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Result, Store, StoreError, audit};
+use crate::{Result, Store, StoreError};
 
 /// A stored key. Never holds the secret, only its digest and a display prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,19 +34,27 @@ const COLUMNS: &str = "id, name, scope, secret_hash, prefix, created_at, revoked
 
 impl Store {
     pub async fn create_key(&self, key: &ApiKeyRow, audit: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
-            .bind(&key.id)
-            .bind(&key.name)
-            .bind(key.scope.as_str())
-            .bind(&key.secret_hash)
-            .bind(&key.prefix)
-            .bind(key.created_at)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, key.created_at, audit).await?;
-        self.notify(&mut tx, "keys").await?;
-        tx.commit().await?;
+        self.audited(
+            key.created_at,
+            key,
+            |tx, key| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
+                        .bind(&key.id)
+                        .bind(&key.name)
+                        .bind(key.scope.as_str())
+                        .bind(&key.secret_hash)
+                        .bind(&key.prefix)
+                        .bind(key.created_at)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit,
+            &["keys".to_owned()],
+        )
+        .await?;
         Ok(())
     }
 
@@ -71,22 +79,31 @@ impl Store {
 
     /// Revokes a key; `NotFound` if no active key has that id.
     pub async fn revoke_key(&self, id: &str, at: Micros, audit: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(at)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "active api key",
-                id: id.to_owned(),
-            });
-        }
-        audit::append_in_tx(&mut tx, at, audit).await?;
-        self.notify(&mut tx, "keys").await?;
-        tx.commit().await?;
+        self.audited(
+            at,
+            id,
+            |tx, id| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound {
+                            what: "active api key",
+                            id: id.to_owned(),
+                        });
+                    }
+                    Ok(())
+                })
+            },
+            |_| audit,
+            &["keys".to_owned()],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -12,8 +12,12 @@
 //!   `Store::subject_rows` (the index plus the SQLite writer's unindexed tail), reads over
 //!   every subject after `Store::index_events`. A plain `WHERE subject_key = ..` on `events`
 //!   would scan the table on SQLite, which has no per-subject index on it.
-//! - Every state change that must be audited appends its audit entry in the same transaction, so
-//!   a change without its entry (or an entry without its change) can never be committed.
+//! - Every audited change goes through `Store::audited` (or `Store::audited_many` for several
+//!   entries): the change, its audit entries and its change notices (`pg_notify`) run in one
+//!   transaction the helper opens and commits, so a change without its entry (or an entry
+//!   without its change) can never be committed. This is structural: the functions that write
+//!   the audit log are private to `audit`, so no other code can append an entry, let alone one
+//!   outside its change's transaction.
 //! - Consent records are only ever inserted, never updated or deleted.
 #![forbid(unsafe_code)]
 
@@ -230,19 +234,6 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Announces a change to other nodes, inside the transaction that made it (PostgreSQL only:
-    /// an embedded SQLite store has exactly one node).
-    async fn notify(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, payload: &str) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANGE_CHANNEL)
-                .bind(payload)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use candor_domain::profile::{CategoryInfo, ProfileEvent};
 use candor_domain::{AuditDraft, Micros, Permits};
 use sqlx::Row;
 
-use crate::{Result, Store, StoreError, audit};
+use crate::{Result, Store, StoreError};
 
 /// A stored rule segment. `rule` is the validated rule as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,18 +129,27 @@ impl Store {
 
     /// Stores a new segment, audited in the same transaction.
     pub async fn create_segment(&self, s: &SegmentRow, audit_draft: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO segments (id, name, description, rule, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&s.id)
-            .bind(&s.name)
-            .bind(&s.description)
-            .bind(&s.rule)
-            .bind(&s.created_by)
-            .bind(s.created_at)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, s.created_at, audit_draft).await?;
-        tx.commit().await?;
+        self.audited(
+            s.created_at,
+            s,
+            |tx, s| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO segments (id, name, description, rule, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(&s.id)
+                        .bind(&s.name)
+                        .bind(&s.description)
+                        .bind(&s.rule)
+                        .bind(&s.created_by)
+                        .bind(s.created_at)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit_draft,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
@@ -173,19 +182,28 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM segments WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "segment",
-                id: id.to_owned(),
-            });
-        }
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        tx.commit().await?;
+        self.audited(
+            at,
+            id,
+            |tx, id| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM segments WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound {
+                            what: "segment",
+                            id: id.to_owned(),
+                        });
+                    }
+                    Ok(())
+                })
+            },
+            |_| audit_draft,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use candor_domain::{AuditDraft, AuditEntry, Micros, Purpose};
 use sqlx::Row;
 
-use crate::{Result, Store, StoreError, audit};
+use crate::{Result, Store, StoreError};
 
 fn decode(body: &str) -> Result<Purpose> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("purpose body: {e}")))
@@ -11,6 +11,24 @@ fn decode(body: &str) -> Result<Purpose> {
 
 fn encode(p: &Purpose) -> String {
     serde_json::to_string(p).expect("a purpose always serializes")
+}
+
+async fn record_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    p: &Purpose,
+    material: bool,
+    body: &str,
+    at: Micros,
+) -> Result<()> {
+    sqlx::query("INSERT INTO purpose_history (purpose_id, version, material, body, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(p.id.as_str())
+        .bind(i64::from(p.version))
+        .bind(crate::bool_to_db(material))
+        .bind(body)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 impl Store {
@@ -39,29 +57,37 @@ impl Store {
         at: Micros,
         audit: &AuditDraft,
     ) -> Result<AuditEntry> {
-        let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM purposes WHERE id = $1")
-            .bind(p.id.as_str())
-            .fetch_optional(&mut *tx)
+        let ((), entry) = self
+            .audited(
+                at,
+                p,
+                |tx, p| {
+                    Box::pin(async move {
+                        let exists = sqlx::query("SELECT id FROM purposes WHERE id = $1")
+                            .bind(p.id.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        if exists.is_some() {
+                            return Err(StoreError::Conflict {
+                                what: "purpose",
+                                id: p.id.to_string(),
+                            });
+                        }
+                        let body = encode(p);
+                        sqlx::query("INSERT INTO purposes (id, body, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+                            .bind(p.id.as_str())
+                            .bind(&body)
+                            .bind(i64::from(p.version))
+                            .bind(at)
+                            .execute(&mut **tx)
+                            .await?;
+                        record_history(tx, p, true, &body, at).await
+                    })
+                },
+                |_| audit,
+                &["purposes".to_owned()],
+            )
             .await?;
-        if exists.is_some() {
-            return Err(StoreError::Conflict {
-                what: "purpose",
-                id: p.id.to_string(),
-            });
-        }
-        let body = encode(p);
-        sqlx::query("INSERT INTO purposes (id, body, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
-            .bind(p.id.as_str())
-            .bind(&body)
-            .bind(i64::from(p.version))
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        self.record_history(&mut tx, p, true, &body, at).await?;
-        let entry = audit::append_in_tx(&mut tx, at, audit).await?;
-        self.notify(&mut tx, "purposes").await?;
-        tx.commit().await?;
         Ok(entry)
     }
 
@@ -73,47 +99,36 @@ impl Store {
         at: Micros,
         audit: &AuditDraft,
     ) -> Result<AuditEntry> {
-        let mut tx = self.pool.begin().await?;
-        let body = encode(p);
-        let done = sqlx::query(
-            "UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(&body)
-        .bind(i64::from(p.version))
-        .bind(at)
-        .bind(p.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "purpose",
-                id: p.id.to_string(),
-            });
-        }
-        self.record_history(&mut tx, p, material, &body, at).await?;
-        let entry = audit::append_in_tx(&mut tx, at, audit).await?;
-        self.notify(&mut tx, "purposes").await?;
-        tx.commit().await?;
-        Ok(entry)
-    }
-
-    async fn record_history(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        p: &Purpose,
-        material: bool,
-        body: &str,
-        at: Micros,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO purpose_history (purpose_id, version, material, body, at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(p.id.as_str())
-            .bind(i64::from(p.version))
-            .bind(crate::bool_to_db(material))
-            .bind(body)
-            .bind(at)
-            .execute(&mut **tx)
+        let ((), entry) = self
+            .audited(
+                at,
+                p,
+                |tx, p| {
+                    Box::pin(async move {
+                        let body = encode(p);
+                        let done = sqlx::query(
+                            "UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4",
+                        )
+                        .bind(&body)
+                        .bind(i64::from(p.version))
+                        .bind(at)
+                        .bind(p.id.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                        if done.rows_affected() == 0 {
+                            return Err(StoreError::NotFound {
+                                what: "purpose",
+                                id: p.id.to_string(),
+                            });
+                        }
+                        record_history(tx, p, material, &body, at).await
+                    })
+                },
+                |_| audit,
+                &["purposes".to_owned()],
+            )
             .await?;
-        Ok(())
+        Ok(entry)
     }
 
     /// Every stored revision of a purpose, oldest first: (version, material, purpose, at).

@@ -7,7 +7,7 @@
 use candor_domain::{AuditDraft, Micros, Permit};
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Result, Store, StoreError, audit};
+use crate::{Result, Store, StoreError};
 
 /// A stored model version. `body` is the model file, base64.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,53 +174,61 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for chunk in updates.chunks(crate::ingest::CHUNK) {
-            let sql = format!(
-                "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                crate::ingest::placeholders(self.backend, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for u in chunk {
-                q = q.bind(&u.subject).bind(&u.body).bind(at);
-            }
-            q.execute(&mut *tx).await?;
-            let sql = format!(
-                "DELETE FROM declared_interests WHERE subject_key IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for u in chunk {
-                q = q.bind(&u.subject);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let interests: Vec<(&str, &str)> = updates
-            .iter()
-            .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
-            .collect();
-        for chunk in interests.chunks(crate::ingest::CHUNK) {
-            let sql = format!(
-                "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
-                crate::ingest::placeholders(self.backend, chunk.len(), 2)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (subject, category) in chunk {
-                q = q.bind(*subject).bind(*category);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let drafts: Vec<&AuditDraft> = updates.iter().map(|u| &u.audit).collect();
-        audit::append_many_in_tx(&mut tx, at, &drafts).await?;
-        let payloads: Vec<String> = updates
+        let backend = self.backend;
+        let notices: Vec<String> = updates
             .iter()
             .map(|u| format!("prefs:{}", u.subject))
             .collect();
-        self.notify_many(&mut tx, &payloads).await?;
-        tx.commit().await?;
+        self.audited_many(
+            at,
+            updates,
+            |tx, updates| {
+                Box::pin(async move {
+                    for chunk in updates.chunks(crate::ingest::CHUNK) {
+                        let sql = format!(
+                            "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                            crate::ingest::placeholders(backend, chunk.len(), 3)
+                        );
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for u in chunk {
+                            q = q.bind(&u.subject).bind(&u.body).bind(at);
+                        }
+                        q.execute(&mut **tx).await?;
+                        let sql = format!(
+                            "DELETE FROM declared_interests WHERE subject_key IN ({})",
+                            (1..=chunk.len())
+                                .map(|i| format!("${i}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        );
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for u in chunk {
+                            q = q.bind(&u.subject);
+                        }
+                        q.execute(&mut **tx).await?;
+                    }
+                    let interests: Vec<(&str, &str)> = updates
+                        .iter()
+                        .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
+                        .collect();
+                    for chunk in interests.chunks(crate::ingest::CHUNK) {
+                        let sql = format!(
+                            "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
+                            crate::ingest::placeholders(backend, chunk.len(), 2)
+                        );
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for (subject, category) in chunk {
+                            q = q.bind(*subject).bind(*category);
+                        }
+                        q.execute(&mut **tx).await?;
+                    }
+                    Ok(())
+                })
+            },
+            |_| updates.iter().map(|u| &u.audit).collect(),
+            &notices,
+        )
+        .await?;
         Ok(())
     }
 
@@ -314,21 +322,30 @@ impl Store {
 
     /// Stores a trained model (inactive until activated).
     pub async fn save_model(&self, m: &ModelVersion, audit_draft: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (version) DO NOTHING")
-            .bind(&m.version)
-            .bind(&m.kind)
-            .bind(m.created_at)
-            .bind(m.subjects)
-            .bind(m.interactions)
-            .bind(m.items)
-            .bind(&m.counts)
-            .bind(&m.body)
-            .bind(&m.calibration)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, m.created_at, audit_draft).await?;
-        tx.commit().await?;
+        self.audited(
+            m.created_at,
+            m,
+            |tx, m| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (version) DO NOTHING")
+                        .bind(&m.version)
+                        .bind(&m.kind)
+                        .bind(m.created_at)
+                        .bind(m.subjects)
+                        .bind(m.interactions)
+                        .bind(m.items)
+                        .bind(&m.counts)
+                        .bind(&m.body)
+                        .bind(&m.calibration)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit_draft,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
@@ -339,24 +356,35 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT version FROM model_versions WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound {
-                what: "model version",
-                id: version.to_owned(),
-            });
-        }
-        sqlx::query("UPDATE model_versions SET active = CASE WHEN version = $1 THEN 1 ELSE 0 END")
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, at, audit_draft).await?;
-        self.notify(&mut tx, "model").await?;
-        tx.commit().await?;
+        self.audited(
+            at,
+            version,
+            |tx, version| {
+                Box::pin(async move {
+                    let exists =
+                        sqlx::query("SELECT version FROM model_versions WHERE version = $1")
+                            .bind(version)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound {
+                            what: "model version",
+                            id: version.to_owned(),
+                        });
+                    }
+                    sqlx::query(
+                        "UPDATE model_versions SET active = CASE WHEN version = $1 THEN 1 ELSE 0 END",
+                    )
+                    .bind(version)
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(())
+                })
+            },
+            |_| audit_draft,
+            &["model".to_owned()],
+        )
+        .await?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use candor_domain::{AuditDraft, Micros};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use crate::{Result, Store, StoreError, audit, bool_to_db};
+use crate::{Result, Store, StoreError, bool_to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -97,17 +97,26 @@ fn decode_delivery(r: &sqlx::any::AnyRow) -> Result<Delivery> {
 
 impl Store {
     pub async fn create_webhook(&self, hook: &Webhook, audit: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO webhooks (id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&hook.id)
-            .bind(&hook.url)
-            .bind(&hook.secret)
-            .bind(bool_to_db(hook.active))
-            .bind(hook.created_at)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, hook.created_at, audit).await?;
-        tx.commit().await?;
+        self.audited(
+            hook.created_at,
+            hook,
+            |tx, hook| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO webhooks (id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&hook.id)
+                        .bind(&hook.url)
+                        .bind(&hook.secret)
+                        .bind(bool_to_db(hook.active))
+                        .bind(hook.created_at)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
@@ -132,24 +141,34 @@ impl Store {
 
     /// Deactivates a webhook (its delivery log is kept).
     pub async fn deactivate_webhook(&self, id: &str, at: Micros, audit: &AuditDraft) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE webhooks SET active = 0 WHERE id = $1 AND active = 1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: "active webhook",
-                id: id.to_owned(),
-            });
-        }
-        sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', updated_at = $1 WHERE webhook_id = $2 AND status = 'pending'")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit::append_in_tx(&mut tx, at, audit).await?;
-        tx.commit().await?;
+        self.audited(
+            at,
+            id,
+            |tx, id| {
+                Box::pin(async move {
+                    let done =
+                        sqlx::query("UPDATE webhooks SET active = 0 WHERE id = $1 AND active = 1")
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound {
+                            what: "active webhook",
+                            id: id.to_owned(),
+                        });
+                    }
+                    sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', updated_at = $1 WHERE webhook_id = $2 AND status = 'pending'")
+                        .bind(at)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    Ok(())
+                })
+            },
+            |_| audit,
+            &[],
+        )
+        .await?;
         Ok(())
     }
 

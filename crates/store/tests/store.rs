@@ -757,3 +757,67 @@ both_stores!(
         store.close().await;
     }
 );
+
+both_stores!(
+    a_change_that_fails_inside_the_helper_leaves_no_entry,
+    |db: TestDb| async move {
+        use candor_domain::AuditAction as A;
+        let store = db.store().await.unwrap();
+        let p = purpose_draft("personalization").validate().unwrap();
+        store
+            .create_purpose(&p, 1, &audit(A::PurposeCreate))
+            .await
+            .unwrap();
+        let head = store.audit_head().await.unwrap();
+
+        let missing = |r: Result<(), StoreError>| matches!(r, Err(StoreError::NotFound { .. }));
+        assert!(missing(
+            store.revoke_key("nope", 2, &audit(A::KeyRevoke)).await
+        ));
+        assert!(missing(
+            store
+                .delete_segment("nope", 2, &audit(A::SegmentDelete))
+                .await
+        ));
+        assert!(missing(
+            store
+                .activate_model("nope", 2, &audit(A::ModelActivate))
+                .await
+        ));
+        assert!(missing(
+            store
+                .deactivate_webhook("nope", 2, &audit(A::WebhookDelete))
+                .await
+        ));
+        assert!(matches!(
+            store
+                .update_incident(404, "resolved", None, None, 2, &audit(A::IncidentUpdate))
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let other = purpose_draft("analytics").validate().unwrap();
+        assert!(matches!(
+            store
+                .update_purpose(&other, true, 2, &audit(A::PurposeUpdate))
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.create_purpose(&p, 2, &audit(A::PurposeCreate)).await,
+            Err(StoreError::Conflict { .. })
+        ));
+
+        assert_eq!(store.audit_head().await.unwrap(), head);
+        assert_eq!(store.audit_entries(0, 100).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .purpose_history("personalization")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store.purpose_history("analytics").await.unwrap().is_empty());
+        store.close().await;
+    }
+);
