@@ -221,6 +221,9 @@ impl NodePackage {
     /// `tests/<name>`, after `npm ci` there unless `marker` (a path under `node_modules`)
     /// shows it is installed already.
     pub fn installed(name: &str, markers: &[&str]) -> NodePackage {
+        // The two store variants of a test run at once; two `npm ci` in one folder would race.
+        static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
         let dir = workspace().join("tests").join(name);
         if !markers
             .iter()
