@@ -48,7 +48,9 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
 
 /// Runs a benchmark `body` on a throwaway store: a temporary data dir, and either the embedded
 /// SQLite file in it or, with `postgres` (an admin URL), a fresh PostgreSQL database created
-/// first and dropped after. Cleans up whatever `body` returns.
+/// first and dropped after. `body` gets the node opened on it, with no webhooks, no configured
+/// tracking plan and an ephemeral port; the node is closed and everything cleaned up whatever
+/// `body` returns.
 pub(crate) async fn on_throwaway_store<T, F, Fut>(
     mut config: Config,
     label: &str,
@@ -56,9 +58,12 @@ pub(crate) async fn on_throwaway_store<T, F, Fut>(
     body: F,
 ) -> Result<T>
 where
-    F: FnOnce(Config) -> Fut,
+    F: FnOnce(std::sync::Arc<App>) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
+    config.webhooks.enabled = false;
+    config.server.bind = "127.0.0.1:0".into();
+    config.inventory = None;
     use anyhow::Context as _;
     let id = std::process::id();
     let dir = candor_store::testing::TempDir::new(&format!("bench-{label}"));
@@ -79,7 +84,14 @@ where
     } else {
         config.database_url = String::new();
     }
-    let result = body(config).await;
+    let result = match App::open(config).await {
+        Ok(app) => {
+            let result = body(app.clone()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), app.close()).await;
+            result
+        }
+        Err(e) => Err(e.into()),
+    };
     if let Some((admin, name)) = pg
         && let Err(e) = candor_store::testing::drop_postgres_database(&admin, &name).await
     {

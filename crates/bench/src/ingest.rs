@@ -258,23 +258,19 @@ struct Outcomes {
     properties_dropped: AtomicU64,
 }
 
-pub async fn run(mut config: Config, args: IngestBenchArgs) -> Result<()> {
+pub async fn run(config: Config, args: IngestBenchArgs) -> Result<()> {
     ensure!((1..=2500).contains(&args.batch), "--batch must be 1-2500");
     ensure!(
         args.clients >= 1 && args.subjects >= 1,
         "--clients and --subjects must be >= 1"
     );
-    config.webhooks.enabled = false;
-    config.server.bind = "127.0.0.1:0".into();
-    config.inventory = None;
-    crate::common::on_throwaway_store(config, "ingest", args.postgres.as_ref(), |config| {
-        bench(config, &args)
+    crate::common::on_throwaway_store(config, "ingest", args.postgres.as_ref(), |app| {
+        bench(app, &args)
     })
     .await
 }
 
-async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
-    let app = App::open(config).await?;
+async fn bench(app: Arc<App>, args: &IngestBenchArgs) -> Result<()> {
     let backend = app.store_backend();
     println!(
         "store: {backend}; {} subjects ({:.0}% with consent), batches of {}, {} clients, context.ip on {:.0}% of messages",
@@ -518,6 +514,5 @@ async fn bench(config: Config, args: &IngestBenchArgs) -> Result<()> {
         load(&o.stored) + load(&o.without_consent) == sent,
         "every event must be stored or counted without consent"
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), app.close()).await;
     Ok(())
 }

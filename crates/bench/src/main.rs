@@ -30,15 +30,12 @@ struct Cli {
     command: common::BenchCommand,
 }
 
+/// Exit 0 with the figures printed, or 2 with the reason the benchmark could not run.
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    run(Cli::parse()).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        std::process::ExitCode::from(2)
+    })
 }
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {

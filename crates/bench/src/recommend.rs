@@ -180,17 +180,18 @@ fn events_of(s: usize, args: &RecommendBenchArgs, now: i64, out: &mut Vec<RawMes
     }
 }
 
-/// What the bench's events may carry and which purpose keeps them.
+/// What the bench's events may carry: product views (browsing) and orders (purchases), each
+/// with its product id, all for the recommendation purpose.
 fn inventory() -> Result<Inventory> {
-    Ok(serde_json::from_value(json!({
+    let event = |category: &str| {
+        let spec = |c: &str| json!({"category": c, "purposes": ["personalization"]});
+        json!({"category": category, "purposes": ["personalization"], "properties": {"product_id": spec(category)}})
+    };
+    let plan = json!({
         "undeclared_events": "reject",
-        "events": {
-            "track:Product Viewed": {"category": "browsing", "purposes": ["personalization"], "properties": {
-                "product_id": {"category": "browsing", "purposes": ["personalization"]}}},
-            "track:Order Completed": {"category": "purchase", "purposes": ["personalization"], "properties": {
-                "product_id": {"category": "purchase", "purposes": ["personalization"]}}}
-        }
-    }))?)
+        "events": {"track:Product Viewed": event("browsing"), "track:Order Completed": event("purchase")},
+    });
+    Ok(serde_json::from_value(plan)?)
 }
 
 fn preferences_of(s: usize, n_cat: usize) -> Preferences {
@@ -256,20 +257,16 @@ pub async fn run(mut config: Config, args: RecommendBenchArgs) -> Result<()> {
         "--served must be between 1 and --subjects"
     );
     ensure!(args.events_per_subject >= 1, "--events-per-subject >= 1");
-    config.webhooks.enabled = false;
-    config.server.bind = "127.0.0.1:0".into();
-    config.inventory = None;
     config.ingest.retention_interval_secs = 0;
     config.recommend.train_interval_secs = 0;
     config.recommend.low_confidence = args.low_confidence;
-    crate::common::on_throwaway_store(config, "recommend", args.postgres.as_ref(), |config| {
-        bench(config, &args)
+    crate::common::on_throwaway_store(config, "recommend", args.postgres.as_ref(), |app| {
+        bench(app, &args)
     })
     .await
 }
 
-async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
-    let app = App::open(config).await?;
+async fn bench(app: Arc<App>, args: &RecommendBenchArgs) -> Result<()> {
     let backend = app.store_backend();
     println!(
         "store: {backend}; {} items in {} categories (health sensitive), {} subjects ({:.0}% consented, ~{} events each), {} served subjects",
@@ -615,7 +612,6 @@ async fn bench(config: Config, args: &RecommendBenchArgs) -> Result<()> {
     }
     server.stop().await;
     background.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), app.close()).await;
     Ok(())
 }
 

@@ -130,22 +130,34 @@ async fn audit_log_verify_names_the_altered_and_the_deleted_entry() {
     assert!(text(&o).contains("BROKEN at entry 3"), "{}", text(&o));
 }
 
+/// `candor demo` with a small shop in `target`, plus `extra` arguments.
+fn small_demo(target: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "demo",
+        "--customers",
+        "150",
+        "--products",
+        "300",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.push(target.display().to_string());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
 #[test]
 fn demo_loads_a_fresh_directory_and_refuses_a_used_one() {
     let dir = temp("demo");
     let target = dir.path().join("shop");
     let o = candor(
         dir.path(),
-        &[
-            "demo",
-            "--no-serve",
-            "--customers",
-            "150",
-            "--products",
-            "300",
-            "--data-dir",
-            target.to_str().unwrap(),
-        ],
+        &small_demo(&target, &["--no-serve"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
@@ -257,17 +269,10 @@ fn demo_on_a_busy_port_fails_before_loading_anything() {
     let started = std::time::Instant::now();
     let o = candor(
         dir.path(),
-        &[
-            "demo",
-            "--port",
-            &port,
-            "--customers",
-            "150",
-            "--products",
-            "300",
-            "--data-dir",
-            target.to_str().unwrap(),
-        ],
+        &small_demo(&target, &["--port", &port])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&o);

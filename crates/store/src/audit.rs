@@ -144,6 +144,33 @@ impl Store {
         Ok((result, entries))
     }
 
+    /// The common shape of an audited change: one statement and its audit entry, committed
+    /// together. With `expect` (what, id), a statement that touches no row is `NotFound` and
+    /// nothing commits.
+    pub(crate) async fn audited_statement<'q>(
+        &self,
+        at: Micros,
+        statement: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+        expect: Option<(&'static str, &str)>,
+        draft: &AuditDraft,
+        notices: &[String],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = statement.execute(&mut *tx).await?;
+        if let Some((what, id)) = expect
+            && done.rows_affected() == 0
+        {
+            return Err(crate::StoreError::NotFound {
+                what,
+                id: id.to_owned(),
+            });
+        }
+        append_many_in_tx(&mut tx, at, &[draft]).await?;
+        self.notify_many(&mut tx, notices).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Appends an entry for an action that changes nothing else in the store (exports, reads).
     pub async fn append_audit(&self, at: Micros, draft: &AuditDraft) -> Result<AuditEntry> {
         let ((), entry) = self

@@ -34,28 +34,15 @@ const COLUMNS: &str = "id, name, scope, secret_hash, prefix, created_at, revoked
 
 impl Store {
     pub async fn create_key(&self, key: &ApiKeyRow, audit: &AuditDraft) -> Result<()> {
-        self.audited(
-            key.created_at,
-            key,
-            |tx, key| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
-                        .bind(&key.id)
-                        .bind(&key.name)
-                        .bind(key.scope.as_str())
-                        .bind(&key.secret_hash)
-                        .bind(&key.prefix)
-                        .bind(key.created_at)
-                        .execute(&mut **tx)
-                        .await?;
-                    Ok(())
-                })
-            },
-            |_| audit,
-            &["keys".to_owned()],
-        )
-        .await?;
-        Ok(())
+        let insert = sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
+            .bind(&key.id)
+            .bind(&key.name)
+            .bind(key.scope.as_str())
+            .bind(&key.secret_hash)
+            .bind(&key.prefix)
+            .bind(key.created_at);
+        self.audited_statement(key.created_at, insert, None, audit, &["keys".to_owned()])
+            .await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKeyRow>> {
@@ -79,31 +66,17 @@ impl Store {
 
     /// Revokes a key; `NotFound` if no active key has that id.
     pub async fn revoke_key(&self, id: &str, at: Micros, audit: &AuditDraft) -> Result<()> {
-        self.audited(
+        let revoke =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id);
+        self.audited_statement(
             at,
-            id,
-            |tx, id| {
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                    )
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what: "active api key",
-                            id: id.to_owned(),
-                        });
-                    }
-                    Ok(())
-                })
-            },
-            |_| audit,
+            revoke,
+            Some(("active api key", id)),
+            audit,
             &["keys".to_owned()],
         )
-        .await?;
-        Ok(())
+        .await
     }
 }

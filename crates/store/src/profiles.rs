@@ -129,28 +129,15 @@ impl Store {
 
     /// Stores a new segment, audited in the same transaction.
     pub async fn create_segment(&self, s: &SegmentRow, audit_draft: &AuditDraft) -> Result<()> {
-        self.audited(
-            s.created_at,
-            s,
-            |tx, s| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO segments (id, name, description, rule, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                        .bind(&s.id)
-                        .bind(&s.name)
-                        .bind(&s.description)
-                        .bind(&s.rule)
-                        .bind(&s.created_by)
-                        .bind(s.created_at)
-                        .execute(&mut **tx)
-                        .await?;
-                    Ok(())
-                })
-            },
-            |_| audit_draft,
-            &[],
-        )
-        .await?;
-        Ok(())
+        let insert = sqlx::query("INSERT INTO segments (id, name, description, rule, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(&s.description)
+            .bind(&s.rule)
+            .bind(&s.created_by)
+            .bind(s.created_at);
+        self.audited_statement(s.created_at, insert, None, audit_draft, &[])
+            .await
     }
 
     pub async fn segments(&self) -> Result<Vec<SegmentRow>> {
@@ -182,28 +169,8 @@ impl Store {
         at: Micros,
         audit_draft: &AuditDraft,
     ) -> Result<()> {
-        self.audited(
-            at,
-            id,
-            |tx, id| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM segments WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::NotFound {
-                            what: "segment",
-                            id: id.to_owned(),
-                        });
-                    }
-                    Ok(())
-                })
-            },
-            |_| audit_draft,
-            &[],
-        )
-        .await?;
-        Ok(())
+        let delete = sqlx::query("DELETE FROM segments WHERE id = $1").bind(id);
+        self.audited_statement(at, delete, Some(("segment", id)), audit_draft, &[])
+            .await
     }
 }

@@ -97,27 +97,16 @@ fn decode_delivery(r: &sqlx::any::AnyRow) -> Result<Delivery> {
 
 impl Store {
     pub async fn create_webhook(&self, hook: &Webhook, audit: &AuditDraft) -> Result<()> {
-        self.audited(
-            hook.created_at,
-            hook,
-            |tx, hook| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO webhooks (id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&hook.id)
-                        .bind(&hook.url)
-                        .bind(&hook.secret)
-                        .bind(bool_to_db(hook.active))
-                        .bind(hook.created_at)
-                        .execute(&mut **tx)
-                        .await?;
-                    Ok(())
-                })
-            },
-            |_| audit,
-            &[],
+        let insert = sqlx::query(
+            "INSERT INTO webhooks (id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
-        .await?;
-        Ok(())
+        .bind(&hook.id)
+        .bind(&hook.url)
+        .bind(&hook.secret)
+        .bind(bool_to_db(hook.active))
+        .bind(hook.created_at);
+        self.audited_statement(hook.created_at, insert, None, audit, &[])
+            .await
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
