@@ -72,7 +72,7 @@ impl App {
         )?) else {
             return Ok(Vec::new());
         };
-        match self.permit(subject, purpose).await? {
+        match self.permit_and_status(subject, purpose).await?.0 {
             Some(permit) => Ok(self.store.item_events(&permit, limit).await?),
             None => Ok(Vec::new()),
         }

@@ -138,6 +138,8 @@ pub enum ConsentStatus {
     Granted {
         since: Micros,
         expires_at: Option<Micros>,
+        /// The purpose version the grant was given for (the current one).
+        consented_version: u32,
     },
     /// Contract or legal obligation: no consent needed, no opt-out possible.
     NotRequired,
@@ -251,6 +253,7 @@ pub fn status_of(purpose: &Purpose, latest: Option<&LatestDecision>, now: Micros
                     _ => ConsentStatus::Granted {
                         since: d.at,
                         expires_at,
+                        consented_version: d.policy_version,
                     },
                 }
             }

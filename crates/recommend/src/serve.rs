@@ -601,12 +601,28 @@ impl Engine {
                 .collect(),
             None => picked.iter().map(|c| self.explain(c, req)).collect(),
         };
+        let personal = level != Level::Off;
         Response {
             level,
-            model_version: self.model_version.clone(),
-            calibrated: self.calibration.is_some(),
+            // A non-personal answer ranks by popularity alone: it names that, not the
+            // personal model it was read from, and claims no calibration (the calibration
+            // was fitted on personal scores).
+            model_version: if personal {
+                self.model_version.clone()
+            } else {
+                format!("popularity ({})", self.model_version)
+            },
+            calibrated: personal && self.calibration.is_some(),
             fairness_adjusted,
-            items,
+            items: items
+                .into_iter()
+                .map(|mut r| {
+                    if !personal {
+                        r.confidence = uncalibrated(r.score);
+                    }
+                    r
+                })
+                .collect(),
         }
     }
 
@@ -717,7 +733,8 @@ impl Engine {
                         text: format!("Something different: popular in {name}"),
                     }],
                     data_categories: Vec::new(),
-                    purposes: vec![self.config.purpose.clone()],
+                    // Chosen from popularity alone: no personal data, so no purpose used it.
+                    purposes: Vec::new(),
                     exploration: true,
                 });
             }
@@ -728,8 +745,7 @@ impl Engine {
     fn confidence(&self, score: f32) -> f32 {
         match &self.calibration {
             Some(c) => c.apply(score),
-            // uncalibrated: the share of the maximum attainable score, flagged in the response
-            None => (score / (W_BEHAVIOUR + W_DECLARED + W_POPULAR)).clamp(0.0, 1.0),
+            None => uncalibrated(score),
         }
     }
 
@@ -807,12 +823,22 @@ impl Engine {
             item_id: self.catalog.item_ids[c.item as usize].clone(),
             score: c.score,
             confidence: self.confidence(c.score),
+            // The purpose is named only where its data was used: a popular item uses no one's.
+            purposes: if data_categories.is_empty() {
+                Vec::new()
+            } else {
+                vec![self.config.purpose.clone()]
+            },
             reasons,
             data_categories,
-            purposes: vec![self.config.purpose.clone()],
             exploration: false,
         }
     }
+}
+
+/// Without a calibration: the share of the maximum attainable score, flagged in the response.
+fn uncalibrated(score: f32) -> f32 {
+    (score / (W_BEHAVIOUR + W_DECLARED + W_POPULAR)).clamp(0.0, 1.0)
 }
 
 /// "a", "a and b", "a, b and c".
@@ -920,6 +946,14 @@ mod tests {
             ..req(Level::Full)
         });
         assert!(r.items.iter().any(|i| i.item == 6));
+        // An item shaped by personal data names the purpose that allowed it.
+        assert!(
+            r.items
+                .iter()
+                .filter(|i| !i.data_categories.is_empty())
+                .all(|i| i.purposes == ["recommendations"]),
+            "{r:?}"
+        );
         // a short history fills the last slot with exploration when a category is open
         let r = e.recommend(&Request {
             k: 3,
@@ -948,6 +982,14 @@ mod tests {
         ));
         let off = e.recommend(&req(Level::Off));
         assert!(off.items.iter().all(|i| i.data_categories.is_empty()));
+        // Nothing personal was used, so no purpose is named and the personal model is not.
+        assert!(off.items.iter().all(|i| i.purposes.is_empty()), "{off:?}");
+        assert!(
+            off.model_version.starts_with("popularity"),
+            "{}",
+            off.model_version
+        );
+        assert!(!off.calibrated);
         assert!(off.items.iter().all(|i| matches!(
             i.reasons[0],
             Reason::Popular { .. } | Reason::Exploration { .. }

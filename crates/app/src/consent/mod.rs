@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Every read of consent goes through [`App::consent_status`], [`App::permits`] or
-//!   [`App::permit`] (the in-memory cache backed by the append-only log). A [`Permit`] is the
+//!   [`App::permit_and_status`] (the in-memory cache backed by the append-only log). A [`Permit`] is the
 //!   only way another room may read a subject's behavioural data.
 //! - Every write goes through `record_consents`/`import_consents`, which validate, append (with
 //!   audit + outbox + notify in one transaction), then **apply to the local cache before

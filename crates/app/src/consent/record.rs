@@ -97,16 +97,19 @@ impl App {
         })
     }
 
-    /// A permit for `purpose` over `subject`'s data now, or `None` if their consent state does
-    /// not allow it: the one way another room may read this subject's behavioural data.
-    pub(crate) async fn permit<'a>(
+    /// A permit for `purpose` over `subject`'s data now (or `None`), with the consent state it
+    /// was decided from, both read from one snapshot: the one way another room may read this
+    /// subject's behavioural data for one purpose, and say why it may not.
+    pub(crate) async fn permit_and_status<'a>(
         &self,
         subject: &'a SubjectKey,
         purpose: &'a Purpose,
-    ) -> Result<Option<Permit<'a>>> {
+    ) -> Result<(Option<Permit<'a>>, ConsentStatus)> {
         let now = self.now();
-        self.with_consents(subject, |c| c.permit(subject, purpose, now))
-            .await
+        self.with_consents(subject, |c| {
+            (c.permit(subject, purpose, now), c.status(purpose, now))
+        })
+        .await
     }
 
     /// Runs `f` on every permit `subject`'s consent state grants now, under the cache's read

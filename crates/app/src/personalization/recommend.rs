@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use candor_domain::preferences::Level;
-use candor_domain::{AuditDraft, DataCategory, PurposeId, SubjectKey};
+use candor_domain::{AuditDraft, ConsentStatus, DataCategory, PurposeId, SubjectKey};
 use candor_recommend::codec::ModelFile;
 use candor_recommend::matrix::Interactions;
 use candor_recommend::models::{ItemKnn, KnnParams, Model};
@@ -537,19 +537,14 @@ impl App {
         // 1. Consent for the purpose.
         let purposes = self.purposes();
         let purpose = purposes.get(&PurposeId::parse(&cfg.purpose)?);
-        let permit = match purpose {
-            Some(p) => self.permit(subject, p).await?,
-            None => None,
-        };
-        filters.push(format!(
-            "consent for `{}`: {}",
-            cfg.purpose,
-            if permit.is_some() {
-                "granted"
-            } else {
-                "not granted, so nothing personal is used"
+        let (permit, status) = match purpose {
+            Some(p) => {
+                let (permit, status) = self.permit_and_status(subject, p).await?;
+                (permit, Some(status))
             }
-        ));
+            None => (None, None),
+        };
+        filters.push(consent_story(&cfg.purpose, status.as_ref()));
         let may = |c: DataCategory| permit.is_some_and(|p| p.covers(&c));
         let consent = serve::Consent {
             behaviour: may(DataCategory::Browsing) || may(DataCategory::Purchase),
@@ -571,7 +566,8 @@ impl App {
             fallback = Some("quiet period".into());
             level = Level::Off;
         }
-        filters.push(format!("personalization level: {}", prefs.level.as_str()));
+        // The level line is written once the applied level is known (below), here in order.
+        let level_line_at = filters.len();
 
         // History is read only when it may be used; memory keeps none of a subject whose
         // consent no longer allows it.
@@ -655,6 +651,35 @@ impl App {
             ));
         }
         let confidence_calibrated = resp.calibrated;
+        let applied = match resp.level {
+            serve::Level::Off => Level::Off,
+            serve::Level::Basic => Level::Basic,
+            serve::Level::Full => Level::Full,
+        };
+        let why_lower = if prefs.quiet_at(now).is_some() {
+            "a quiet period"
+        } else if fallback
+            .as_deref()
+            .is_some_and(|f| f.contains("confidence"))
+        {
+            "low confidence"
+        } else if permit.is_none() {
+            "no consent"
+        } else {
+            "no data this level may use"
+        };
+        filters.insert(
+            level_line_at,
+            if applied == prefs.level {
+                format!("personalization level: {}", prefs.level.as_str())
+            } else {
+                format!(
+                    "personalization level: {} chosen, {} applied because of {why_lower}",
+                    prefs.level.as_str(),
+                    applied.as_str()
+                )
+            },
+        );
         let excluded: Vec<&str> = serving
             .category_ids
             .iter()
@@ -682,11 +707,7 @@ impl App {
                 ""
             }
         ));
-        let level_applied = match resp.level {
-            serve::Level::Off => Level::Off,
-            serve::Level::Basic => Level::Basic,
-            serve::Level::Full => Level::Full,
-        };
+        let level_applied = applied;
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
@@ -780,6 +801,30 @@ impl App {
         };
         Ok(self.store.insert_decisions(&unsent).await?)
     }
+}
+
+/// What the consent state of the recommendation purpose means for this answer, in words.
+fn consent_story(purpose: &str, status: Option<&ConsentStatus>) -> String {
+    let nothing = "so nothing personal is used";
+    let state = match status {
+        None => format!("not declared, {nothing}"),
+        Some(ConsentStatus::Granted { .. }) => "granted".into(),
+        Some(ConsentStatus::NotRequired) => "not required (strictly necessary)".into(),
+        Some(ConsentStatus::LegitimateInterest) => "legitimate interest, not objected to".into(),
+        Some(ConsentStatus::Denied { .. }) => format!("denied, {nothing}"),
+        Some(ConsentStatus::NotAsked) => format!("not given, {nothing}"),
+        Some(ConsentStatus::Expired { at }) => format!(
+            "expired on {}; it must be given again, {nothing}",
+            candor_domain::format_micros(*at)
+        ),
+        Some(ConsentStatus::NeedsRenewal {
+            consented_version,
+            current_version,
+        }) => format!(
+            "the purpose changed (v{current_version}); the consent given for v{consented_version} must be renewed, {nothing}"
+        ),
+    };
+    format!("consent for `{purpose}`: {state}")
 }
 
 fn reason_text(r: serve::Reason) -> String {

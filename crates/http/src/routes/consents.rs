@@ -34,7 +34,7 @@ pub struct ConsentStateView {
     pub allowed: bool,
     pub since: Option<String>,
     pub expires_at: Option<String>,
-    /// For needs_renewal: the version consented to, and the current one.
+    /// For granted and needs_renewal: the purpose version consented to, and the current one.
     pub consented_version: Option<u32>,
     pub current_version: Option<u32>,
 }
@@ -50,9 +50,15 @@ impl From<&ConsentStatus> for ConsentStateView {
             current_version: None,
         };
         match s {
-            ConsentStatus::Granted { since, expires_at } => {
+            ConsentStatus::Granted {
+                since,
+                expires_at,
+                consented_version,
+            } => {
                 v.since = Some(ts(*since));
                 v.expires_at = expires_at.map(ts);
+                v.consented_version = Some(*consented_version);
+                v.current_version = Some(*consented_version);
             }
             ConsentStatus::Denied { since } => v.since = Some(ts(*since)),
             ConsentStatus::Expired { at } => v.expires_at = Some(ts(*at)),
