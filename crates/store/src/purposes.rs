@@ -1,6 +1,6 @@
 //! Purposes and their version history.
 
-use candor_domain::{AuditDraft, AuditEntry, Micros, Purpose};
+use candor_domain::{AuditDraft, AuditEntry, LegalBasis, Micros, Purpose};
 use sqlx::Row;
 
 use crate::{Result, Store, StoreError};
@@ -11,6 +11,61 @@ fn decode(body: &str) -> Result<Purpose> {
 
 fn encode(p: &Purpose) -> String {
     serde_json::to_string(p).expect("a purpose always serializes")
+}
+
+/// Subjects per `consent.needs_renewal` webhook: one delivery per batch keeps payloads small
+/// and a large shop's renewal from becoming one giant request.
+pub const RENEWAL_BATCH: usize = 500;
+
+/// After a material change of `p`: every subject whose latest decision for it is a grant (given
+/// for an older version) now needs to renew. Tells the webhooks, in batches, inside the change's
+/// transaction, so the announcement commits exactly with the change.
+async fn announce_renewals(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    p: &Purpose,
+    at: Micros,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT r.subject_key, r.policy_version FROM consent_records r \
+         WHERE r.purpose_id = $1 AND r.decision = 'granted' AND r.policy_version < $2 \
+         AND r.seq = (SELECT MAX(l.seq) FROM consent_records l \
+                      WHERE l.subject_key = r.subject_key AND l.purpose_id = r.purpose_id) \
+         ORDER BY r.subject_key",
+    )
+    .bind(p.id.as_str())
+    .bind(i64::from(p.version))
+    .fetch_all(&mut **tx)
+    .await?;
+    let subjects: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get("subject_key")?, r.try_get("policy_version")?)))
+        .collect::<Result<_>>()?;
+    for (n, batch) in subjects.chunks(RENEWAL_BATCH).enumerate() {
+        let id = format!("evt_renewal_{}_v{}_{n}", p.id, p.version);
+        let payload = serde_json::json!({
+            "id": id,
+            "type": "consent.needs_renewal",
+            "created_at": candor_domain::format_micros(at),
+            "purpose": p.id,
+            "current_version": p.version,
+            "change_note": p.change_note,
+            "batch": n,
+            "batches": subjects.len().div_ceil(RENEWAL_BATCH),
+            "subjects": batch
+                .iter()
+                .map(|(key, version)| serde_json::json!({"subject_key": key, "consented_version": version}))
+                .collect::<Vec<_>>(),
+        });
+        let event = crate::webhooks::OutboxEvent {
+            id,
+            event_type: "consent.needs_renewal".into(),
+            payload: payload.to_string(),
+            // A batch names many subjects: external ids are only sent one subject at a time.
+            sealed_external_id: None,
+        };
+        crate::webhooks::enqueue_in_tx(tx, &event, at).await?;
+    }
+    Ok(())
 }
 
 async fn record_history(
@@ -121,7 +176,11 @@ impl Store {
                                 id: p.id.to_string(),
                             });
                         }
-                        record_history(tx, p, material, &body, at).await
+                        record_history(tx, p, material, &body, at).await?;
+                        if material && p.legal_basis == LegalBasis::Consent {
+                            announce_renewals(tx, p, at).await?;
+                        }
+                        Ok(())
                     })
                 },
                 |_| audit,

@@ -15,6 +15,9 @@ pub struct Webhook {
     pub secret: String,
     pub active: bool,
     pub created_at: Micros,
+    /// Deliveries carry the subject's external id, so the receiver can map the change to its
+    /// own user (it is kept sealed until the moment of delivery).
+    pub include_external_id: bool,
 }
 
 /// An event to announce to every active webhook.
@@ -23,6 +26,8 @@ pub struct OutboxEvent {
     pub id: String,
     pub event_type: String,
     pub payload: String,
+    /// The subject's external id sealed with their data key, for webhooks that include it.
+    pub sealed_external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +44,8 @@ pub struct Delivery {
     pub next_attempt_at: Micros,
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
+    /// For webhooks that include it: the subject's external id, sealed with their data key.
+    pub sealed_external_id: Option<String>,
 }
 
 /// What happened on one attempt.
@@ -64,19 +71,20 @@ pub(crate) async fn enqueue_in_tx(
     at: Micros,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at) \
-         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4 FROM webhooks WHERE active = 1",
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at, sealed_external_id) \
+         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4, CASE WHEN include_external_id = 1 THEN $5 ELSE NULL END FROM webhooks WHERE active = 1",
     )
     .bind(&event.id)
     .bind(&event.event_type)
     .bind(&event.payload)
     .bind(at)
+    .bind(event.sealed_external_id.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, w.url, w.secret, d.event_id, d.event_type, d.payload, d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error";
+const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, w.url, w.secret, d.event_id, d.event_type, d.payload, d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.sealed_external_id";
 
 fn decode_delivery(r: &sqlx::any::AnyRow) -> Result<Delivery> {
     Ok(Delivery {
@@ -92,26 +100,28 @@ fn decode_delivery(r: &sqlx::any::AnyRow) -> Result<Delivery> {
         next_attempt_at: r.try_get("next_attempt_at")?,
         last_status_code: r.try_get("last_status_code")?,
         last_error: r.try_get("last_error")?,
+        sealed_external_id: r.try_get("sealed_external_id")?,
     })
 }
 
 impl Store {
     pub async fn create_webhook(&self, hook: &Webhook, audit: &AuditDraft) -> Result<()> {
         let insert = sqlx::query(
-            "INSERT INTO webhooks (id, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO webhooks (id, url, secret, active, created_at, include_external_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&hook.id)
         .bind(&hook.url)
         .bind(&hook.secret)
         .bind(bool_to_db(hook.active))
-        .bind(hook.created_at);
+        .bind(hook.created_at)
+        .bind(bool_to_db(hook.include_external_id));
         self.audited_statement(hook.created_at, insert, None, audit, &[])
             .await
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         let rows = sqlx::query(
-            "SELECT id, url, secret, active, created_at FROM webhooks ORDER BY created_at, id",
+            "SELECT id, url, secret, active, created_at, include_external_id FROM webhooks ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -123,6 +133,7 @@ impl Store {
                     secret: r.try_get("secret")?,
                     active: r.try_get::<i64, _>("active")? != 0,
                     created_at: r.try_get("created_at")?,
+                    include_external_id: r.try_get::<i64, _>("include_external_id")? != 0,
                 })
             })
             .collect()

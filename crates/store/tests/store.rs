@@ -80,6 +80,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
                 secret: "s".into(),
                 active: true,
                 created_at: 3,
+                include_external_id: false,
             },
             &audit(candor_domain::AuditAction::WebhookCreate),
         )
@@ -108,6 +109,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
         id: "e1".into(),
         event_type: "consent.changed".into(),
         payload: "{}".into(),
+        sealed_external_id: None,
     };
     let stored = store
         .append_consents(

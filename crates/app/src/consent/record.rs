@@ -21,6 +21,9 @@ pub const MAX_CHANGES: usize = 100;
 /// A person's decisions, as a client submits them.
 #[derive(Debug, Clone, Default)]
 pub struct ConsentRequest {
+    /// The id the shop knows the subject by, when the caller has it: sealed into the outbox for
+    /// webhooks that include it, never stored in the clear.
+    pub external_id: Option<String>,
     pub changes: Vec<(String, String)>,
     pub source: String,
     pub user_agent: Option<String>,
@@ -313,10 +316,15 @@ impl App {
             "subject_key": subject,
             "changes": changes,
         });
+        let sealed_external_id = match &req.external_id {
+            Some(id) => Some(self.seal_external_id(subject, id).await?),
+            None => None,
+        };
         let event = OutboxEvent {
             id: event_id,
             event_type: "consent.changed".into(),
             payload: payload.to_string(),
+            sealed_external_id,
         };
         let audit = AuditDraft::new(
             actor,

@@ -43,7 +43,15 @@ fn validate_url(url: &str) -> Result<()> {
 }
 
 impl App {
-    pub async fn create_webhook(&self, actor: &str, url: &str) -> Result<CreatedWebhook> {
+    /// Registers a consent-change webhook. With `include_external_id`, each delivery about one
+    /// subject also carries the id the shop knows them by (sealed until the moment it is sent),
+    /// so an email tool can act on it.
+    pub async fn create_webhook(
+        &self,
+        actor: &str,
+        url: &str,
+        include_external_id: bool,
+    ) -> Result<CreatedWebhook> {
         validate_url(url)?;
         if url.starts_with("https://") {
             // This build's HTTP client is plain HTTP only; refuse rather than fail every delivery.
@@ -60,12 +68,13 @@ impl App {
             secret: secret.clone(),
             active: true,
             created_at: self.now(),
+            include_external_id,
         };
         let audit = AuditDraft::new(
             actor,
             candor_domain::AuditAction::WebhookCreate,
             &id,
-            json!({"url": url}),
+            json!({"url": url, "include_external_id": include_external_id}),
         );
         self.store.create_webhook(&hook, &audit).await?;
         Ok(CreatedWebhook {
@@ -123,9 +132,34 @@ impl App {
         Ok(due.len())
     }
 
+    /// The body of a delivery as sent: the stored payload, plus the subject's external id for
+    /// a webhook that includes it, opened with the subject's data key just now. If the key is
+    /// gone (the subject was erased), the id stays unreadable and the body says so.
+    async fn body(&self, d: &Delivery) -> String {
+        let Some(sealed) = &d.sealed_external_id else {
+            return d.payload.clone();
+        };
+        let Ok(mut payload) = serde_json::from_str::<serde_json::Value>(&d.payload) else {
+            return d.payload.clone();
+        };
+        let subject = payload["subject_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let opened = self.open_external_id(&subject, sealed).await;
+        if let Some(o) = payload.as_object_mut() {
+            match opened {
+                Some(id) => o.insert("external_id".into(), json!(id)),
+                None => o.insert("external_id_unavailable".into(), json!(true)),
+            };
+        }
+        payload.to_string()
+    }
+
     async fn attempt(&self, d: &Delivery) -> DeliveryOutcome {
         let now = self.now();
-        let sig = signature(&d.secret, now / 1_000_000, d.payload.as_bytes());
+        let body = self.body(d).await;
+        let sig = signature(&d.secret, now / 1_000_000, body.as_bytes());
         let sent = self
             .delivery
             .http
@@ -134,7 +168,7 @@ impl App {
             .header("candor-signature", sig)
             .header("candor-event-id", &d.event_id)
             .header("candor-event-type", &d.event_type)
-            .body(d.payload.clone())
+            .body(body)
             .send()
             .await;
         let (code, error) = match sent {

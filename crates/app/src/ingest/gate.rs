@@ -80,6 +80,8 @@ pub struct RawMessage {
 }
 
 const CONTEXT_KEY: &str = "context";
+/// The field an external id is sealed under (bound into its ciphertext).
+const EXTERNAL_ID_FIELD: &str = "external_id";
 
 /// A kept property's value as it is stored: as sent, or sealed (`{"$sealed":"<hex>"}`) when
 /// its category is contact.
@@ -234,6 +236,35 @@ impl App {
             .read()
             .expect("inventory lock")
             .clone()
+    }
+
+    /// `external_id` sealed with `subject`'s data key (created if the subject has none), bound
+    /// to the subject and the field, as hex: for outbox rows that must carry it until delivery.
+    pub(crate) async fn seal_external_id(
+        &self,
+        subject: &SubjectKey,
+        external_id: &str,
+    ) -> Result<String> {
+        let keys = self.data_keys(std::slice::from_ref(subject)).await?;
+        let key = keys.get(subject.as_str()).expect("a key per subject asked");
+        Ok(hex::encode(key.seal(
+            rand::random(),
+            external_id.as_bytes(),
+            &field_context(subject.as_str(), EXTERNAL_ID_FIELD),
+        )))
+    }
+
+    /// Opens what [`App::seal_external_id`] sealed; `None` if it no longer opens (the key was
+    /// destroyed, or the value was altered).
+    pub(crate) async fn open_external_id(&self, subject: &str, sealed: &str) -> Option<String> {
+        let subject = SubjectKey::parse(subject).ok()?;
+        let keys = self.data_keys(std::slice::from_ref(&subject)).await.ok()?;
+        let bytes = hex::decode(sealed).ok()?;
+        let plain = keys
+            .get(subject.as_str())?
+            .open(&bytes, &field_context(subject.as_str(), EXTERNAL_ID_FIELD))
+            .ok()?;
+        String::from_utf8(plain).ok()
     }
 
     /// Data keys of subjects, unwrapped: from memory, else from the store, creating and

@@ -223,6 +223,7 @@ async fn post_consents(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let proof = input.proof.unwrap_or_default();
     let req = ConsentRequest {
+        external_id: Some(id.clone()),
         changes: input
             .consents
             .into_iter()

@@ -25,6 +25,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct WebhookInput {
     /// Where `consent.changed` events are POSTed, signed with `Candor-Signature`.
     pub url: String,
+    /// Also send the subject's external id (the id your systems use) with each change about
+    /// one subject. It is kept sealed until delivery. Default false: only the subject key.
+    #[serde(default)]
+    pub include_external_id: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -41,6 +45,7 @@ pub struct WebhookView {
     pub url: String,
     pub active: bool,
     pub created_at: String,
+    pub include_external_id: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -77,6 +82,7 @@ async fn list_webhooks(
                 url: w.url,
                 active: w.active,
                 created_at: ts(w.created_at),
+                include_external_id: w.include_external_id,
             })
             .collect(),
     ))
@@ -89,7 +95,9 @@ async fn create_webhook(
     auth: Auth<Admin>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
-    let w = app.create_webhook(&auth.actor(), &input.url).await?;
+    let w = app
+        .create_webhook(&auth.actor(), &input.url, input.include_external_id)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedWebhookView {
