@@ -482,34 +482,49 @@ async fn audit_run(
     if let Some(days) = since_days {
         req.since = app.now() - i64::from(days) * candor_domain::MICROS_PER_DAY;
     }
-    let run = app.run_fairness("cli", &req).await?;
-    println!(
-        "audited {} decisions by {} (run {})",
-        run.decisions,
-        req.attributes.join(" x "),
-        run.run_id
-    );
-    if run.findings.is_empty() {
-        println!("no findings above the thresholds");
-    }
-    for f in &run.findings {
+    // Without --surface every surface in the window is audited, each as its own run.
+    let runs = app.run_fairness("cli", &req).await?;
+    for run in &runs.runs {
         println!(
-            "\n[{:?}] {}\n  {}\n  what to do: {}",
-            f.severity, f.key, f.summary, f.action
+            "\n{}: audited {} decisions by {} (run {})",
+            run.surface,
+            run.decisions,
+            req.attributes.join(" x "),
+            run.run_id
         );
-    }
-    println!(
-        "\nincidents opened: {:?}, updated: {:?}",
-        run.incidents_opened, run.incidents_updated
-    );
-    if let Some(path) = output {
-        let body = if path.extension().is_some_and(|e| e == "html") {
-            candor_fairness::render_html(&run.report, &run.findings)
-        } else {
-            candor_fairness::render_json(&run.report, &run.findings)
-        };
-        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-        println!("report written to {}", path.display());
+        if run.findings.is_empty() {
+            println!("no findings above the thresholds");
+        }
+        for f in &run.findings {
+            println!(
+                "\n[{:?}] {}\n  {}\n  what to do: {}",
+                f.severity, f.key, f.summary, f.action
+            );
+        }
+        println!(
+            "\nincidents opened: {:?}, updated: {:?}",
+            run.incidents_opened, run.incidents_updated
+        );
+        if let Some(path) = &output {
+            // Several surfaces: one file each, `report-offer.html`, `report-home.html`, ...
+            let path = if runs.runs.len() > 1 {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let name = match path.extension() {
+                    Some(e) => format!("{stem}-{}.{}", run.surface, e.to_string_lossy()),
+                    None => format!("{stem}-{}", run.surface),
+                };
+                path.with_file_name(name)
+            } else {
+                path.clone()
+            };
+            let body = if path.extension().is_some_and(|e| e == "html") {
+                candor_fairness::render_html(&run.report, &run.findings)
+            } else {
+                candor_fairness::render_json(&run.report, &run.findings)
+            };
+            std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+            println!("report written to {}", path.display());
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
