@@ -113,12 +113,15 @@ enum AuditCommand {
         /// Protected attributes to slice by (default: `fairness.attributes`).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// Only decisions of this surface.
+        /// Only decisions of this surface (default: every surface, each audited on its own).
         #[arg(long)]
         surface: Option<String>,
         /// Days back to audit (default: `fairness.lookback_days`).
         #[arg(long)]
         since_days: Option<u32>,
+        /// Members a group needs to be the four-fifths reference group.
+        #[arg(long, default_value_t = candor_fairness::DEFAULT_MIN_REFERENCE_SIZE)]
+        min_reference_size: u64,
         /// Also write the report: `.html` for the readable report, anything else for JSON.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -189,8 +192,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 groups,
                 surface,
                 since_days,
+                min_reference_size,
                 output,
-            }) => audit_run(config, groups, surface, since_days, output).await,
+            }) => {
+                audit_run(
+                    config,
+                    groups,
+                    surface,
+                    since_days,
+                    min_reference_size,
+                    output,
+                )
+                .await
+            }
             Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
             Command::Import(cmd) => import_cmd::run(config, cmd).await,
             Command::Config(_) | Command::Eval(_) => unreachable!("handled above"),
@@ -471,10 +485,12 @@ async fn audit_run(
     groups: Vec<String>,
     surface: Option<String>,
     since_days: Option<u32>,
+    min_reference_size: u64,
     output: Option<PathBuf>,
 ) -> Result<std::process::ExitCode> {
     let app = App::open(config).await?;
     let mut req = app.default_fairness_request();
+    req.min_reference_size = min_reference_size;
     if !groups.is_empty() {
         req.attributes = groups;
     }
