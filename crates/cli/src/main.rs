@@ -113,12 +113,15 @@ enum AuditCommand {
         /// Protected attributes to slice by (default: `fairness.attributes`).
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// Only decisions of this surface.
+        /// Only decisions of this surface (default: every surface, each audited on its own).
         #[arg(long)]
         surface: Option<String>,
         /// Days back to audit (default: `fairness.lookback_days`).
         #[arg(long)]
         since_days: Option<u32>,
+        /// Members a group needs to be the four-fifths reference group.
+        #[arg(long, default_value_t = candor_fairness::DEFAULT_MIN_REFERENCE_SIZE)]
+        min_reference_size: u64,
         /// Also write the report: `.html` for the readable report, anything else for JSON.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -189,8 +192,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 groups,
                 surface,
                 since_days,
+                min_reference_size,
                 output,
-            }) => audit_run(config, groups, surface, since_days, output).await,
+            }) => {
+                audit_run(
+                    config,
+                    groups,
+                    surface,
+                    since_days,
+                    min_reference_size,
+                    output,
+                )
+                .await
+            }
             Command::Audit(AuditCommand::Fairness(_)) => unreachable!("handled above"),
             Command::Import(cmd) => import_cmd::run(config, cmd).await,
             Command::Config(_) | Command::Eval(_) => unreachable!("handled above"),
@@ -471,10 +485,12 @@ async fn audit_run(
     groups: Vec<String>,
     surface: Option<String>,
     since_days: Option<u32>,
+    min_reference_size: u64,
     output: Option<PathBuf>,
 ) -> Result<std::process::ExitCode> {
     let app = App::open(config).await?;
     let mut req = app.default_fairness_request();
+    req.min_reference_size = min_reference_size;
     if !groups.is_empty() {
         req.attributes = groups;
     }
@@ -482,34 +498,49 @@ async fn audit_run(
     if let Some(days) = since_days {
         req.since = app.now() - i64::from(days) * candor_domain::MICROS_PER_DAY;
     }
-    let run = app.run_fairness("cli", &req).await?;
-    println!(
-        "audited {} decisions by {} (run {})",
-        run.decisions,
-        req.attributes.join(" x "),
-        run.run_id
-    );
-    if run.findings.is_empty() {
-        println!("no findings above the thresholds");
-    }
-    for f in &run.findings {
+    // Without --surface every surface in the window is audited, each as its own run.
+    let runs = app.run_fairness("cli", &req).await?;
+    for run in &runs.runs {
         println!(
-            "\n[{:?}] {}\n  {}\n  what to do: {}",
-            f.severity, f.key, f.summary, f.action
+            "\n{}: audited {} decisions by {} (run {})",
+            run.surface,
+            run.decisions,
+            req.attributes.join(" x "),
+            run.run_id
         );
-    }
-    println!(
-        "\nincidents opened: {:?}, updated: {:?}",
-        run.incidents_opened, run.incidents_updated
-    );
-    if let Some(path) = output {
-        let body = if path.extension().is_some_and(|e| e == "html") {
-            candor_fairness::render_html(&run.report, &run.findings)
-        } else {
-            candor_fairness::render_json(&run.report, &run.findings)
-        };
-        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-        println!("report written to {}", path.display());
+        if run.findings.is_empty() {
+            println!("no findings above the thresholds");
+        }
+        for f in &run.findings {
+            println!(
+                "\n[{:?}] {}\n  {}\n  what to do: {}",
+                f.severity, f.key, f.summary, f.action
+            );
+        }
+        println!(
+            "\nincidents opened: {:?}, updated: {:?}",
+            run.incidents_opened, run.incidents_updated
+        );
+        if let Some(path) = &output {
+            // Several surfaces: one file each, `report-offer.html`, `report-home.html`, ...
+            let path = if runs.runs.len() > 1 {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                let name = match path.extension() {
+                    Some(e) => format!("{stem}-{}.{}", run.surface, e.to_string_lossy()),
+                    None => format!("{stem}-{}", run.surface),
+                };
+                path.with_file_name(name)
+            } else {
+                path.clone()
+            };
+            let body = if path.extension().is_some_and(|e| e == "html") {
+                candor_fairness::render_html(&run.report, &run.findings)
+            } else {
+                candor_fairness::render_json(&run.report, &run.findings)
+            };
+            std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+            println!("report written to {}", path.display());
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -28,11 +28,18 @@ pub struct AuditOptions {
     pub bootstrap: Bootstrap,
     /// Impact ratio below which a group fails the four-fifths rule.
     pub four_fifths_threshold: f64,
+    /// Members (rows) a group needs to be the four-fifths reference group: the reference is the
+    /// highest selection rate among groups at least this large (all groups when none is).
+    pub min_reference_size: u64,
     pub reference: Option<ReferenceDistribution>,
     pub proxy: ProxyOptions,
     /// Worker threads for accumulation and CSV parsing.
     pub threads: usize,
 }
+
+/// Default [`AuditOptions::min_reference_size`]: below 100 members a selection rate's 95 %
+/// interval is wider than ±10 points, too noisy to measure everyone else against.
+pub const DEFAULT_MIN_REFERENCE_SIZE: u64 = 100;
 
 impl Default for AuditOptions {
     fn default() -> Self {
@@ -41,6 +48,7 @@ impl Default for AuditOptions {
             calibration_bins: 10,
             bootstrap: Bootstrap::default(),
             four_fifths_threshold: 0.8,
+            min_reference_size: DEFAULT_MIN_REFERENCE_SIZE,
             reference: None,
             proxy: ProxyOptions::default(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -85,9 +93,12 @@ pub fn audit_stats(
     }
 
     let inter: Vec<Counts> = t.stats.iter().map(|s| s.counts).collect();
+    for p in &mut plans {
+        p.set_reference_eligible(&inter, o.min_reference_size);
+    }
     let points: Vec<CountMetrics> = plans
         .iter()
-        .map(|p| count_metrics(&p.sum_counts(&inter), t.has_label, p.privileged.as_deref()))
+        .map(|p| count_metrics(&p.sum_counts(&inter), t.has_label, p))
         .collect();
     let intervals = bootstrap_intervals(t, &plans, &inter, &o.bootstrap);
 
@@ -102,6 +113,7 @@ pub fn audit_stats(
         total_w,
         total_exposure,
         threshold: o.four_fifths_threshold,
+        min_reference_size: o.min_reference_size,
     };
 
     let slices: Vec<Slice> = plans
@@ -149,6 +161,7 @@ pub fn audit_stats(
             bootstrap: o.bootstrap,
             calibration_bins: t.calibration_bins,
             four_fifths_threshold: o.four_fifths_threshold,
+            min_reference_size: o.min_reference_size,
             privileged,
         },
         overall,
@@ -156,6 +169,7 @@ pub fn audit_stats(
         representation,
         proxies,
         recommendations: None,
+        scope: None,
     })
 }
 
@@ -294,6 +308,11 @@ struct SlicePlan {
     member: Vec<usize>,
     /// For each slice group, whether it is privileged (when the slice covers the privileged attributes).
     privileged: Option<Vec<bool>>,
+    /// For each slice group, whether it may be the four-fifths reference (fixed from the data,
+    /// not per bootstrap replicate).
+    reference_eligible: Vec<bool>,
+    /// Whether some group reached the minimum reference size (else every group is eligible).
+    reference_size_met: bool,
 }
 
 impl SlicePlan {
@@ -327,12 +346,30 @@ impl SlicePlan {
                 })
                 .collect()
         });
+        let n = groups.len();
         SlicePlan {
             attributes,
             groups,
             member,
             privileged,
+            reference_eligible: vec![true; n],
+            reference_size_met: false,
         }
+    }
+
+    /// Groups with at least `min` rows may be the reference; all of them when none has.
+    fn set_reference_eligible(&mut self, inter: &[Counts], min: u64) {
+        let eligible: Vec<bool> = self
+            .sum_counts(inter)
+            .iter()
+            .map(|c| c.n() >= min)
+            .collect();
+        self.reference_size_met = eligible.iter().any(|&e| e);
+        self.reference_eligible = if self.reference_size_met {
+            eligible
+        } else {
+            vec![true; eligible.len()]
+        };
     }
 
     fn sum_counts(&self, inter: &[Counts]) -> Vec<Counts> {
@@ -398,7 +435,8 @@ struct CountMetrics {
     excluded: Vec<Vec<usize>>,
 }
 
-fn count_metrics(groups: &[Counts], has_label: bool, privileged: Option<&[bool]>) -> CountMetrics {
+fn count_metrics(groups: &[Counts], has_label: bool, plan: &SlicePlan) -> CountMetrics {
+    let privileged = plan.privileged.as_deref();
     let layout = Layout {
         groups: groups.len(),
     };
@@ -412,7 +450,9 @@ fn count_metrics(groups: &[Counts], has_label: bool, privileged: Option<&[bool]>
 
     let max_selection = rs
         .iter()
-        .filter_map(|r| r.selection.ok())
+        .zip(&plan.reference_eligible)
+        .filter(|(_, e)| **e)
+        .filter_map(|(r, _)| r.selection.ok())
         .fold(None::<f64>, |m, x| Some(m.map_or(x, |m| m.max(x))));
     for (g, r) in rs.iter().enumerate() {
         let impact = match (r.selection, max_selection) {
@@ -532,11 +572,7 @@ fn bootstrap_intervals(
     for _ in 0..b.replicates {
         let replicate = resample(inter, &mut rng);
         for (p, plan) in plans.iter().enumerate() {
-            let m = count_metrics(
-                &plan.sum_counts(&replicate),
-                t.has_label,
-                plan.privileged.as_deref(),
-            );
+            let m = count_metrics(&plan.sum_counts(&replicate), t.has_label, plan);
             for (slot, v) in m.values.iter().enumerate() {
                 if let Ok(x) = v {
                     samples[p][slot].push(*x);
@@ -567,6 +603,7 @@ struct Context<'a> {
     total_w: f64,
     total_exposure: f64,
     threshold: f64,
+    min_reference_size: u64,
 }
 
 impl Context<'_> {
@@ -765,6 +802,7 @@ fn build_slice(
         .collect();
     let reference_group = defined
         .iter()
+        .filter(|(i, _)| plan.reference_eligible[*i])
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|&(i, _)| labels[i].clone());
     let failing: Vec<String> = groups
@@ -785,6 +823,8 @@ fn build_slice(
         four_fifths: FourFifths {
             threshold: ctx.threshold,
             reference_group,
+            min_reference_size: ctx.min_reference_size,
+            reference_size_met: plan.reference_size_met,
             passes: any_impact.then_some(failing.is_empty()),
             failing_groups: failing,
         },

@@ -11,7 +11,11 @@ use crate::report::{DisparityMetric, Estimate, GroupMetrics, Method, Report, Sli
 
 /// When a metric becomes a finding.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Thresholds {
+    /// Drop a between-group finding whose confidence interval includes "no disparity" (the
+    /// default). `false` keeps it, marked `significant: false` and one severity lower.
+    pub require_significance: bool,
     /// Groups smaller than this produce findings one severity lower (their rates are noisy).
     pub min_group_size: u64,
     /// Impact ratio below which the four-fifths rule fails.
@@ -37,6 +41,7 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
+            require_significance: true,
             min_group_size: 30,
             four_fifths: 0.8,
             parity_difference: 0.1,
@@ -272,10 +277,15 @@ fn slice_findings(s: &Slice, th: &Thresholds, out: &mut Vec<Finding>) {
 
     // Four-fifths rule.
     if s.four_fifths.passes == Some(false) {
+        // A group whose impact-ratio interval reaches 1 (no disparity) is not listed when
+        // significance is required.
         let failing: Vec<&GroupMetrics> = s
             .groups
             .iter()
             .filter(|g| g.impact_ratio.value.is_some_and(|v| v < th.four_fifths))
+            .filter(|g| {
+                !th.require_significance || ratio_significant(&g.impact_ratio) != Some(false)
+            })
             .collect();
         if let Some(worst) = failing.iter().min_by(|a, b| {
             a.impact_ratio
@@ -284,7 +294,7 @@ fn slice_findings(s: &Slice, th: &Thresholds, out: &mut Vec<Finding>) {
                 .total_cmp(&b.impact_ratio.value.unwrap_or(0.0))
         }) {
             let v = worst.impact_ratio.value.unwrap_or(0.0);
-            let sig = worst.impact_ratio.ci.map(|c| c[1] < 1.0);
+            let sig = ratio_significant(&worst.impact_ratio);
             let best = s
                 .groups
                 .iter()
@@ -360,36 +370,47 @@ fn slice_findings(s: &Slice, th: &Thresholds, out: &mut Vec<Finding>) {
         if v <= limit {
             continue;
         }
-        let sig = d.difference.ci.map(|c| c[0] > 0.0);
-        let (lo, hi) = match metric {
-            // Equalized odds is driven by whichever of TPR and FPR differs more.
-            DisparityMetric::EqualizedOdds => {
-                let tpr = by_rate(|g| &g.true_positive_rate);
-                let fpr = by_rate(rate);
-                let spread = |p: Option<(&GroupMetrics, &GroupMetrics)>,
-                              f: fn(&GroupMetrics) -> &Estimate| {
-                    p.map_or(0.0, |(a, b)| {
-                        f(b).value.unwrap_or(0.0) - f(a).value.unwrap_or(0.0)
-                    })
-                };
-                if spread(tpr, |g| &g.true_positive_rate) >= spread(fpr, |g| &g.false_positive_rate)
-                {
-                    match tpr {
-                        Some(p) => p,
-                        None => continue,
-                    }
-                } else {
-                    match fpr {
-                        Some((a, b)) => (b, a),
-                        None => continue,
+        let (lo, hi, pair_rate): (&GroupMetrics, &GroupMetrics, fn(&GroupMetrics) -> &Estimate) =
+            match metric {
+                // Equalized odds is driven by whichever of TPR and FPR differs more.
+                DisparityMetric::EqualizedOdds => {
+                    let tpr = by_rate(|g| &g.true_positive_rate);
+                    let fpr = by_rate(rate);
+                    let spread =
+                        |p: Option<(&GroupMetrics, &GroupMetrics)>,
+                         f: fn(&GroupMetrics) -> &Estimate| {
+                            p.map_or(0.0, |(a, b)| {
+                                f(b).value.unwrap_or(0.0) - f(a).value.unwrap_or(0.0)
+                            })
+                        };
+                    if spread(tpr, |g| &g.true_positive_rate)
+                        >= spread(fpr, |g| &g.false_positive_rate)
+                    {
+                        match tpr {
+                            Some((a, b)) => (a, b, |g| &g.true_positive_rate),
+                            None => continue,
+                        }
+                    } else {
+                        match fpr {
+                            Some((a, b)) => (b, a, |g| &g.false_positive_rate),
+                            None => continue,
+                        }
                     }
                 }
-            }
-            _ => match by_rate(rate) {
-                Some(p) => p,
-                None => continue,
-            },
-        };
+                _ => match by_rate(rate) {
+                    Some((a, b)) => (a, b, rate),
+                    None => continue,
+                },
+            };
+        // The slice's max−min difference is never below 0, so its own bootstrap interval almost
+        // never includes 0: judge the two groups named instead, by the interval of their
+        // difference from their rates' intervals (half-widths combined as for independent
+        // estimates).
+        let ci = pair_interval(pair_rate(lo), pair_rate(hi));
+        let sig = ci.map(|c| c[0] > 0.0 || c[1] < 0.0);
+        if th.require_significance && sig == Some(false) {
+            continue;
+        }
         let is_small = small(&[lo, hi]);
         let summary = match metric {
             DisparityMetric::EqualizedOdds => format!(
@@ -421,7 +442,7 @@ fn slice_findings(s: &Slice, th: &Thresholds, out: &mut Vec<Finding>) {
             value: v,
             threshold: limit,
             magnitude: (v - limit) / limit,
-            ci: d.difference.ci,
+            ci,
             significant: sig,
             severity: adjust(diff_severity(v, limit), sig, is_small),
             summary: format!("{summary}{}", noise_note(sig, is_small)),
@@ -525,6 +546,20 @@ const UNDEFINED: Estimate = Estimate {
     undefined: None,
     ci: None,
 };
+
+/// Whether an impact ratio's interval stays below 1 (no disparity); `None` without one.
+fn ratio_significant(e: &Estimate) -> Option<bool> {
+    e.ci.map(|c| c[1] < 1.0)
+}
+
+/// Interval of |hi − lo| from the two rates' intervals, centred on the observed gap.
+fn pair_interval(lo: &Estimate, hi: &Estimate) -> Option<[f64; 2]> {
+    let (l, h) = (lo.value?, hi.value?);
+    let half = |e: &Estimate| e.ci.map(|c| (c[1] - c[0]) / 2.0);
+    let w = half(lo)?.hypot(half(hi)?);
+    let gap = (h - l).abs();
+    Some([gap - w, gap + w])
+}
 
 fn serde_name(m: DisparityMetric) -> String {
     serde_json::to_value(m)

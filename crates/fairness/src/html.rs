@@ -51,8 +51,14 @@ th{{background:#f6f6f6}} td:first-child,th:first-child{{text-align:left}}
 .ok{{border-color:#2e8b57}} .muted{{color:#777;font-size:.9em}} svg{{max-width:100%;height:auto}}
 .na{{color:#999}}
 </style></head><body>
-<h1>{title}</h1>
+<h1>{title}</h1>{}
 <p class="muted">{} rows{}; groups by {}; {}{}</p>"#,
+        r.scope.as_ref().map_or(String::new(), |sc| format!(
+            "\n<p><b>Surface:</b> {} &middot; <b>Window:</b> {} to {}</p>",
+            esc(sc.surface.as_deref().unwrap_or("all")),
+            esc(&sc.since),
+            esc(&sc.until)
+        )),
         r.input.rows,
         if r.input.weighted {
             format!(", total weight {:.1}", r.input.total_weight)
@@ -214,7 +220,14 @@ fn slice_section(h: &mut String, r: &Report, s: &Slice) {
         .iter()
         .filter_map(|g| g.selection_rate.value)
         .fold(0.0, f64::max);
-    let line = (max > 0.0).then_some((max * s.four_fifths.threshold, "four-fifths line"));
+    let reference = s
+        .groups
+        .iter()
+        .find(|g| Some(&g.label) == s.four_fifths.reference_group.as_ref())
+        .and_then(|g| g.selection_rate.value)
+        .unwrap_or(max);
+    let line =
+        (reference > 0.0).then_some((reference * s.four_fifths.threshold, "four-fifths line"));
     h.push_str(&bar_chart("Selection rate per group", &bars, line));
     h.push_str(match s.four_fifths.passes {
         Some(true) => {
@@ -225,6 +238,19 @@ fn slice_section(h: &mut String, r: &Report, s: &Slice) {
         }
         None => "<p class=na>The four-fifths rule could not be checked.</p>",
     });
+    if let Some(g) = &s.four_fifths.reference_group {
+        let _ = write!(
+            h,
+            "<p class=muted>Reference group: {} (highest selection rate among groups with at least {} members{}).</p>",
+            esc(g),
+            s.four_fifths.min_reference_size,
+            if s.four_fifths.reference_size_met {
+                ""
+            } else {
+                "; no group was that large, so all groups were eligible"
+            }
+        );
+    }
 
     h.push_str(
         "<table><tr><th>Group</th><th>Count</th><th>Selection rate</th><th>Impact ratio</th>",

@@ -27,7 +27,7 @@ pub mod recommendation;
 pub mod report;
 pub mod stats;
 
-pub use audit::{AuditOptions, audit_decisions, audit_stats};
+pub use audit::{AuditOptions, DEFAULT_MIN_REFERENCE_SIZE, audit_decisions, audit_stats};
 pub use bootstrap::Bootstrap;
 pub use csv_input::{
     Columns, CsvFormat, Progress, audit_csv, audit_csv_with_progress, read_reference,
@@ -42,4 +42,4 @@ pub use mitigation::{Candidate, ExposureBand, Reranked, Reweighing, Target, rera
 pub use recommendation::{
     CatalogItem, RecommendationList, RecommendationReport, audit_recommendations,
 };
-pub use report::{AuditDocument, Estimate, Report, render_json};
+pub use report::{AuditDocument, Estimate, Report, Scope, render_json};

@@ -67,6 +67,20 @@ pub struct Report {
     pub proxies: Vec<ProxyAssociation>,
     /// Recommendation-list audit, when one was run.
     pub recommendations: Option<RecommendationReport>,
+    /// What part of a decision log was audited, when the caller says (the server sets it).
+    #[serde(default)]
+    pub scope: Option<Scope>,
+}
+
+/// The surface and time window an audit of a decision log covered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    /// The decision surface (`offer`, `home`, ...); `null` for all of them.
+    pub surface: Option<String>,
+    /// Start of the window (inclusive), RFC 3339.
+    pub since: String,
+    /// End of the window (the time of the run), RFC 3339.
+    pub until: String,
 }
 
 /// What was audited.
@@ -88,6 +102,10 @@ pub struct Settings {
     pub bootstrap: Bootstrap,
     pub calibration_bins: usize,
     pub four_fifths_threshold: f64,
+    /// Rows a group needs to be the four-fifths reference group (0 in reports stored before it
+    /// existed).
+    #[serde(default)]
+    pub min_reference_size: u64,
     pub privileged: Vec<PrivilegedValue>,
 }
 
@@ -242,11 +260,21 @@ pub struct PrivilegedComparison {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FourFifths {
     pub threshold: f64,
-    /// The group with the highest selection rate, against which impact ratios are taken.
+    /// The group with the highest selection rate among groups with at least
+    /// `min_reference_size` members, against which impact ratios are taken.
     pub reference_group: Option<String>,
+    #[serde(default)]
+    pub min_reference_size: u64,
+    /// `false` when no group had `min_reference_size` members, so every group was eligible.
+    #[serde(default = "yes")]
+    pub reference_size_met: bool,
     /// `null` when no group has a defined selection rate.
     pub passes: Option<bool>,
     pub failing_groups: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Representation of one slice's groups in the data vs a reference population.

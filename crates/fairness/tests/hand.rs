@@ -326,3 +326,64 @@ fn report_round_trips_through_json() {
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r);
 }
+
+/// `n` rows of group `g`, `sel` of them selected.
+fn push_group(b: &mut DecisionsBuilder, g: &str, n: usize, sel: usize) {
+    for i in 0..n {
+        b.push(&Decision {
+            group: &[g],
+            selected: i < sel,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn the_four_fifths_reference_group_has_a_minimum_size() {
+    // A tiny group with the highest rate must not become everyone's yardstick.
+    let mut b = DecisionsBuilder::new(["g"]);
+    push_group(&mut b, "big1", 500, 200);
+    push_group(&mut b, "big2", 500, 180);
+    push_group(&mut b, "tiny", 20, 18);
+    let r = audit_decisions(&b.build(), &opts()).unwrap();
+    let s = &r.slices[0];
+    assert_eq!(s.four_fifths.reference_group.as_deref(), Some("big1"));
+    assert_eq!(s.four_fifths.passes, Some(true), "{:?}", s.four_fifths);
+    close(s.groups[1].impact_ratio.value, 0.9);
+    let f = findings(&r, &Thresholds::default());
+    assert!(
+        !f.iter()
+            .any(|f| f.kind == candor_fairness::findings::FindingKind::FourFifths),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_disparity_whose_interval_includes_none_is_not_a_finding() {
+    // 50 % vs 35 % of 40 people each: past every threshold, but well within chance.
+    let mut b = DecisionsBuilder::new(["g"]);
+    push_group(&mut b, "a", 40, 20);
+    push_group(&mut b, "b", 40, 14);
+    let r = audit_decisions(&b.build(), &opts()).unwrap();
+    let d = disparity(
+        &r.slices[0],
+        DisparityMetric::DemographicParity,
+        Method::BetweenGroups,
+    );
+    assert!(d.difference.value.unwrap() > 0.1);
+    assert!(r.slices[0].groups[1].impact_ratio.value.unwrap() < 0.8);
+    let f = findings(&r, &Thresholds::default());
+    assert!(f.is_empty(), "{f:?}");
+    // Kept but marked, when asked.
+    let th = Thresholds {
+        require_significance: false,
+        ..Thresholds::default()
+    };
+    let f = findings(&r, &th);
+    assert!(
+        !f.is_empty() && f.iter().all(|f| f.significant == Some(false)),
+        "{f:?}"
+    );
+    assert_eq!(r.settings.min_reference_size, 100);
+}

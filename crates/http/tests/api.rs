@@ -776,3 +776,108 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    fairness_audits_run_per_surface_and_latest_is_per_surface,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        let cfg = candor_app::demo::DemoConfig {
+            customers: 300,
+            products: 200,
+            now_unix: node.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&node.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+        // Served recommendations: ranked, no outcome (the demo's offers have outcomes).
+        let mut rows = Vec::new();
+        for i in 1..=300 {
+            let key = node.app.subject_key(&format!("cust-{i:04}")).unwrap();
+            for pos in 1..=5 {
+                rows.push(candor_store::DecisionRow {
+                    subject_key: key.to_string(),
+                    surface: "home".into(),
+                    item_id: format!("p-{pos}"),
+                    selected: true,
+                    outcome: None,
+                    score: Some(0.5),
+                    model_version: "test".into(),
+                    at: node.app.now(),
+                    position: Some(pos),
+                });
+            }
+        }
+        node.app.import_decisions("test", &rows).await.unwrap();
+
+        // A scheduled-style run (no surface) audits each surface on its own.
+        let (status, run) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"attributes": ["sex"], "since_days": 365}),
+            )
+            .await;
+        assert_eq!(status, 201, "{run}");
+        let runs = run["runs"].as_array().unwrap();
+        let surfaces: Vec<&str> = runs
+            .iter()
+            .map(|r| r["surface"].as_str().unwrap())
+            .collect();
+        assert_eq!(surfaces, ["home", "offer"]);
+        let keys = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["key"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert!(
+            !keys(&runs[0]["findings"])
+                .iter()
+                .any(|k| k.starts_with("equal_opportunity")),
+            "no outcomes on home: {:?}",
+            keys(&runs[0]["findings"])
+        );
+        assert!(keys(&runs[1]["findings"]).contains(&"four_fifths:sex".to_owned()));
+        assert!(keys(&run["findings"]).contains(&"four_fifths:sex".to_owned()));
+
+        // An all-clear on one surface does not hide another surface's findings.
+        let (status, home) = node
+            .post(
+                "/v1/audit/fairness/runs",
+                &node.admin,
+                json!({"attributes": ["sex"], "surface": "home", "since_days": 365}),
+            )
+            .await;
+        assert_eq!(status, 201, "{home}");
+        let (status, doc) = node
+            .get("/v1/audit/fairness/latest?surface=offer", &node.auditor)
+            .await;
+        assert_eq!(status, 200, "{doc}");
+        assert_eq!(doc["report"]["scope"]["surface"], "offer");
+        assert!(doc["report"]["scope"]["since"].is_string());
+        assert!(keys(&doc["findings"]).contains(&"four_fifths:sex".to_owned()));
+        let (_, all) = node.get("/v1/audit/fairness/latest", &node.auditor).await;
+        let latest: Vec<&str> = all["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["surface"].as_str().unwrap())
+            .collect();
+        assert_eq!(latest, ["home", "offer"]);
+        assert!(keys(&all["findings"]).contains(&"four_fifths:sex".to_owned()));
+        let html = node
+            .http
+            .get(node.url("/v1/audit/fairness/latest?surface=offer&format=html"))
+            .bearer_auth(&node.auditor)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("Surface:</b> offer"), "surface on the page");
+        node.stop().await;
+    }
+);

@@ -13,6 +13,10 @@ use crate::{Result, Store, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct FairnessDecision {
     pub subject_key: String,
+    /// Where the decision was made (`offer`, `home`, ...).
+    pub surface: String,
+    /// 1-based rank when the decision was a ranked exposure (recommendations).
+    pub position: Option<i64>,
     pub selected: bool,
     pub outcome: Option<bool>,
     pub score: Option<f64>,
@@ -23,6 +27,8 @@ pub struct FairnessDecision {
 /// A finding to record, flattened by the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentInput {
+    /// The decision surface the finding is about; an incident is matched by surface and key.
+    pub surface: String,
     pub finding_key: String,
     pub metric: String,
     pub severity: String,
@@ -50,6 +56,10 @@ pub struct Incident {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FairnessRunRow {
     pub id: i64,
+    /// The audited surface ('' for runs recorded before runs were per surface).
+    pub surface: String,
+    /// Start of the audited window (0 for runs recorded before it was stored).
+    pub since: Micros,
     pub at: Micros,
     pub actor: String,
     pub decisions: i64,
@@ -57,12 +67,13 @@ pub struct FairnessRunRow {
     pub report: String,
 }
 
-const INCIDENT_COLUMNS: &str = "id, finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, action_taken, resolution, opened_at, last_seen_at, last_run_id, updated_at";
+const INCIDENT_COLUMNS: &str = "id, surface, finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, action_taken, resolution, opened_at, last_seen_at, last_run_id, updated_at";
 
 fn decode_incident(r: &sqlx::any::AnyRow) -> Result<Incident> {
     Ok(Incident {
         id: r.try_get("id")?,
         input: IncidentInput {
+            surface: r.try_get("surface")?,
             finding_key: r.try_get("finding_key")?,
             metric: r.try_get("metric")?,
             severity: r.try_get("severity")?,
@@ -92,7 +103,7 @@ impl Store {
         since: Micros,
     ) -> Result<Vec<FairnessDecision>> {
         let rows = sqlx::query(
-            "SELECT d.id, d.subject_key, d.selected, d.outcome, d.score, p.attribute, p.value \
+            "SELECT d.id, d.subject_key, d.surface, d.position, d.selected, d.outcome, d.score, p.attribute, p.value \
              FROM decisions d LEFT JOIN protected_attributes p ON p.subject_key = d.subject_key \
              WHERE d.at >= $1 AND ($2 = '' OR d.surface = $2) ORDER BY d.id",
         )
@@ -108,6 +119,8 @@ impl Store {
                 last_id = Some(id);
                 out.push(FairnessDecision {
                     subject_key: r.try_get("subject_key")?,
+                    surface: r.try_get("surface")?,
+                    position: r.try_get("position")?,
                     selected: r.try_get::<i64, _>("selected")? != 0,
                     outcome: r.try_get::<Option<i64>, _>("outcome")?.map(|o| o != 0),
                     score: r.try_get("score")?,
@@ -127,11 +140,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a run and its findings as incidents, atomically with its audit entry. Returns the
-    /// run id and, per finding, the incident id and whether it was newly opened.
+    /// Records a run of one surface over `[since, at]` and its findings as incidents,
+    /// atomically with its audit entry. Returns the run id and, per finding, the incident id and
+    /// whether it was newly opened.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_fairness_run(
         &self,
         at: Micros,
+        surface: &str,
+        since: Micros,
         actor: &str,
         decisions: i64,
         report: &str,
@@ -141,22 +158,25 @@ impl Store {
         let (run, _) = self
             .audited(
                 at,
-                &(actor, report, findings),
-                |tx, &(actor, report, findings)| {
+                &(actor, report, findings, surface),
+                |tx, &(actor, report, findings, surface)| {
                     Box::pin(async move {
-                        let run_id: i64 = sqlx::query("INSERT INTO audit_runs (at, actor, decisions, findings, report) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+                        let run_id: i64 = sqlx::query("INSERT INTO audit_runs (at, actor, decisions, findings, report, surface, since) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
                             .bind(at)
                             .bind(actor)
                             .bind(decisions)
                             .bind(findings.len() as i64)
                             .bind(report)
+                            .bind(surface)
+                            .bind(since)
                             .fetch_one(&mut **tx)
                             .await?
                             .try_get("id")?;
                         let mut out = Vec::with_capacity(findings.len());
                         for f in findings {
-                            let open = sqlx::query("SELECT id FROM bias_incidents WHERE finding_key = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1")
+                            let open = sqlx::query("SELECT id FROM bias_incidents WHERE finding_key = $1 AND surface = $2 AND status <> 'resolved' ORDER BY id DESC LIMIT 1")
                                 .bind(&f.finding_key)
+                                .bind(&f.surface)
                                 .fetch_optional(&mut **tx)
                                 .await?;
                             match open {
@@ -179,8 +199,8 @@ impl Store {
                                 }
                                 None => {
                                     let id: i64 = sqlx::query(
-                                        "INSERT INTO bias_incidents (finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, opened_at, last_seen_at, last_run_id, updated_at) \
-                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10, $11, $10) RETURNING id",
+                                        "INSERT INTO bias_incidents (finding_key, metric, severity, groups_affected, value, magnitude, summary, recommended_action, finding, status, opened_at, last_seen_at, last_run_id, updated_at, surface) \
+                                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10, $11, $10, $12) RETURNING id",
                                     )
                                     .bind(&f.finding_key)
                                     .bind(&f.metric)
@@ -193,6 +213,7 @@ impl Store {
                                     .bind(&f.finding)
                                     .bind(at)
                                     .bind(run_id)
+                                    .bind(&f.surface)
                                     .fetch_one(&mut **tx)
                                     .await?
                                     .try_get("id")?;
@@ -210,19 +231,29 @@ impl Store {
         Ok(run)
     }
 
-    pub async fn latest_fairness_run(&self) -> Result<Option<FairnessRunRow>> {
-        let row = sqlx::query("SELECT id, at, actor, decisions, findings, report FROM audit_runs ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            Ok(FairnessRunRow {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                decisions: r.try_get("decisions")?,
-                findings: r.try_get("findings")?,
-                report: r.try_get("report")?,
+    /// The newest run of `surface`, or without one the newest run of every surface (by surface).
+    pub async fn latest_fairness_runs(&self, surface: Option<&str>) -> Result<Vec<FairnessRunRow>> {
+        let sql = "SELECT id, surface, since, at, actor, decisions, findings, report FROM audit_runs \
+                   WHERE id IN (SELECT MAX(id) FROM audit_runs WHERE ($1 = '' OR surface = $1) GROUP BY surface) \
+                   ORDER BY surface";
+        let rows = sqlx::query(sql)
+            .bind(surface.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FairnessRunRow {
+                    id: r.try_get("id")?,
+                    surface: r.try_get("surface")?,
+                    since: r.try_get("since")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    decisions: r.try_get("decisions")?,
+                    findings: r.try_get("findings")?,
+                    report: r.try_get("report")?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
     /// Incidents, newest first; `status` filters when given.

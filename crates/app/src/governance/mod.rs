@@ -19,15 +19,24 @@ impl crate::App {
                 std::time::Duration::from_secs(secs),
                 crate::scheduler::Reach::OncePerCluster,
                 |app| async move {
-                    let run = app
+                    // No surface: each surface in the window is audited on its own.
+                    let runs = app
                         .run_fairness("scheduler", &app.default_fairness_request())
                         .await?;
-                    Ok(format!(
-                        "scheduled fairness audit {}: {} decisions, {} findings",
-                        run.run_id,
-                        run.decisions,
-                        run.findings.len()
-                    ))
+                    let each: Vec<String> = runs
+                        .runs
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{} (run {}): {} decisions, {} findings",
+                                r.surface,
+                                r.run_id,
+                                r.decisions,
+                                r.findings.len()
+                            )
+                        })
+                        .collect();
+                    Ok(format!("scheduled fairness audit: {}", each.join("; ")))
                 },
             )
         })
