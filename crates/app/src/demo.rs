@@ -147,6 +147,7 @@ pub async fn load(
             expires_after_days: p.expires_after_days,
             sale_or_sharing: p.sale_or_sharing,
             non_essential_tracking: p.non_essential_tracking,
+            person_level: p.person_level,
             change_note: None,
         };
         app.create_purpose(ACTOR, &draft).await?;
