@@ -15,6 +15,7 @@ pub struct Node {
     pub http: reqwest::Client,
     pub admin: String,
     pub recommend: String,
+    pub consent: String,
     pub auditor: String,
     pub ingest: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -63,6 +64,7 @@ impl Node {
         Node {
             admin: key(Scope::Admin).await,
             recommend: key(Scope::Recommend).await,
+            consent: key(Scope::Consent).await,
             auditor: key(Scope::Auditor).await,
             ingest: key(Scope::Ingest).await,
             base,
@@ -182,7 +184,7 @@ impl Node {
     pub async fn decide(&self, subject: &str, purpose: &str, decision: &str) -> (u16, Value) {
         self.post(
             &format!("/v1/subjects/{subject}/consents"),
-            &self.recommend,
+            &self.consent,
             json!({"source": "api", "consents": [{"purpose": purpose, "decision": decision}]}),
         )
         .await
