@@ -12,7 +12,7 @@
 use candor_demo::EventKind;
 pub use candor_demo::{DemoConfig, SENSITIVE_CATEGORY_ID};
 use candor_domain::inventory::Inventory;
-use candor_domain::preferences::{Level, Preferences};
+use candor_domain::preferences::{Level, PreferenceSource, Preferences};
 use candor_domain::{
     ConsentDecision, DataCategory, Micros, PurposeDraft, PurposeId, Scope, SubjectKey,
 };
@@ -38,6 +38,8 @@ pub struct DemoSummary {
     pub admin_key: CreatedKey,
     pub ingest_key: CreatedKey,
     pub recommend_key: CreatedKey,
+    /// Records consent decisions and preference changes (a banner or preference center).
+    pub consent_key: CreatedKey,
     pub auditor_key: CreatedKey,
 }
 
@@ -147,6 +149,7 @@ pub async fn load(
             expires_after_days: p.expires_after_days,
             sale_or_sharing: p.sale_or_sharing,
             non_essential_tracking: p.non_essential_tracking,
+            person_level: p.person_level,
             change_note: None,
         };
         app.create_purpose(ACTOR, &draft).await?;
@@ -285,7 +288,8 @@ pub async fn load(
         ));
     }
     for chunk in prefs.chunks(500) {
-        app.set_preferences_bulk(ACTOR, chunk).await?;
+        app.set_preferences_bulk(ACTOR, chunk, PreferenceSource::Import)
+            .await?;
     }
 
     // 4. The offer decisions an earlier system made (with the planted bias), for audits.
@@ -325,6 +329,13 @@ pub async fn load(
             .await?,
         recommend_key: app
             .create_key(ACTOR, "demo recommend", Scope::Recommend)
+            .await?,
+        consent_key: app
+            .create_key(
+                ACTOR,
+                "demo consent (banner, preference center)",
+                Scope::Consent,
+            )
             .await?,
         auditor_key: app
             .create_key(ACTOR, "demo auditor", Scope::Auditor)

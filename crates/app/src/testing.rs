@@ -47,10 +47,13 @@ pub fn purpose(id: &str, categories: &[&str]) -> PurposeDraft {
 
 /// The usual personalization purpose of tests: browsing, purchases and declared preferences.
 pub fn personalization() -> PurposeDraft {
-    purpose(
-        "personalization",
-        &["browsing", "purchase", "declared_preference"],
-    )
+    PurposeDraft {
+        person_level: true,
+        ..purpose(
+            "personalization",
+            &["browsing", "purchase", "declared_preference"],
+        )
+    }
 }
 
 impl App {

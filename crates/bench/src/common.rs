@@ -221,7 +221,7 @@ async fn consent(
     );
 
     // Over HTTP: POST grant then POST revoke, sequentially, on loopback.
-    let server = LoopbackServer::start(&app, Scope::Recommend, "bench").await?;
+    let server = LoopbackServer::start(&app, Scope::Consent, "bench").await?;
     let addr = server.addr;
     let client = reqwest::Client::new();
     let mut h = Histogram::<u64>::new(3)?;

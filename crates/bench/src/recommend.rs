@@ -464,8 +464,13 @@ async fn bench(app: Arc<App>, args: &RecommendBenchArgs) -> Result<()> {
     let via_app = args.served.min(20);
     let t = Instant::now();
     for (i, key) in keys.iter().enumerate().take(via_app) {
-        app.set_preferences("bench", key, preferences_of(i, args.categories))
-            .await?;
+        app.set_preferences(
+            "bench",
+            key,
+            preferences_of(i, args.categories),
+            candor_domain::preferences::PreferenceSource::Api,
+        )
+        .await?;
     }
     println!(
         "populate: App::set_preferences: {via_app} calls, {:.1} ms each",
@@ -486,7 +491,12 @@ async fn bench(app: Arc<App>, args: &RecommendBenchArgs) -> Result<()> {
                 let subjects: Vec<_> = (from..(from + chunk).min(served))
                     .map(|i| (keys[i].clone(), preferences_of(i, n_cat)))
                     .collect();
-                app.set_preferences_bulk("bench", &subjects).await?;
+                app.set_preferences_bulk(
+                    "bench",
+                    &subjects,
+                    candor_domain::preferences::PreferenceSource::Api,
+                )
+                .await?;
             }
         }));
     }

@@ -404,6 +404,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  admin key           {}", summary.admin_key.secret);
     println!("  ingestion write key {}", summary.ingest_key.secret);
     println!("  recommend key       {}", summary.recommend_key.secret);
+    println!("  consent key         {}", summary.consent_key.secret);
     println!("  auditor key         {}", summary.auditor_key.secret);
     println!();
     let rk = &summary.recommend_key.secret;

@@ -96,6 +96,7 @@ fn the_readme_commands_work_on_the_demo() {
         ("$ADMIN_KEY", banner_value(&banner, "admin key")),
         ("$INGEST_KEY", banner_value(&banner, "ingestion write key")),
         ("$RECOMMEND_KEY", banner_value(&banner, "recommend key")),
+        ("$CONSENT_KEY", banner_value(&banner, "consent key")),
         ("$AUDITOR_KEY", banner_value(&banner, "auditor key")),
     ];
     let config = data.join("candor.toml");

@@ -260,6 +260,8 @@ pub struct DemoPurpose {
     pub sale_or_sharing: bool,
     /// Whether the purpose is non-essential tracking (GPC and DNT opt out).
     pub non_essential_tracking: bool,
+    /// Whether the purpose may build a person-level profile (aggregate-only if not).
+    pub person_level: bool,
     /// Consent must be renewed after this many days.
     pub expires_after_days: Option<u32>,
 }
@@ -277,6 +279,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["browsing", "purchase", "declared_preference"],
         sale_or_sharing: false,
         non_essential_tracking: false,
+        person_level: true,
         expires_after_days: Some(365),
     },
     DemoPurpose {
@@ -289,6 +292,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["browsing", "purchase"],
         sale_or_sharing: false,
         non_essential_tracking: true,
+        person_level: false,
         expires_after_days: Some(395),
     },
     DemoPurpose {
@@ -301,6 +305,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["contact", "declared_preference"],
         sale_or_sharing: false,
         non_essential_tracking: false,
+        person_level: true,
         expires_after_days: Some(730),
     },
     DemoPurpose {
@@ -313,6 +318,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["browsing", "purchase", "contact"],
         sale_or_sharing: true,
         non_essential_tracking: true,
+        person_level: true,
         expires_after_days: Some(395),
     },
     DemoPurpose {
@@ -325,6 +331,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["purchase", "contact"],
         sale_or_sharing: false,
         non_essential_tracking: false,
+        person_level: false,
         expires_after_days: None,
     },
     DemoPurpose {
@@ -338,6 +345,7 @@ pub const PURPOSES: &[DemoPurpose] = &[
         categories: &["demographic"],
         sale_or_sharing: false,
         non_essential_tracking: false,
+        person_level: false,
         expires_after_days: None,
     },
 ];

@@ -15,8 +15,13 @@ use crate::DomainError;
 pub enum Scope {
     /// Send events (Segment-compatible write keys).
     Ingest,
-    /// Ask for recommendations and read/write a subject's consents on their behalf.
+    /// Ask for recommendations, profiles and segments; read a subject's consents and
+    /// preferences.
     Recommend,
+    /// Record a subject's consent decisions and change their preferences (level, declared
+    /// interests, sensitive opt-ins, quiet periods) on their behalf: a consent banner or
+    /// preference center backend. Reads nothing else.
+    Consent,
     /// Manage purposes, keys, webhooks; everything an operator does.
     Admin,
     /// Read audit logs and fairness reports, change nothing.
@@ -24,9 +29,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::Ingest,
         Scope::Recommend,
+        Scope::Consent,
         Scope::Admin,
         Scope::Auditor,
     ];
@@ -35,6 +41,7 @@ impl Scope {
         match self {
             Scope::Ingest => "ingest",
             Scope::Recommend => "recommend",
+            Scope::Consent => "consent",
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
         }
@@ -45,8 +52,12 @@ impl Scope {
         match self {
             Scope::Ingest => "send events (Segment-compatible write key); reads nothing",
             Scope::Recommend => {
-                "ask for recommendations, profiles and segments; read and record a subject's \
-                 consents and preferences on their behalf"
+                "ask for recommendations, profiles and segments; read a subject's consents and \
+                 preferences"
+            }
+            Scope::Consent => {
+                "record a subject's consent decisions and change their preferences (level, \
+                 interests, opt-ins, quiet periods) on their behalf; reads nothing else"
             }
             Scope::Admin => {
                 "manage purposes, keys, webhooks, the tracking plan, segments, models, \
@@ -60,6 +71,7 @@ impl Scope {
         match s {
             "ingest" => Ok(Scope::Ingest),
             "recommend" => Ok(Scope::Recommend),
+            "consent" => Ok(Scope::Consent),
             "admin" => Ok(Scope::Admin),
             "auditor" => Ok(Scope::Auditor),
             other => Err(DomainError::UnknownScope(other.to_owned())),
@@ -101,6 +113,9 @@ mod tests {
         assert!(!Scope::Admin.permits(Scope::Ingest));
         assert!(!Scope::Auditor.permits(Scope::Admin));
         assert!(!Scope::Ingest.permits(Scope::Recommend));
+        assert!(!Scope::Recommend.permits(Scope::Consent));
+        assert!(!Scope::Consent.permits(Scope::Recommend));
+        assert_eq!(Scope::parse("consent").unwrap(), Scope::Consent);
         assert!(matches!(
             Scope::parse("root"),
             Err(DomainError::UnknownScope(_))

@@ -286,16 +286,26 @@ pub(crate) mod tests_support {
 
     /// A subject who granted `purpose` (version 1) at time 0.
     pub(crate) fn granted(purpose: &str) -> SubjectConsents {
-        SubjectConsents::from_history(&[ConsentRecord {
-            seq: 1,
-            subject: SubjectKey::parse(&"a".repeat(64)).unwrap(),
-            purpose: PurposeId::parse(purpose).unwrap(),
-            decision: ConsentDecision::Granted,
-            at: 0,
-            source: ConsentSource::Api,
-            policy_version: 1,
-            proof: ConsentProof::default(),
-        }])
+        granted_all(&[purpose])
+    }
+
+    /// A subject who granted each of `purposes` (version 1) at time 0.
+    pub(crate) fn granted_all(purposes: &[&str]) -> SubjectConsents {
+        let records: Vec<ConsentRecord> = purposes
+            .iter()
+            .zip(1..)
+            .map(|(purpose, seq)| ConsentRecord {
+                seq,
+                subject: SubjectKey::parse(&"a".repeat(64)).unwrap(),
+                purpose: PurposeId::parse(purpose).unwrap(),
+                decision: ConsentDecision::Granted,
+                at: 0,
+                source: ConsentSource::Api,
+                policy_version: 1,
+                proof: ConsentProof::default(),
+            })
+            .collect();
+        SubjectConsents::from_history(&records)
     }
 }
 

@@ -59,6 +59,13 @@ impl<'a> Permit<'a> {
         self.purpose.legal_basis.is_strictly_necessary()
     }
 
+    /// Whether this permit may shape a person-level profile on its own: its purpose is declared
+    /// `person_level` and the person could refuse it. Aggregate-only permits (analytics) never
+    /// count for a profile or a segment.
+    pub fn is_person_level(&self) -> bool {
+        self.purpose.builds_person_profile()
+    }
+
     /// The category rule: may this permit's purpose use data of `category`?
     pub fn covers(&self, category: &DataCategory) -> bool {
         self.purpose.categories.contains(category)

@@ -3,7 +3,8 @@
 //!
 //! Invariants: new subjects start at `basic`; only the person moves to `full`. A quiet period only
 //! takes personalization away (serving falls back to non-personal while it lasts). Sensitive
-//! categories are used only if listed in `sensitive_opt_ins`.
+//! categories are used only if listed in `sensitive_opt_ins`. Every change says where the person
+//! made it ([`PreferenceSource`]), kept in its audit entry.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,77 @@ impl Level {
             Level::Full => Level::Basic,
             _ => Level::Off,
         }
+    }
+}
+
+/// Where a person changed their preferences: a choice of theirs, made in the shop's preference
+/// center, sent by the shop's backend on their behalf, or imported from an earlier system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreferenceSource {
+    PreferenceCenter,
+    Api,
+    Import,
+}
+
+impl PreferenceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreferenceSource::PreferenceCenter => "preference_center",
+            PreferenceSource::Api => "api",
+            PreferenceSource::Import => "import",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s {
+            "preference_center" => Ok(PreferenceSource::PreferenceCenter),
+            "api" => Ok(PreferenceSource::Api),
+            "import" => Ok(PreferenceSource::Import),
+            _ => Err(DomainError::invalid(
+                "source",
+                format!("`{s}` is not preference_center, api or import"),
+            )),
+        }
+    }
+}
+
+/// A partial change: only the fields given replace the current ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreferencesPatch {
+    pub level: Option<Level>,
+    pub declared_interests: Option<Vec<String>>,
+    pub sensitive_opt_ins: Option<Vec<String>>,
+    pub quiet_periods: Option<Vec<QuietPeriod>>,
+}
+
+impl PreferencesPatch {
+    /// The preferences after this change; validate them as a full replacement would be.
+    pub fn apply(self, current: &Preferences) -> Preferences {
+        Preferences {
+            level: self.level.unwrap_or(current.level),
+            declared_interests: self
+                .declared_interests
+                .unwrap_or_else(|| current.declared_interests.clone()),
+            sensitive_opt_ins: self
+                .sensitive_opt_ins
+                .unwrap_or_else(|| current.sensitive_opt_ins.clone()),
+            quiet_periods: self
+                .quiet_periods
+                .unwrap_or_else(|| current.quiet_periods.clone()),
+        }
+    }
+
+    /// The names of the fields this change sets.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("level", self.level.is_some()),
+            ("declared_interests", self.declared_interests.is_some()),
+            ("sensitive_opt_ins", self.sensitive_opt_ins.is_some()),
+            ("quiet_periods", self.quiet_periods.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
     }
 }
 
@@ -139,6 +211,49 @@ impl Preferences {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_sources_are_checked() {
+        let current = Preferences {
+            level: Level::Basic,
+            declared_interests: vec!["garden".into()],
+            sensitive_opt_ins: vec!["pharmacy".into()],
+            quiet_periods: vec![QuietPeriod {
+                from: 1,
+                until: 2,
+                label: None,
+            }],
+        };
+        let patch = PreferencesPatch {
+            level: Some(Level::Full),
+            ..Default::default()
+        };
+        assert_eq!(patch.fields(), ["level"]);
+        let next = patch.apply(&current);
+        assert_eq!(
+            next,
+            Preferences {
+                level: Level::Full,
+                ..current.clone()
+            }
+        );
+        let cleared = PreferencesPatch {
+            quiet_periods: Some(vec![]),
+            ..Default::default()
+        }
+        .apply(&current);
+        assert!(cleared.quiet_periods.is_empty() && cleared.level == Level::Basic);
+        assert_eq!(
+            PreferenceSource::parse("preference_center")
+                .unwrap()
+                .as_str(),
+            "preference_center"
+        );
+        for bad in ["gpc", "banner", ""] {
+            assert!(matches!(PreferenceSource::parse(bad),
+                Err(DomainError::Invalid { field, .. }) if field == "source"));
+        }
+    }
 
     #[test]
     fn defaults_levels_and_validation() {

@@ -5,7 +5,10 @@
 //!   allows it *now*: the purpose it was stored under must still be allowed and may use its data
 //!   category; data held for a strictly necessary purpose (contract, legal obligation), and older
 //!   rows that carry no purpose, count only if the subject also allows a purpose they could refuse
-//!   that may use that category. Revoking consent removes data from the very next profile.
+//!   that may use that category. Only person-level purposes ([`crate::Purpose::person_level`])
+//!   count: data stored under an aggregate-only purpose (analytics) never shapes a profile, and
+//!   an aggregate-only permit never justifies necessary or unlabelled data. Revoking consent
+//!   removes data from the very next profile.
 //! - Declared (zero-party) interests always outrank inferred ones.
 //! - Sensitive categories (`sensitive:*` data, or catalog categories with a sensitive kind) never
 //!   become inferred affinities and are never rule attributes.
@@ -156,18 +159,21 @@ pub fn profiling_basis(
             .find(|p| p.purpose().as_str() == stored)
             .filter(|p| p.covers(category))?;
         if !p.is_strictly_necessary() {
-            // Collected for a purpose the person could refuse: usable for that purpose only.
+            // Collected for a purpose the person could refuse: usable for that purpose only, and
+            // only if that purpose looks at the person (aggregate-only data stays aggregate).
+            if !p.is_person_level() {
+                return None;
+            }
             return for_purpose
                 .is_none_or(|f| f == p.purpose())
                 .then(|| vec![p.purpose().clone()]);
         }
         basis.push(p.purpose().clone());
     }
-    // Strictly necessary (or unlabelled) data: only with a purpose the person could refuse.
+    // Strictly necessary (or unlabelled) data: only with a person-level purpose the person
+    // could refuse.
     let q = permits.iter().find(|q| {
-        !q.is_strictly_necessary()
-            && q.covers(category)
-            && for_purpose.is_none_or(|f| f == q.purpose())
+        q.is_person_level() && q.covers(category) && for_purpose.is_none_or(|f| f == q.purpose())
     })?;
     if !basis.contains(q.purpose()) {
         basis.push(q.purpose().clone());
@@ -1377,13 +1383,16 @@ mod tests {
     const NOW: Micros = 1_000 * MICROS_PER_DAY;
 
     fn purposes() -> BTreeMap<PurposeId, Purpose> {
+        let mut personalization = tests_support::purpose(
+            "personalization",
+            "consent",
+            &["browsing", "purchase", "declared_preference"],
+        );
+        personalization.person_level = true;
         tests_support::purposes(&[
-            tests_support::purpose(
-                "personalization",
-                "consent",
-                &["browsing", "purchase", "declared_preference"],
-            ),
+            personalization,
             tests_support::purpose("fulfilment", "contract", &["purchase", "contact"]),
+            tests_support::purpose("analytics", "consent", &["browsing", "purchase"]),
         ])
     }
 
@@ -1495,6 +1504,44 @@ mod tests {
         );
         assert_eq!((garden.evidence.views, garden.evidence.purchases), (1, 1));
         assert!(garden.score > yes.interests[1].score);
+    }
+
+    #[test]
+    fn aggregate_only_purposes_never_shape_a_person_level_profile() {
+        let events = [
+            ev("Product Viewed", "analytics", 1, Some(cat("garden", false))),
+            ev(
+                "Order Completed",
+                "analytics",
+                2,
+                Some(cat("garden", false)),
+            ),
+            ev(
+                "Order Completed",
+                "fulfilment",
+                3,
+                Some(cat("garden", false)),
+            ),
+            ev("Product Viewed", "", 4, Some(cat("kitchen", false))),
+        ];
+        // Analytics is granted, personalization is not: nothing is about the person.
+        let only_analytics = build(&events, &[cat("garden", false)], &granted("analytics"));
+        assert_eq!(only_analytics.events_used, 0, "{only_analytics:?}");
+        assert_eq!(only_analytics.events_ignored_without_consent, 4);
+        assert!(only_analytics.purposes_used.is_empty());
+        assert!(only_analytics.interests.is_empty());
+        assert_eq!(only_analytics.rfm.orders, 0);
+        assert_eq!(only_analytics.lifecycle.segment, Lifecycle::Unknown);
+
+        // With personalization granted too, data stored under analytics still stays out.
+        let both = tests_support::granted_all(&["analytics", "personalization"]);
+        let profile = build(&events, &[], &both);
+        assert_eq!(
+            profile.events_used, 2,
+            "fulfilment and unlabelled rows only"
+        );
+        let purposes: Vec<_> = profile.purposes_used.iter().map(|p| p.as_str()).collect();
+        assert_eq!(purposes, ["fulfilment", "personalization"]);
     }
 
     #[test]

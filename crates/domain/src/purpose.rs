@@ -209,6 +209,12 @@ pub struct Purpose {
     pub sale_or_sharing: bool,
     /// The purpose is non-essential tracking; GPC and DNT opt out of it.
     pub non_essential_tracking: bool,
+    /// The purpose looks at the person: its permit may shape a person-level profile and
+    /// segment membership. `false` (the default, and what a stored purpose without the field
+    /// reads as): aggregate-only, its data feeds only aggregates. Strictly necessary purposes are
+    /// never person-level (see [`PurposeDraft::validate`]).
+    #[serde(default)]
+    pub person_level: bool,
     /// What changed in the latest material change, in words a subject can read.
     pub change_note: Option<String>,
 }
@@ -228,6 +234,9 @@ pub struct PurposeDraft {
     pub sale_or_sharing: bool,
     #[serde(default)]
     pub non_essential_tracking: bool,
+    /// Whether the purpose may build a person-level profile (default `false`: aggregate-only).
+    #[serde(default)]
+    pub person_level: bool,
     /// What changed, shown to subjects when the change is material. Optional.
     #[serde(default)]
     pub change_note: Option<String>,
@@ -287,6 +296,13 @@ impl PurposeDraft {
                 "a strictly necessary purpose cannot be sale/sharing or non-essential tracking",
             ));
         }
+        if legal_basis.is_strictly_necessary() && self.person_level {
+            return Err(DomainError::invalid(
+                "person_level",
+                "a strictly necessary purpose cannot build person-level profiles: the person \
+                 cannot refuse it",
+            ));
+        }
         let change_note = match &self.change_note {
             Some(n) => Some(plain_text("change_note", n, 1000)?),
             None => None,
@@ -301,6 +317,7 @@ impl PurposeDraft {
             expires_after_days: self.expires_after_days,
             sale_or_sharing: self.sale_or_sharing,
             non_essential_tracking: self.non_essential_tracking,
+            person_level: self.person_level,
             change_note,
         })
     }
@@ -308,7 +325,7 @@ impl PurposeDraft {
 
 impl Purpose {
     /// Applies an update. A material change (a new data category, a different legal basis, newly
-    /// selling/sharing or tracking) bumps the version so earlier consents stop counting; wording
+    /// selling/sharing or tracking, newly person-level) bumps the version so earlier consents stop counting; wording
     /// changes keep it. Returns the new purpose and whether the change was material.
     pub fn revise(&self, draft: &PurposeDraft) -> Result<(Purpose, bool), DomainError> {
         let mut next = draft.validate()?;
@@ -322,7 +339,8 @@ impl Purpose {
         let material = new_category
             || next.legal_basis != self.legal_basis
             || (next.sale_or_sharing && !self.sale_or_sharing)
-            || (next.non_essential_tracking && !self.non_essential_tracking);
+            || (next.non_essential_tracking && !self.non_essential_tracking)
+            || (next.person_level && !self.person_level);
         if material {
             next.version = self.version + 1;
             if next.change_note.is_none() {
@@ -358,7 +376,15 @@ impl Purpose {
         if next.non_essential_tracking && !self.non_essential_tracking {
             parts.push("it now includes non-essential tracking".to_owned());
         }
+        if next.person_level && !self.person_level {
+            parts.push("it now builds a profile of you as a person".to_owned());
+        }
         format!("\"{}\" changed: {}.", next.title, parts.join("; "))
+    }
+
+    /// Whether a permit for this purpose may shape a person-level profile on its own.
+    pub fn builds_person_profile(&self) -> bool {
+        self.person_level && !self.legal_basis.is_strictly_necessary()
     }
 
     pub fn may_use(&self, category: &DataCategory) -> bool {
@@ -425,5 +451,33 @@ mod tests {
             !p.revise(&narrower).unwrap().1,
             "dropping a category asks nothing new of people"
         );
+    }
+
+    #[test]
+    fn becoming_person_level_is_material_and_necessary_purposes_cannot_be() {
+        let aggregate = draft().validate().unwrap();
+        assert!(!aggregate.person_level, "aggregate-only unless declared");
+        assert!(!aggregate.builds_person_profile());
+        let mut personal = draft();
+        personal.person_level = true;
+        let (next, material) = aggregate.revise(&personal).unwrap();
+        assert!(material, "a new use of the data asks for fresh consent");
+        assert_eq!(next.version, 2);
+        assert!(next.change_note.as_deref().unwrap().contains("as a person"));
+        assert!(next.builds_person_profile());
+        let (back, material) = next.revise(&draft()).unwrap();
+        assert!(!material, "becoming aggregate-only asks nothing new");
+        assert_eq!(back.version, 2);
+
+        let mut necessary = personal.clone();
+        necessary.legal_basis = "contract".into();
+        assert!(matches!(necessary.validate(),
+            Err(DomainError::Invalid { field, .. }) if field == "person_level"));
+
+        // A purpose stored before the flag existed reads as aggregate-only.
+        let mut body = serde_json::to_value(&next).unwrap();
+        body.as_object_mut().unwrap().remove("person_level");
+        let old: Purpose = serde_json::from_value(body).unwrap();
+        assert!(!old.person_level);
     }
 }

@@ -158,8 +158,8 @@ both_stores!(
                         .send(
                             Method::PUT,
                             &format!("/v1/subjects/{id}/preferences"),
-                            Some(&node.recommend),
-                            Some(json!({"level": level, "declared_interests": [liked], "quiet_periods": quiet_periods})),
+                            Some(&node.consent),
+                            Some(json!({"level": level, "declared_interests": [liked], "quiet_periods": quiet_periods, "source": "api"})),
                         )
                         .await;
                     assert_eq!(s, 200, "{v}");

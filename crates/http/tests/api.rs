@@ -28,6 +28,7 @@ both_stores!(
         let keys = [
             (Scope::Admin, &node.admin),
             (Scope::Recommend, &node.recommend),
+            (Scope::Consent, &node.consent),
             (Scope::Auditor, &node.auditor),
             (Scope::Ingest, &node.ingest),
         ];
@@ -37,7 +38,7 @@ both_stores!(
             for (method, op) in item.as_object().unwrap() {
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let url = concrete(path);
-                let body = if m == Method::POST || m == Method::PUT {
+                let body = if m == Method::POST || m == Method::PUT || m == Method::PATCH {
                     Some(json!({}))
                 } else {
                     None
@@ -187,7 +188,7 @@ both_stores!(
             let mut r = node
                 .http
                 .post(node.url(path))
-                .bearer_auth(&node.recommend)
+                .bearer_auth(&node.consent)
                 .body(body);
             if let Some(c) = ctype {
                 r = r.header("content-type", c);
@@ -201,15 +202,15 @@ both_stores!(
         (400, "malformed_json", raw(b"{\"source\": ", Some("application/json")).await),
         (400, "malformed_json", raw(b"{\"source\": \"api\xff\"}", Some("application/json")).await),
         (415, "unsupported_media_type", raw(b"{}", None).await),
-        (422, "invalid_body", node.post(path, &node.recommend, json!({"source": 7})).await),
-        (422, "invalid_body", node.post(path, &node.recommend, json!({"source": "api", "consents": [], "extra": 1})).await),
-        (422, "unknown_purpose", node.post(path, &node.recommend, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "denied"}, {"purpose": "mind_reading", "decision": "granted"}]})).await),
-        (422, "invalid_field", node.post(path, &node.recommend, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "maybe"}]})).await),
-        (422, "invalid_field", node.post(path, &node.recommend, json!({"source": "telepathy", "consents": [{"purpose": "personalization", "decision": "denied"}]})).await),
-        (422, "invalid_field", node.post(path, &node.recommend, json!({"source": "api", "consents": [{"purpose": "order_fulfilment", "decision": "denied"}]})).await),
-        (422, "invalid_field", node.post(path, &node.recommend, json!({"source": "api", "consents": []})).await),
-        (413, "payload_too_large", node.post(path, &node.recommend, json!({"source": "x".repeat(100_000)})).await),
-        (422, "invalid_field", node.post(&format!("/v1/subjects/{}/consents", "z".repeat(300)), &node.recommend, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "denied"}]})).await),
+        (422, "invalid_body", node.post(path, &node.consent, json!({"source": 7})).await),
+        (422, "invalid_body", node.post(path, &node.consent, json!({"source": "api", "consents": [], "extra": 1})).await),
+        (422, "unknown_purpose", node.post(path, &node.consent, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "denied"}, {"purpose": "mind_reading", "decision": "granted"}]})).await),
+        (422, "invalid_field", node.post(path, &node.consent, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "maybe"}]})).await),
+        (422, "invalid_field", node.post(path, &node.consent, json!({"source": "telepathy", "consents": [{"purpose": "personalization", "decision": "denied"}]})).await),
+        (422, "invalid_field", node.post(path, &node.consent, json!({"source": "api", "consents": [{"purpose": "order_fulfilment", "decision": "denied"}]})).await),
+        (422, "invalid_field", node.post(path, &node.consent, json!({"source": "api", "consents": []})).await),
+        (413, "payload_too_large", node.post(path, &node.consent, json!({"source": "x".repeat(100_000)})).await),
+        (422, "invalid_field", node.post(&format!("/v1/subjects/{}/consents", "z".repeat(300)), &node.consent, json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "denied"}]})).await),
         (422, "invalid_field", node.post("/v1/admin/keys", &node.admin, json!({"name": "x", "scope": "root"})).await),
         (422, "invalid_field", node.post("/v1/admin/purposes", &node.admin, json!({"id": "Bad Id", "title": "t", "description": "d", "legal_basis": "consent", "categories": ["browsing"]})).await),
         (422, "invalid_field", node.post("/v1/admin/purposes", &node.admin, json!({"id": "x", "title": "t", "description": "d", "legal_basis": "consent", "categories": ["gossip"]})).await),
@@ -254,7 +255,7 @@ both_stores!(
         let resp = node
         .http
         .post(node.url("/v1/subjects/dave/consents"))
-        .bearer_auth(&node.recommend)
+        .bearer_auth(&node.consent)
         .header("Sec-GPC", "1")
         .json(&json!({"source": "banner", "consents": [{"purpose": "ads_sharing", "decision": "granted"}, {"purpose": "personalization", "decision": "granted"}]}))
         .send()
@@ -273,7 +274,7 @@ both_stores!(
         let resp = node
             .http
             .post(node.url("/v1/subjects/erin/consents"))
-            .bearer_auth(&node.recommend)
+            .bearer_auth(&node.consent)
             .header("DNT", "1")
             .json(&json!({"source": "banner"}))
             .send()
@@ -772,6 +773,229 @@ both_stores!(
                 .unwrap()
                 .iter()
                 .any(|e| e["action"] == "fairness.audit" && e["actor"] == "scheduler")
+        );
+        node.stop().await;
+    }
+);
+
+/// A key of `scope` made over the admin API (its secret).
+async fn key_of(node: &Node, scope: &str) -> String {
+    let (s, v) = node
+        .post(
+            "/v1/admin/keys",
+            &node.admin,
+            json!({"name": format!("{scope} key"), "scope": scope}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["secret"].as_str().unwrap().to_owned()
+}
+
+both_stores!(
+    consent_writes_and_level_changes_need_the_consent_scope,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        let consent = key_of(&node, "consent").await;
+        let grant = json!({"source": "api", "consents": [{"purpose": "personalization", "decision": "granted"}]});
+        let full = json!({"level": "full", "source": "preference_center"});
+        // A recommendation key may ask, not decide.
+        let (s, v) = node
+            .post(
+                "/v1/subjects/alice/consents",
+                &node.recommend,
+                grant.clone(),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{v}"
+        );
+        for m in [Method::PUT, Method::PATCH] {
+            let (s, v) = node
+                .send(
+                    m.clone(),
+                    "/v1/subjects/alice/preferences",
+                    Some(&node.recommend),
+                    Some(full.clone()),
+                )
+                .await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (403, Some("forbidden")),
+                "{m} {v}"
+            );
+        }
+        assert_eq!(node.state("alice", "personalization").await, "not_asked");
+        // A consent key may record decisions and set the level, and only that.
+        let (s, v) = node
+            .post("/v1/subjects/alice/consents", &consent, grant)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = node
+            .get("/v1/recommendations/alice?surface=home", &consent)
+            .await;
+        assert_eq!(s, 403, "{v}");
+        let (s, v) = node
+            .send(
+                Method::PUT,
+                "/v1/subjects/alice/preferences",
+                Some(&consent),
+                Some(full),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            (v["level"].as_str(), v["source"].as_str()),
+            (Some("full"), Some("preference_center")),
+            "{v}"
+        );
+        // The change to `full` is on record as the person's choice, with where it was made.
+        let (s, log) = node.get("/v1/audit/log?limit=20", &node.auditor).await;
+        assert_eq!(s, 200, "{log}");
+        let last = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "preferences.update")
+            .unwrap();
+        assert_eq!(last["details"]["source"], "preference_center", "{last}");
+        assert_eq!(last["details"]["level"], "full", "{last}");
+        // The source is required and validated.
+        for (body, field) in [
+            (json!({"level": "full"}), "source"),
+            (json!({"level": "full", "source": "gossip"}), "source"),
+            (json!({"level": "full", "source": "gpc"}), "source"),
+        ] {
+            let (s, v) = node
+                .send(
+                    Method::PUT,
+                    "/v1/subjects/alice/preferences",
+                    Some(&consent),
+                    Some(body.clone()),
+                )
+                .await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (422, Some("invalid_field")),
+                "{body}: {v}"
+            );
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(field),
+                "{v}"
+            );
+        }
+        node.stop().await;
+    }
+);
+
+both_stores!(
+    patch_preferences_changes_only_the_fields_given,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        node.declare_purposes().await;
+        let consent = key_of(&node, "consent").await;
+        let cat = |id: &str, sensitive: Option<&str>| candor_store::CatalogCategory {
+            id: id.into(),
+            name: id.into(),
+            sensitive_kind: sensitive.map(Into::into),
+        };
+        node.app
+            .upsert_catalog(
+                "test",
+                &[
+                    cat("garden", None),
+                    cat("kitchen", None),
+                    cat("pharmacy", Some("health")),
+                ],
+                &[candor_store::Item {
+                    id: "SKU-G".into(),
+                    name: "g".into(),
+                    category_id: "garden".into(),
+                    price_cents: 100,
+                }],
+            )
+            .await
+            .unwrap();
+        let path = "/v1/subjects/bea/preferences";
+        let (s, v) = node
+            .send(Method::PUT, path, Some(&consent), Some(json!({
+                "level": "basic", "source": "api", "declared_interests": ["garden"],
+                "sensitive_opt_ins": ["pharmacy"],
+                "quiet_periods": [{"from": "2030-01-01T00:00:00Z", "until": "2030-01-02T00:00:00Z"}]})))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = node
+            .send(
+                Method::PATCH,
+                path,
+                Some(&consent),
+                Some(json!({"level": "full", "source": "preference_center"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["level"], "full");
+        assert_eq!(v["declared_interests"], json!(["garden"]), "{v}");
+        assert_eq!(v["sensitive_opt_ins"], json!(["pharmacy"]), "{v}");
+        assert_eq!(v["quiet_periods"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["source"], "preference_center");
+        let (s, v) = node
+            .send(Method::PATCH, path, Some(&consent), Some(json!({"declared_interests": ["kitchen"], "quiet_periods": [], "source": "api"})))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            (v["level"].as_str(), v["declared_interests"].clone()),
+            (Some("full"), json!(["kitchen"])),
+            "{v}"
+        );
+        assert_eq!(v["quiet_periods"], json!([]), "{v}");
+        let (_, now) = node.get(path, &node.recommend).await;
+        assert_eq!(now["sensitive_opt_ins"], json!(["pharmacy"]), "{now}");
+        // Validated exactly like PUT, and nothing changes on a refusal.
+        for (body, field) in [
+            (json!({"level": "max", "source": "api"}), "level"),
+            (
+                json!({"declared_interests": ["moon"], "source": "api"}),
+                "declared_interests",
+            ),
+            (
+                json!({"sensitive_opt_ins": ["garden"], "source": "api"}),
+                "sensitive_opt_ins",
+            ),
+            (
+                json!({"quiet_periods": [{"from": "tomorrow", "until": "later"}], "source": "api"}),
+                "quiet_periods",
+            ),
+            (json!({"level": "off"}), "source"),
+        ] {
+            let (s, v) = node
+                .send(Method::PATCH, path, Some(&consent), Some(body.clone()))
+                .await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (422, Some("invalid_field")),
+                "{body}: {v}"
+            );
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(field),
+                "{field}: {v}"
+            );
+        }
+        let (s, v) = node
+            .send(
+                Method::PATCH,
+                path,
+                Some(&consent),
+                Some(json!({"levle": "off", "source": "api"})),
+            )
+            .await;
+        assert_eq!(s, 422, "unknown fields are refused: {v}");
+        let (_, after) = node.get(path, &node.recommend).await;
+        assert_eq!(
+            (after["level"].as_str(), after["declared_interests"].clone()),
+            (Some("full"), json!(["kitchen"])),
+            "{after}"
         );
         node.stop().await;
     }

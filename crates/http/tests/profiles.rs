@@ -577,3 +577,69 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    aggregate_only_consent_builds_no_profile_and_no_segment,
+    |db: TestDb| async move {
+        let node = setup(&db).await;
+        let (s, v) = node.get("/v1/purposes", &node.admin).await;
+        assert_eq!(s, 200, "{v}");
+        let flag = |id: &str| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["id"] == id)
+                .unwrap()["person_level"]
+                .clone()
+        };
+        assert_eq!(
+            (flag("personalization"), flag("analytics")),
+            (json!(true), json!(false))
+        );
+        let (s, seg) = create(
+            &node,
+            json!({"any": [{"attribute": "affinity.garden", "op": ">", "value": 0},
+                           {"attribute": "affinity.kitchen", "op": ">", "value": 0}]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{seg}");
+        // A customer who allows only aggregate analytics: orders (contract) and views (analytics).
+        node.decide("erin", "analytics", "granted").await;
+        node.decide("erin", "personalization", "denied").await;
+        batch(
+            &node,
+            vec![
+                order("erin", "e1", "SKU-G", 5, 15.0, 1),
+                view("erin", "e2", "SKU-G", 2),
+            ],
+        )
+        .await;
+        // An anonymous visitor with analytics consent only.
+        node.decide("anon-1", "analytics", "granted").await;
+        let mut anon = view("x", "a1", "SKU-K", 1);
+        let m = anon.as_object_mut().unwrap();
+        m.remove("userId");
+        m.insert("anonymousId".into(), json!("anon-1"));
+        batch(&node, vec![anon]).await;
+        for user in ["erin", "anon-1"] {
+            let p = profile(&node, user).await;
+            assert_eq!(p["events_used"], 0, "{p}");
+            assert_eq!(p["purposes_used"], json!([]), "{p}");
+            assert_eq!(p["interests"], json!([]), "{p}");
+            assert_eq!(p["lifecycle"]["segment"], "unknown", "{p}");
+            let (s, v) = node
+                .get(&format!("/v1/subjects/{user}/segments"), &node.recommend)
+                .await;
+            assert_eq!((s, v["segments"].clone()), (200, json!([])), "{v}");
+        }
+        // Personalization makes the same data count.
+        node.decide("erin", "personalization", "granted").await;
+        let p = profile(&node, "erin").await;
+        assert_eq!(
+            p["purposes_used"],
+            json!(["order_fulfilment", "personalization"]),
+            "{p}"
+        );
+        node.stop().await;
+    }
+);

@@ -89,8 +89,8 @@ both_stores!(
             .send(
                 Method::PUT,
                 &format!("/v1/subjects/{cust}/preferences"),
-                Some(&node.recommend),
-                Some(json!({"level": "full", "declared_interests": ["garden"]})),
+                Some(&node.consent),
+                Some(json!({"level": "full", "declared_interests": ["garden"], "source": "preference_center"})),
             )
             .await;
         assert_eq!(s, 200, "{prefs}");
@@ -156,7 +156,7 @@ both_stores!(
         // A quiet period makes answers non-personal while it lasts.
         let from = candor_domain::format_micros(node.app.now() - 60_000_000);
         let until = candor_domain::format_micros(node.app.now() + 3_600_000_000);
-        node.send(Method::PUT, &format!("/v1/subjects/{cust}/preferences"), Some(&node.recommend), Some(json!({"level": "full", "quiet_periods": [{"from": from, "until": until, "label": "Mother's Day"}]}))).await;
+        node.send(Method::PUT, &format!("/v1/subjects/{cust}/preferences"), Some(&node.consent), Some(json!({"source": "preference_center", "level": "full", "quiet_periods": [{"from": from, "until": until, "label": "Mother's Day"}]}))).await;
         let (_, v) = node.get(&rec_path(&cust, ""), &node.recommend).await;
         assert_eq!(
             (v["level_applied"].as_str(), v["fallback"].as_str()),
@@ -165,7 +165,7 @@ both_stores!(
         );
 
         // Sensitive categories appear only with an explicit opt-in.
-        node.send(Method::PUT, &format!("/v1/subjects/{cust}/preferences"), Some(&node.recommend), Some(json!({"level": "basic", "declared_interests": ["pharmacy"], "sensitive_opt_ins": ["pharmacy"]}))).await;
+        node.send(Method::PUT, &format!("/v1/subjects/{cust}/preferences"), Some(&node.consent), Some(json!({"source": "preference_center", "level": "basic", "declared_interests": ["pharmacy"], "sensitive_opt_ins": ["pharmacy"]}))).await;
         let (_, v) = node.get(&rec_path(&cust, "&k=5"), &node.recommend).await;
         assert!(
             v["items"]
@@ -233,10 +233,10 @@ both_stores!(
         (node.get(&rec_path("c", "&k=abc"), &node.recommend).await, 400, "invalid_query"),
         (node.get("/v1/recommendations/c?surface=billboard", &node.recommend).await, 422, "invalid_field"),
         (node.get("/v1/recommendations/c", &node.recommend).await, 400, "invalid_query"),
-        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.recommend), Some(json!({"level": "max"}))).await, 422, "invalid_field"),
-        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.recommend), Some(json!({"level": "basic", "declared_interests": ["moon"]}))).await, 422, "invalid_field"),
-        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.recommend), Some(json!({"level": "basic", "sensitive_opt_ins": ["garden"]}))).await, 422, "invalid_field"),
-        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.recommend), Some(json!({"level": "basic", "quiet_periods": [{"from": "tomorrow", "until": "later"}]}))).await, 422, "invalid_field"),
+        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.consent), Some(json!({"source": "api", "level": "max"}))).await, 422, "invalid_field"),
+        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.consent), Some(json!({"source": "api", "level": "basic", "declared_interests": ["moon"]}))).await, 422, "invalid_field"),
+        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.consent), Some(json!({"source": "api", "level": "basic", "sensitive_opt_ins": ["garden"]}))).await, 422, "invalid_field"),
+        (node.send(Method::PUT, "/v1/subjects/c/preferences", Some(&node.consent), Some(json!({"source": "api", "level": "basic", "quiet_periods": [{"from": "tomorrow", "until": "later"}]}))).await, 422, "invalid_field"),
         (node.send(Method::POST, "/v1/admin/models/nope/activate", Some(&node.admin), None).await, 404, "not_found"),
     ];
         for (i, ((status, body), want, code)) in cases.iter().enumerate() {
@@ -327,8 +327,8 @@ both_stores!(
         node.send(
             Method::PUT,
             &format!("/v1/subjects/{cust}/preferences"),
-            Some(&node.recommend),
-            Some(json!({"level": "full"})),
+            Some(&node.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
         )
         .await;
         let (_, v) = node.get(&rec_path(&cust, ""), &node.recommend).await;
@@ -400,8 +400,8 @@ async fn serving_shop(db: &TestDb, clock: Arc<ManualClock>) -> (Node, String) {
         .send(
             Method::PUT,
             &format!("/v1/subjects/{cust}/preferences"),
-            Some(&node.recommend),
-            Some(json!({"level": "full"})),
+            Some(&node.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
         )
         .await;
     assert_eq!(s, 200, "{v}");

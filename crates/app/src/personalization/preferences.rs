@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use candor_domain::preferences::{Preferences, QuietPeriod};
+use candor_domain::preferences::{PreferenceSource, Preferences, PreferencesPatch, QuietPeriod};
 use candor_domain::{AuditDraft, SubjectKey};
 use candor_store::PreferencesUpdate;
 use serde_json::json;
@@ -51,16 +51,32 @@ impl App {
             .remove(subject);
     }
 
-    /// Replaces a subject's preferences after checking them against the catalog.
+    /// Replaces a subject's preferences after checking them against the catalog. `source` says
+    /// where the person made the change; it is kept in the audit entry.
     pub async fn set_preferences(
         &self,
         actor: &str,
         subject: &SubjectKey,
         prefs: Preferences,
+        source: PreferenceSource,
     ) -> Result<Arc<Preferences>> {
-        self.set_preferences_bulk(actor, &[(subject.clone(), prefs)])
+        self.set_preferences_bulk(actor, &[(subject.clone(), prefs)], source)
             .await?;
         self.preferences(subject).await
+    }
+
+    /// Changes only the fields `patch` names; the result is checked and audited exactly as
+    /// [`App::set_preferences`] checks and audits a replacement.
+    pub async fn update_preferences(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        patch: PreferencesPatch,
+        source: PreferenceSource,
+    ) -> Result<Arc<Preferences>> {
+        let current = self.preferences(subject).await?;
+        let next = patch.apply(&current);
+        self.set_preferences(actor, subject, next, source).await
     }
 
     /// Replaces many subjects' preferences in one transaction (imports, benchmarks), each
@@ -69,6 +85,7 @@ impl App {
         &self,
         actor: &str,
         subjects: &[(SubjectKey, Preferences)],
+        source: PreferenceSource,
     ) -> Result<()> {
         // The serving state holds the catalog's categories (reloaded whenever the catalog or the
         // model changes), so validation reads no table.
@@ -88,7 +105,7 @@ impl App {
                     actor,
                     candor_domain::AuditAction::PreferencesUpdate,
                     subject.as_str(),
-                    json!({"level": prefs.level, "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
+                    json!({"level": prefs.level, "source": source.as_str(), "declared_interests": prefs.declared_interests.len(), "sensitive_opt_ins": prefs.sensitive_opt_ins, "quiet_periods": prefs.quiet_periods.len()}),
                 ),
             });
         }
@@ -102,11 +119,20 @@ impl App {
     }
 }
 
-/// Parses quiet periods given as RFC 3339 strings.
+/// Parses a quiet period given as RFC 3339 strings; an error names `quiet_periods.from` or
+/// `quiet_periods.until`.
 pub fn quiet_period(from: &str, until: &str, label: Option<String>) -> Result<QuietPeriod> {
+    let at = |field: &str, s: &str| {
+        candor_domain::parse_rfc3339(s).map_err(|_| {
+            AppError::invalid(
+                format!("quiet_periods.{field}"),
+                format!("`{s}` is not an RFC 3339 time"),
+            )
+        })
+    };
     Ok(QuietPeriod {
-        from: candor_domain::parse_rfc3339(from)?,
-        until: candor_domain::parse_rfc3339(until)?,
+        from: at("from", from)?,
+        until: at("until", until)?,
         label,
     })
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::purposes::PurposeView;
 use super::ts;
-use crate::auth::{Auth, Recommend};
+use crate::auth::{Auth, Consent, Recommend};
 use crate::extract::{ApiJson, ApiPath, PeerIp};
 use crate::{ApiError, AppState};
 
@@ -206,14 +206,14 @@ async fn get_consents(
 }
 
 /// Records decisions. Effective for every request that starts after this one returns.
-#[utoipa::path(post, path = "/v1/subjects/{id}/consents", tag = "consents", request_body = ConsentInput, security(("api_key" = ["recommend"])),
+#[utoipa::path(post, path = "/v1/subjects/{id}/consents", tag = "consents", request_body = ConsentInput, security(("api_key" = ["consent"])),
     params(("id" = String, Path, description = "Your user id for the subject"),
            ("Sec-GPC" = Option<String>, Header, description = "Global Privacy Control"),
            ("DNT" = Option<String>, Header, description = "Do Not Track")),
     responses((status = 200, body = ConsentChangeResult), (status = 422, body = crate::error::ErrorBody)))]
 async fn post_consents(
     State(app): State<AppState>,
-    auth: Auth<Recommend>,
+    auth: Auth<Consent>,
     ApiPath(id): ApiPath<String>,
     PeerIp(ip): PeerIp,
     headers: HeaderMap,

@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     pub name: String,
-    /// ingest, recommend, admin or auditor.
+    /// ingest, recommend, consent, admin or auditor.
     pub scope: String,
 }
 

@@ -37,6 +37,9 @@ pub struct PurposeView {
     pub expires_after_days: Option<u32>,
     pub sale_or_sharing: bool,
     pub non_essential_tracking: bool,
+    /// Whether the purpose may build a person-level profile and segment membership; `false`:
+    /// aggregate-only, its data feeds only aggregates.
+    pub person_level: bool,
     /// What changed in the latest material change.
     pub change_note: Option<String>,
 }
@@ -53,6 +56,7 @@ impl From<&Purpose> for PurposeView {
             expires_after_days: p.expires_after_days,
             sale_or_sharing: p.sale_or_sharing,
             non_essential_tracking: p.non_essential_tracking,
+            person_level: p.person_level,
             change_note: p.change_note.clone(),
         }
     }
@@ -75,6 +79,11 @@ pub struct PurposeInput {
     pub sale_or_sharing: bool,
     #[serde(default)]
     pub non_essential_tracking: bool,
+    /// Whether the purpose may build a person-level profile (default `false`: aggregate-only).
+    /// Making a purpose person-level is a material change. Not allowed on strictly necessary
+    /// purposes.
+    #[serde(default)]
+    pub person_level: bool,
     #[serde(default)]
     pub change_note: Option<String>,
 }
@@ -90,6 +99,7 @@ impl From<PurposeInput> for PurposeDraft {
             expires_after_days: i.expires_after_days,
             sale_or_sharing: i.sale_or_sharing,
             non_essential_tracking: i.non_essential_tracking,
+            person_level: i.person_level,
             change_note: i.change_note,
         }
     }

@@ -6,20 +6,21 @@ use axum::http::StatusCode;
 use candor_app::personalization::preferences::quiet_period;
 use candor_app::personalization::recommend::{RecommendRequest, Recommendations};
 use candor_domain::preferences::{Level, Preferences};
+use candor_domain::preferences::{PreferenceSource, PreferencesPatch, QuietPeriod};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ts;
-use crate::auth::{Admin, Auth, Recommend};
+use crate::auth::{Admin, Auth, Consent, Recommend};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_recommendations, post_recommendations))
-        .routes(routes!(get_preferences, put_preferences))
+        .routes(routes!(get_preferences, put_preferences, patch_preferences))
         .routes(routes!(list_models))
         .routes(routes!(train))
         .routes(routes!(activate))
@@ -163,6 +164,73 @@ impl From<&Preferences> for PreferencesView {
     }
 }
 
+/// A person's preferences as they set them, and where they set them.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesInput {
+    /// off (non-personal only), basic (declared preferences), full (individual behavior).
+    pub level: String,
+    #[serde(default)]
+    pub declared_interests: Vec<String>,
+    #[serde(default)]
+    pub sensitive_opt_ins: Vec<String>,
+    #[serde(default)]
+    pub quiet_periods: Vec<QuietPeriodView>,
+    /// Where the person made this choice: preference_center, api or import. Required; kept in
+    /// the audit entry.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// Only the fields given change; the rest stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatchInput {
+    /// off, basic or full.
+    #[serde(default)]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub declared_interests: Option<Vec<String>>,
+    #[serde(default)]
+    pub sensitive_opt_ins: Option<Vec<String>>,
+    /// Replaces every quiet period (`[]` removes them all).
+    #[serde(default)]
+    pub quiet_periods: Option<Vec<QuietPeriodView>>,
+    /// Where the person made this choice: preference_center, api or import. Required.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// The preferences after a change, with where the change was made.
+#[derive(Serialize, ToSchema)]
+pub struct PreferencesWritten {
+    #[serde(flatten)]
+    pub preferences: PreferencesView,
+    /// preference_center, api or import, as given.
+    pub source: String,
+}
+
+fn source_of(s: Option<&str>) -> Result<PreferenceSource, ApiError> {
+    let s = s.ok_or_else(|| {
+        candor_app::AppError::invalid(
+            "source",
+            "required: where the person made this choice (preference_center, api or import)",
+        )
+    })?;
+    Ok(PreferenceSource::parse(s).map_err(candor_app::AppError::from)?)
+}
+
+fn level_of(s: &str) -> Result<Level, ApiError> {
+    Ok(Level::parse(s).map_err(candor_app::AppError::from)?)
+}
+
+fn quiet_periods_of(list: Vec<QuietPeriodView>) -> Result<Vec<QuietPeriod>, ApiError> {
+    Ok(list
+        .into_iter()
+        .map(|q| quiet_period(&q.from, &q.until, q.label))
+        .collect::<Result<_, _>>()?)
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ModelView {
     pub version: String,
@@ -254,32 +322,57 @@ async fn get_preferences(
     Ok(Json(app.preferences(&key).await?.as_ref().into()))
 }
 
-/// Sets level, declared interests, sensitive opt-ins and quiet periods. Effective at once.
-#[utoipa::path(put, path = "/v1/subjects/{id}/preferences", tag = "recommendations", request_body = PreferencesView, params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["recommend"])),
-    responses((status = 200, body = PreferencesView), (status = 422, body = crate::error::ErrorBody)))]
+/// Replaces level, declared interests, sensitive opt-ins and quiet periods. Effective at once.
+/// Needs a `consent` key: only the person (through the shop) changes their own level.
+#[utoipa::path(put, path = "/v1/subjects/{id}/preferences", tag = "recommendations", request_body = PreferencesInput, params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["consent"])),
+    responses((status = 200, body = PreferencesWritten), (status = 422, body = crate::error::ErrorBody)))]
 async fn put_preferences(
     State(app): State<AppState>,
-    auth: Auth<Recommend>,
+    auth: Auth<Consent>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<PreferencesView>,
-) -> Result<Json<PreferencesView>, ApiError> {
+    ApiJson(body): ApiJson<PreferencesInput>,
+) -> Result<Json<PreferencesWritten>, ApiError> {
     let key = app.subject_key(&id)?;
+    let source = source_of(body.source.as_deref())?;
     let prefs = Preferences {
-        level: Level::parse(&body.level).map_err(candor_app::AppError::from)?,
+        level: level_of(&body.level)?,
         declared_interests: body.declared_interests,
         sensitive_opt_ins: body.sensitive_opt_ins,
-        quiet_periods: body
-            .quiet_periods
-            .into_iter()
-            .map(|q| quiet_period(&q.from, &q.until, q.label))
-            .collect::<Result<_, _>>()?,
+        quiet_periods: quiet_periods_of(body.quiet_periods)?,
     };
-    Ok(Json(
-        app.set_preferences(&auth.actor(), &key, prefs)
-            .await?
-            .as_ref()
-            .into(),
-    ))
+    let stored = app
+        .set_preferences(&auth.actor(), &key, prefs, source)
+        .await?;
+    Ok(Json(PreferencesWritten {
+        preferences: stored.as_ref().into(),
+        source: source.as_str().into(),
+    }))
+}
+
+/// Changes only the fields given, validated exactly as `PUT` validates them. Effective at once.
+#[utoipa::path(patch, path = "/v1/subjects/{id}/preferences", tag = "recommendations", request_body = PreferencesPatchInput, params(("id" = String, Path, description = "Your user id for the subject")), security(("api_key" = ["consent"])),
+    responses((status = 200, body = PreferencesWritten), (status = 422, body = crate::error::ErrorBody)))]
+async fn patch_preferences(
+    State(app): State<AppState>,
+    auth: Auth<Consent>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PreferencesPatchInput>,
+) -> Result<Json<PreferencesWritten>, ApiError> {
+    let key = app.subject_key(&id)?;
+    let source = source_of(body.source.as_deref())?;
+    let patch = PreferencesPatch {
+        level: body.level.as_deref().map(level_of).transpose()?,
+        declared_interests: body.declared_interests,
+        sensitive_opt_ins: body.sensitive_opt_ins,
+        quiet_periods: body.quiet_periods.map(quiet_periods_of).transpose()?,
+    };
+    let stored = app
+        .update_preferences(&auth.actor(), &key, patch, source)
+        .await?;
+    Ok(Json(PreferencesWritten {
+        preferences: stored.as_ref().into(),
+        source: source.as_str().into(),
+    }))
 }
 
 /// Trained model versions, newest first.

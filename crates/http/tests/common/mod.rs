@@ -15,6 +15,7 @@ pub struct Node {
     pub http: reqwest::Client,
     pub admin: String,
     pub recommend: String,
+    pub consent: String,
     pub auditor: String,
     pub ingest: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -63,6 +64,7 @@ impl Node {
         Node {
             admin: key(Scope::Admin).await,
             recommend: key(Scope::Recommend).await,
+            consent: key(Scope::Consent).await,
             auditor: key(Scope::Auditor).await,
             ingest: key(Scope::Ingest).await,
             base,
@@ -127,9 +129,9 @@ impl Node {
     /// Declares the purposes most tests use.
     pub async fn declare_purposes(&self) {
         for body in [
-            json!({"id": "personalization", "title": "Recommendations for you", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase"], "expires_after_days": 365}),
+            json!({"id": "personalization", "title": "Recommendations for you", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase"], "expires_after_days": 365, "person_level": true}),
             json!({"id": "analytics", "title": "Site analytics", "description": "We count visits to improve the shop.", "legal_basis": "consent", "categories": ["browsing"], "non_essential_tracking": true}),
-            json!({"id": "ads_sharing", "title": "Advertising partners", "description": "We share what you browse with ad partners.", "legal_basis": "consent", "categories": ["browsing"], "sale_or_sharing": true}),
+            json!({"id": "ads_sharing", "title": "Advertising partners", "description": "We share what you browse with ad partners.", "legal_basis": "consent", "categories": ["browsing"], "sale_or_sharing": true, "person_level": true}),
             json!({"id": "order_fulfilment", "title": "Delivering your orders", "description": "We need your address to ship orders.", "legal_basis": "contract", "categories": ["purchase", "contact"]}),
         ] {
             let (status, resp) = self.post("/v1/admin/purposes", &self.admin, body).await;
@@ -142,7 +144,7 @@ impl Node {
     /// a protected gender trait (fairness audits only), and `context.ip` as contact data.
     pub async fn declare_shop_plan(&self, undeclared: &str) {
         for body in [
-            json!({"id": "personalization", "title": "Recommendations", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase", "declared_preference"]}),
+            json!({"id": "personalization", "title": "Recommendations", "description": "We use what you browse and buy to suggest products.", "legal_basis": "consent", "categories": ["browsing", "purchase", "declared_preference"], "person_level": true}),
             json!({"id": "analytics", "title": "Analytics", "description": "We count visits.", "legal_basis": "consent", "categories": ["browsing"], "non_essential_tracking": true}),
             json!({"id": "order_fulfilment", "title": "Orders", "description": "We need your details to ship orders.", "legal_basis": "contract", "categories": ["purchase", "contact"]}),
             json!({"id": "fairness_audit", "title": "Fairness checks", "description": "We check our decisions treat groups fairly.", "legal_basis": "legal_obligation", "categories": ["demographic"]}),
@@ -182,7 +184,7 @@ impl Node {
     pub async fn decide(&self, subject: &str, purpose: &str, decision: &str) -> (u16, Value) {
         self.post(
             &format!("/v1/subjects/{subject}/consents"),
-            &self.recommend,
+            &self.consent,
             json!({"source": "api", "consents": [{"purpose": purpose, "decision": decision}]}),
         )
         .await
