@@ -129,6 +129,14 @@ pub fn purpose_card(p: &Purpose) -> Markup {
                         "No: this purpose does not sell your data or share it with other companies."
                     }
                 }
+                dt { "About you as a person" }
+                dd {
+                    @if p.person_level {
+                        "Yes: this purpose may build a profile of you, such as your interests and how recently you bought something."
+                    } @else {
+                        "No: your data only counts in totals and averages, never in a profile of you."
+                    }
+                }
                 dt { "Non-essential tracking" }
                 dd {
                     @if p.non_essential_tracking {
@@ -199,11 +207,13 @@ mod tests {
         assert!(plain.contains("No: this purpose does not sell"));
         assert!(!plain.contains("class=\"flags\""));
         assert!(!plain.contains("How long permission lasts"));
+        assert!(plain.contains("never in a profile of you"));
 
         let flagged = purpose_card(&purpose(|d| {
             d.sale_or_sharing = true;
             d.non_essential_tracking = true;
             d.expires_after_days = Some(1);
+            d.person_level = true;
         }))
         .into_string();
         assert!(flagged.contains(r#"<li class="flag">Shares data with other companies</li>"#));
@@ -211,6 +221,7 @@ mod tests {
         assert!(flagged.contains("Global Privacy Control"));
         assert!(flagged.contains("Do Not Track"));
         assert!(flagged.contains("1 day, then we ask you again."));
+        assert!(flagged.contains("may build a profile of you"));
     }
 
     #[test]
