@@ -282,3 +282,70 @@ fn one_story(state: &str, chosen: &str, quiet: bool, a: &Value) {
         }
     }
 }
+
+both_stores!(
+    an_aggregate_only_purpose_never_personalizes_an_answer,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        let cfg = candor_app::demo::DemoConfig {
+            customers: 150,
+            products: 300,
+            now_unix: node.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&node.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+        node.app.train("test", &|_| {}).await.unwrap();
+        decide(&node, "agg-1", "personalization", "granted").await;
+        let (s, v) = node
+            .send(
+                Method::PUT,
+                "/v1/subjects/agg-1/preferences",
+                Some(&node.consent),
+                Some(json!({"level": "full", "source": "api"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (_, before) = node
+            .get(
+                "/v1/recommendations/agg-1?surface=home&k=5",
+                &node.recommend,
+            )
+            .await;
+        assert_ne!(before["level_applied"], "off", "{before}");
+        // The operator marks the purpose aggregate-only: answers stop being personal at once.
+        let (_, list) = node.send(Method::GET, "/v1/purposes", None, None).await;
+        let mut p = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "personalization")
+            .unwrap()
+            .clone();
+        let o = p.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("change_note");
+        o.insert("person_level".into(), json!(false));
+        let (s, v) = node
+            .send(
+                Method::PUT,
+                "/v1/admin/purposes/personalization",
+                Some(&node.admin),
+                Some(p),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (_, after) = node
+            .get(
+                "/v1/recommendations/agg-1?surface=home&k=5",
+                &node.recommend,
+            )
+            .await;
+        assert_eq!(after["level_applied"], "off", "{after}");
+        let filters = after["filters"].to_string();
+        assert!(filters.contains("may only feed totals"), "{filters}");
+        assert!(filters.contains("an aggregate-only purpose"), "{filters}");
+        node.stop().await;
+    }
+);

@@ -545,6 +545,18 @@ impl App {
             None => (None, None),
         };
         filters.push(consent_story(&cfg.purpose, status.as_ref()));
+        // Recommending to a person is person-level use: a purpose that may only feed totals
+        // never personalizes an answer, whatever its consent says.
+        let permit = match permit {
+            Some(p) if !p.is_person_level() => {
+                filters.push(format!(
+                    "`{}` may only feed totals (not person-level), so nothing personal is used",
+                    cfg.purpose
+                ));
+                None
+            }
+            other => other,
+        };
         let may = |c: DataCategory| permit.is_some_and(|p| p.covers(&c));
         let consent = serve::Consent {
             behaviour: may(DataCategory::Browsing) || may(DataCategory::Purchase),
@@ -663,6 +675,8 @@ impl App {
             .is_some_and(|f| f.contains("confidence"))
         {
             "low confidence"
+        } else if permit.is_none() && status.as_ref().is_some_and(ConsentStatus::allows) {
+            "an aggregate-only purpose"
         } else if permit.is_none() {
             "no consent"
         } else {
