@@ -25,6 +25,32 @@ fn subject(state: &str) -> String {
     format!("story-{state}")
 }
 
+/// Revises the `personalization` purpose as an operator would: its current declaration from
+/// the public list, changed by `edit`, put back through the admin API.
+async fn revise_personalization(node: &Node, edit: impl FnOnce(&mut Value)) {
+    let (_, list) = node.send(Method::GET, "/v1/purposes", None, None).await;
+    let mut p = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "personalization")
+        .expect("personalization is declared")
+        .clone();
+    let o = p.as_object_mut().unwrap();
+    o.remove("version");
+    o.remove("change_note");
+    edit(&mut p);
+    let (s, v) = node
+        .send(
+            Method::PUT,
+            "/v1/admin/purposes/personalization",
+            Some(&node.admin),
+            Some(p),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+}
+
 async fn decide(node: &Node, id: &str, purpose: &str, decision: &str) {
     let (s, v) = node.decide(id, purpose, decision).await;
     assert_eq!(s, 200, "{v}");
@@ -35,15 +61,7 @@ both_stores!(
     |db: TestDb| async move {
         let clock = Arc::new(ManualClock::new(NOW));
         let node = Node::start_with_clock(&db, clock.clone()).await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 150,
-            products: 300,
-            now_unix: NOW / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(150, 300).await;
         node.app.train("test", &|_| {}).await.unwrap();
         let (s, popular) = node
             .get(
@@ -84,32 +102,13 @@ both_stores!(
         }
         decide(&node, &subject("denied"), "personalization", "denied").await;
         // A material change (a new data category) asks everyone for fresh consent...
-        let (s, v) = node.send(Method::GET, "/v1/purposes", None, None).await;
-        assert_eq!(s, 200);
-        let mut personalization = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == "personalization")
-            .unwrap()
-            .clone();
-        let obj = personalization.as_object_mut().unwrap();
-        for field in ["version", "change_note"] {
-            obj.remove(field);
-        }
-        obj["categories"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("location"));
-        let (s, v) = node
-            .send(
-                Method::PUT,
-                "/v1/admin/purposes/personalization",
-                Some(&node.admin),
-                Some(personalization),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        revise_personalization(&node, |p| {
+            p["categories"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("location"));
+        })
+        .await;
         // ...which one gives again, and one gives again with a grant from over a year ago.
         decide(&node, &subject("granted"), "personalization", "granted").await;
         let key = node.app.subject_key(&subject("expired")).unwrap();
@@ -287,15 +286,7 @@ both_stores!(
     an_aggregate_only_purpose_never_personalizes_an_answer,
     |db: TestDb| async move {
         let node = Node::start(&db).await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 150,
-            products: 300,
-            now_unix: node.app.now() / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(150, 300).await;
         node.app.train("test", &|_| {}).await.unwrap();
         decide(&node, "agg-1", "personalization", "granted").await;
         let (s, v) = node
@@ -315,27 +306,10 @@ both_stores!(
             .await;
         assert_ne!(before["level_applied"], "off", "{before}");
         // The operator marks the purpose aggregate-only: answers stop being personal at once.
-        let (_, list) = node.send(Method::GET, "/v1/purposes", None, None).await;
-        let mut p = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == "personalization")
-            .unwrap()
-            .clone();
-        let o = p.as_object_mut().unwrap();
-        o.remove("version");
-        o.remove("change_note");
-        o.insert("person_level".into(), json!(false));
-        let (s, v) = node
-            .send(
-                Method::PUT,
-                "/v1/admin/purposes/personalization",
-                Some(&node.admin),
-                Some(p),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        revise_personalization(&node, |p| {
+            p["person_level"] = json!(false);
+        })
+        .await;
         let (_, after) = node
             .get(
                 "/v1/recommendations/agg-1?surface=home&k=5",

@@ -588,15 +588,7 @@ both_stores!(
     fairness_audit_of_the_decision_log_opens_and_tracks_incidents,
     |db: TestDb| async move {
         let node = Node::start(&db).await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 300,
-            products: 200,
-            now_unix: node.app.now() / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(300, 200).await;
 
         let (status, v) = node
             .send(
@@ -748,15 +740,7 @@ both_stores!(
             c.fairness.lookback_days = 365;
         })
         .await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 200,
-            products: 100,
-            now_unix: node.app.now() / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(200, 100).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (status, doc) = node.get("/v1/audit/fairness/latest", &node.auditor).await;
@@ -1005,15 +989,7 @@ both_stores!(
     fairness_audits_run_per_surface_and_latest_is_per_surface,
     |db: TestDb| async move {
         let node = Node::start(&db).await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 300,
-            products: 200,
-            now_unix: node.app.now() / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(300, 200).await;
         // Served recommendations: ranked, no outcome (the demo's offers have outcomes).
         let mut rows = Vec::new();
         for i in 1..=300 {

@@ -17,15 +17,7 @@ use serde_json::{Value, json};
 
 async fn shop(db: &TestDb) -> Node {
     let node = Node::start(db).await;
-    let cfg = candor_app::demo::DemoConfig {
-        customers: 300,
-        products: 400,
-        now_unix: node.app.now() / 1_000_000,
-        ..Default::default()
-    };
-    candor_app::demo::load(&node.app, &cfg, |_, _| {})
-        .await
-        .unwrap();
+    node.load_demo(300, 400).await;
     node
 }
 
@@ -307,15 +299,7 @@ both_stores!(
             c.recommend.low_confidence = 0.99
         })
         .await;
-        let cfg = candor_app::demo::DemoConfig {
-            customers: 300,
-            products: 400,
-            now_unix: node.app.now() / 1_000_000,
-            ..Default::default()
-        };
-        candor_app::demo::load(&node.app, &cfg, |_, _| {})
-            .await
-            .unwrap();
+        node.load_demo(300, 400).await;
         let cust = consenting_customer(&node).await;
         node.send(
             Method::POST,
@@ -358,15 +342,7 @@ async fn serving_shop(db: &TestDb, clock: Arc<ManualClock>) -> (Node, String) {
         }];
     })
     .await;
-    let cfg = candor_app::demo::DemoConfig {
-        customers: 300,
-        products: 400,
-        now_unix: node.app.now() / 1_000_000,
-        ..Default::default()
-    };
-    candor_app::demo::load(&node.app, &cfg, |_, _| {})
-        .await
-        .unwrap();
+    node.load_demo(300, 400).await;
     let (s, v) = node
         .send(
             Method::PUT,

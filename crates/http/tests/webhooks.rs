@@ -52,35 +52,25 @@ both_stores!(
         }
         node.decide("r-4", "personalization", "granted").await;
         node.decide("r-4", "personalization", "denied").await;
-        // A wording change is not material: nobody must renew.
-        let revise = |categories: Value, description: &str| {
-            json!({"id": "personalization", "title": "Recommendations for you", "description": description,
-                   "legal_basis": "consent", "categories": categories, "expires_after_days": 365})
-        };
-        let (s, v) = node
-            .send(
-                Method::PUT,
-                "/v1/admin/purposes/personalization",
-                Some(&node.admin),
-                Some(revise(
-                    json!(["browsing", "purchase"]),
-                    "We use what you browse and buy to suggest products you may like.",
-                )),
-            )
-            .await;
-        assert_eq!((s, &v["material"]), (200, &json!(false)), "{v}");
-        let (s, v) = node
-            .send(
-                Method::PUT,
-                "/v1/admin/purposes/personalization",
-                Some(&node.admin),
-                Some(revise(
-                    json!(["browsing", "purchase", "location"]),
-                    "We use what you browse, buy and where you are to suggest products.",
-                )),
-            )
-            .await;
-        assert_eq!((s, &v["material"]), (200, &json!(true)), "{v}");
+        // A wording change is not material: nobody must renew. A new data category is.
+        for (categories, material) in [
+            (json!(["browsing", "purchase"]), false),
+            (json!(["browsing", "purchase", "location"]), true),
+        ] {
+            let body = json!({"id": "personalization", "title": "Recommendations for you",
+                "description": "We use what you browse and buy to suggest products you may like.",
+                "legal_basis": "consent", "categories": categories, "expires_after_days": 365,
+                "person_level": true});
+            let (s, v) = node
+                .send(
+                    Method::PUT,
+                    "/v1/admin/purposes/personalization",
+                    Some(&node.admin),
+                    Some(body),
+                )
+                .await;
+            assert_eq!((s, &v["material"]), (200, &json!(material)), "{v}");
+        }
 
         let deadline = Instant::now() + Duration::from_secs(10);
         let renewal = loop {

@@ -134,7 +134,7 @@ impl Store {
         D: Sync + ?Sized,
         A: Borrow<AuditDraft>,
     {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let result = change(&mut tx, input).await?;
         let owned = drafts(&result);
         let drafts: Vec<&AuditDraft> = owned.iter().map(Borrow::borrow).collect();
@@ -142,6 +142,17 @@ impl Store {
         self.notify_many(&mut tx, notices).await?;
         tx.commit().await?;
         Ok((result, entries))
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later cannot wait for the
+    /// lock when another connection wrote in between, and fails at once with "database is
+    /// locked"; an immediate one waits under the busy timeout like any writer.
+    pub(crate) async fn begin_write(&self) -> Result<Tx> {
+        Ok(match self.backend {
+            crate::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            crate::Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// The common shape of an audited change: one statement and its audit entry, committed
@@ -155,7 +166,7 @@ impl Store {
         draft: &AuditDraft,
         notices: &[String],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = statement.execute(&mut *tx).await?;
         if let Some((what, id)) = expect
             && done.rows_affected() == 0

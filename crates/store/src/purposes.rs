@@ -112,11 +112,7 @@ impl Store {
         at: Micros,
         audit: &AuditDraft,
     ) -> Result<AuditEntry> {
-        let ((), entry) = self
-            .audited(
-                at,
-                p,
-                |tx, p| {
+        self.purpose_change(at, p, audit, |tx, p| {
                     Box::pin(async move {
                         let exists = sqlx::query("SELECT id FROM purposes WHERE id = $1")
                             .bind(p.id.as_str())
@@ -138,12 +134,8 @@ impl Store {
                             .await?;
                         record_history(tx, p, true, &body, at).await
                     })
-                },
-                |_| audit,
-                &["purposes".to_owned()],
-            )
-            .await?;
-        Ok(entry)
+                })
+        .await
     }
 
     /// Replaces a purpose with its revision, keeping the old text in the history.
@@ -154,38 +146,44 @@ impl Store {
         at: Micros,
         audit: &AuditDraft,
     ) -> Result<AuditEntry> {
+        self.purpose_change(at, p, audit, |tx, p| {
+            Box::pin(async move {
+                let body = encode(p);
+                let done = sqlx::query(
+                    "UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(&body)
+                .bind(i64::from(p.version))
+                .bind(at)
+                .bind(p.id.as_str())
+                .execute(&mut **tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "purpose",
+                        id: p.id.to_string(),
+                    });
+                }
+                record_history(tx, p, material, &body, at).await?;
+                if material && p.legal_basis == LegalBasis::Consent {
+                    announce_renewals(tx, p, at).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// A change of `p`, audited and announced to other nodes (they reload their purposes).
+    async fn purpose_change(
+        &self,
+        at: Micros,
+        p: &Purpose,
+        audit: &AuditDraft,
+        change: impl for<'t> FnOnce(&'t mut crate::audit::Tx, &'t Purpose) -> crate::audit::Body<'t, ()>,
+    ) -> Result<AuditEntry> {
         let ((), entry) = self
-            .audited(
-                at,
-                p,
-                |tx, p| {
-                    Box::pin(async move {
-                        let body = encode(p);
-                        let done = sqlx::query(
-                            "UPDATE purposes SET body = $1, version = $2, updated_at = $3 WHERE id = $4",
-                        )
-                        .bind(&body)
-                        .bind(i64::from(p.version))
-                        .bind(at)
-                        .bind(p.id.as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                        if done.rows_affected() == 0 {
-                            return Err(StoreError::NotFound {
-                                what: "purpose",
-                                id: p.id.to_string(),
-                            });
-                        }
-                        record_history(tx, p, material, &body, at).await?;
-                        if material && p.legal_basis == LegalBasis::Consent {
-                            announce_renewals(tx, p, at).await?;
-                        }
-                        Ok(())
-                    })
-                },
-                |_| audit,
-                &["purposes".to_owned()],
-            )
+            .audited(at, p, change, |_| audit, &["purposes".to_owned()])
             .await?;
         Ok(entry)
     }

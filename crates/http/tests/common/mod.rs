@@ -271,3 +271,19 @@ impl NodePackage {
 pub fn workspace() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+impl Node {
+    /// Loads the demo shop (`customers` customers, `products` products, dated up to the node's
+    /// now) through the product's use cases, as `candor demo` does.
+    pub async fn load_demo(&self, customers: usize, products: usize) {
+        let cfg = candor_app::demo::DemoConfig {
+            customers,
+            products,
+            now_unix: self.app.now() / 1_000_000,
+            ..Default::default()
+        };
+        candor_app::demo::load(&self.app, &cfg, |_, _| {})
+            .await
+            .unwrap();
+    }
+}
