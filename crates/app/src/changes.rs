@@ -45,6 +45,7 @@ impl App {
             }
             Change::Purposes => self.reload_purposes().await,
             Change::Keys => self.reload_keys().await,
+            Change::Webhooks => self.reload_webhooks().await,
             Change::Inventory => self.reload_inventory().await,
             Change::Model => self.reload_serving().await,
             Change::Preferences(key) => {
@@ -70,6 +71,7 @@ impl App {
                 self.clear_preferences();
                 let p = self.reload_purposes().await;
                 p.and(self.reload_keys().await)
+                    .and(self.reload_webhooks().await)
                     .and(self.reload_inventory().await)
                     .and(self.reload_serving().await)
             }

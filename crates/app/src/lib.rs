@@ -99,7 +99,7 @@ impl App {
             access: access::AccessRoom::default(),
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
-            delivery: delivery::DeliveryRoom { http },
+            delivery: delivery::DeliveryRoom::new(http),
             node_id: rand::random(),
             config,
             store,
@@ -108,6 +108,7 @@ impl App {
         };
         app.reload_purposes().await?;
         app.reload_keys().await?;
+        app.reload_webhooks().await?;
         app.install_configured_inventory().await?;
         app.reload_inventory().await?;
         app.reload_serving().await?;

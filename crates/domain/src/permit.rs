@@ -24,7 +24,7 @@
 //! }
 //! ```
 
-use crate::{DataCategory, Micros, Purpose, PurposeId, SubjectConsents, SubjectKey};
+use crate::{ConsentStatus, DataCategory, Micros, Purpose, PurposeId, SubjectConsents, SubjectKey};
 
 /// Proof that `purpose` may use its categories of `subject`'s data, as decided at `decided_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +131,23 @@ impl SubjectConsents {
         purpose: &'a Purpose,
         now: Micros,
     ) -> Option<Permit<'a>> {
-        self.status(purpose, now).allows().then_some(Permit {
+        self.permit_with_status(subject, purpose, now).0
+    }
+
+    /// [`SubjectConsents::permit`] and the state it was decided from, derived once.
+    pub fn permit_with_status<'a>(
+        &self,
+        subject: &'a SubjectKey,
+        purpose: &'a Purpose,
+        now: Micros,
+    ) -> (Option<Permit<'a>>, ConsentStatus) {
+        let status = self.status(purpose, now);
+        let permit = status.allows().then_some(Permit {
             subject,
             purpose,
             decided_at: now,
-        })
+        });
+        (permit, status)
     }
 
     /// Every permit this state grants at `now`, one per allowed purpose, in `purposes` order.

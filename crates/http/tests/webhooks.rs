@@ -52,6 +52,16 @@ both_stores!(
         }
         node.decide("r-4", "personalization", "granted").await;
         node.decide("r-4", "personalization", "denied").await;
+        // No webhook takes external ids, so recording consent sealed none (and made no key).
+        let r1 = node.app.subject_key("r-1").unwrap();
+        assert_eq!(
+            node.app
+                .raw_store()
+                .wrapped_data_key(r1.as_str())
+                .await
+                .unwrap(),
+            None
+        );
         // A wording change is not material: nobody must renew. A new data category is.
         for (categories, material) in [
             (json!(["browsing", "purchase"]), false),

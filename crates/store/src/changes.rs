@@ -16,6 +16,8 @@ pub enum Change {
     Consent(String),
     Purposes,
     Keys,
+    /// A webhook was created or deactivated.
+    Webhooks,
     Inventory,
     /// The active model changed.
     Model,
@@ -73,6 +75,7 @@ fn parse(payload: &str) -> Option<Change> {
         "inventory" => Some(Change::Inventory),
         "model" => Some(Change::Model),
         "keys" => Some(Change::Keys),
+        "webhooks" => Some(Change::Webhooks),
         other => other
             .strip_prefix("consent:")
             .map(|k| Change::Consent(k.to_owned()))
@@ -180,6 +183,7 @@ mod tests {
     #[test]
     fn payloads_parse() {
         assert_eq!(parse("keys"), Some(Change::Keys));
+        assert_eq!(parse("webhooks"), Some(Change::Webhooks));
         assert_eq!(parse("consent:ab"), Some(Change::Consent("ab".into())));
         assert_eq!(parse("other"), None);
         assert_eq!(

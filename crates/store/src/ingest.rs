@@ -286,6 +286,16 @@ impl Store {
     /// The wrapped data keys of subjects, creating each from its candidate if it has none yet.
     /// Returns the stored keys in the order asked, so concurrent creators (other requests, other
     /// nodes) converge on a single key per subject.
+    /// A subject's wrapped data key if one exists (never creates one): for reading what was
+    /// sealed, where a missing key means the sealed values are gone for good.
+    pub async fn wrapped_data_key(&self, subject: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT wrapped FROM subject_data_keys WHERE subject_key = $1")
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("wrapped")).transpose()?)
+    }
+
     pub async fn data_keys(
         &self,
         candidates: Vec<(String, String)>,

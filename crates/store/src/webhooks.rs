@@ -115,8 +115,14 @@ impl Store {
         .bind(bool_to_db(hook.active))
         .bind(hook.created_at)
         .bind(bool_to_db(hook.include_external_id));
-        self.audited_statement(hook.created_at, insert, None, audit, &[])
-            .await
+        self.audited_statement(
+            hook.created_at,
+            insert,
+            None,
+            audit,
+            &["webhooks".to_owned()],
+        )
+        .await
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
@@ -166,7 +172,7 @@ impl Store {
                 })
             },
             |_| audit,
-            &[],
+            &["webhooks".to_owned()],
         )
         .await?;
         Ok(())

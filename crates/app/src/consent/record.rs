@@ -109,10 +109,8 @@ impl App {
         purpose: &'a Purpose,
     ) -> Result<(Option<Permit<'a>>, ConsentStatus)> {
         let now = self.now();
-        self.with_consents(subject, |c| {
-            (c.permit(subject, purpose, now), c.status(purpose, now))
-        })
-        .await
+        self.with_consents(subject, |c| c.permit_with_status(subject, purpose, now))
+            .await
     }
 
     /// Runs `f` on every permit `subject`'s consent state grants now, under the cache's read
@@ -316,9 +314,13 @@ impl App {
             "subject_key": subject,
             "changes": changes,
         });
+        // Sealed only when a webhook will receive it: otherwise it would cost every consent
+        // write a data key (and a write to create one) for nothing.
         let sealed_external_id = match &req.external_id {
-            Some(id) => Some(self.seal_external_id(subject, id).await?),
-            None => None,
+            Some(id) if self.webhooks_want_external_ids() => {
+                Some(self.seal_external_id(subject, id).await?)
+            }
+            _ => None,
         };
         let event = OutboxEvent {
             id: event_id,

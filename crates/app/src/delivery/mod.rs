@@ -9,9 +9,21 @@ mod webhooks;
 
 pub use webhooks::CreatedWebhook;
 
-/// What the delivery room keeps: one HTTP client, reused across deliveries.
+/// What the delivery room keeps: one HTTP client, reused across deliveries, and whether any
+/// active webhook takes external ids (so a consent write seals one only when someone will
+/// receive it).
 pub(crate) struct DeliveryRoom {
-    pub(super) http: reqwest::Client,
+    http: reqwest::Client,
+    wants_external_ids: std::sync::atomic::AtomicBool,
+}
+
+impl DeliveryRoom {
+    pub(crate) fn new(http: reqwest::Client) -> Self {
+        DeliveryRoom {
+            http,
+            wants_external_ids: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 impl crate::App {

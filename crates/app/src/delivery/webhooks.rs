@@ -77,11 +77,34 @@ impl App {
             json!({"url": url, "include_external_id": include_external_id}),
         );
         self.store.create_webhook(&hook, &audit).await?;
+        self.reload_webhooks().await?;
         Ok(CreatedWebhook {
             id,
             url: url.to_owned(),
             secret,
         })
+    }
+
+    /// Re-reads which webhooks are active; called at start, after every local change and when
+    /// another node announces one.
+    pub(crate) async fn reload_webhooks(&self) -> Result<()> {
+        let wants = self
+            .store
+            .list_webhooks()
+            .await?
+            .iter()
+            .any(|w| w.active && w.include_external_id);
+        self.delivery
+            .wants_external_ids
+            .store(wants, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether some active webhook takes the subject's external id.
+    pub(crate) fn webhooks_want_external_ids(&self) -> bool {
+        self.delivery
+            .wants_external_ids
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
@@ -95,10 +118,10 @@ impl App {
             id,
             json!({}),
         );
-        Ok(self
-            .store
+        self.store
             .deactivate_webhook(id, self.now(), &audit)
-            .await?)
+            .await?;
+        self.reload_webhooks().await
     }
 
     pub async fn webhook_deliveries(&self, id: &str, limit: i64) -> Result<Vec<Delivery>> {

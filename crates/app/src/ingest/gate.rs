@@ -258,13 +258,41 @@ impl App {
     /// destroyed, or the value was altered).
     pub(crate) async fn open_external_id(&self, subject: &str, sealed: &str) -> Option<String> {
         let subject = SubjectKey::parse(subject).ok()?;
-        let keys = self.data_keys(std::slice::from_ref(&subject)).await.ok()?;
+        let key = self.existing_data_key(&subject).await.ok()??;
         let bytes = hex::decode(sealed).ok()?;
-        let plain = keys
-            .get(subject.as_str())?
+        let plain = key
             .open(&bytes, &field_context(subject.as_str(), EXTERNAL_ID_FIELD))
             .ok()?;
         String::from_utf8(plain).ok()
+    }
+
+    /// A subject's existing data key, unwrapped: from memory, else from the store; `None` if
+    /// the subject has none (never had, or it was destroyed). Creates nothing.
+    async fn existing_data_key(&self, subject: &SubjectKey) -> Result<Option<SecretKey>> {
+        if let Some(k) = self.ingest.data_keys.get(subject.as_str()) {
+            return Ok(Some(k));
+        }
+        match self.store.wrapped_data_key(subject.as_str()).await? {
+            Some(wrapped) => Ok(Some(self.unwrap_stored_key(subject.as_str(), &wrapped)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Unwraps a stored data key with the master key and keeps it in memory.
+    fn unwrap_stored_key(&self, subject: &str, wrapped: &str) -> Result<SecretKey> {
+        let bytes = hex::decode(wrapped)
+            .map_err(|_| AppError::Internal("stored data key is not hex".into()))?;
+        let key = self
+            .ingest
+            .master_key
+            .unwrap_key(&bytes, subject)
+            .map_err(|e| {
+                AppError::Internal(format!("data key of a subject cannot be unwrapped: {e}"))
+            })?;
+        self.ingest
+            .data_keys
+            .insert(subject.to_owned(), key.clone());
+        Ok(key)
     }
 
     /// Data keys of subjects, unwrapped: from memory, else from the store, creating and
@@ -293,16 +321,7 @@ impl App {
         }
         let stored = self.store.data_keys(candidates.clone(), self.now()).await?;
         for ((subject, _), wrapped) in candidates.into_iter().zip(stored) {
-            let bytes = hex::decode(wrapped)
-                .map_err(|_| AppError::Internal("stored data key is not hex".into()))?;
-            let key = self
-                .ingest
-                .master_key
-                .unwrap_key(&bytes, &subject)
-                .map_err(|e| {
-                    AppError::Internal(format!("data key of a subject cannot be unwrapped: {e}"))
-                })?;
-            self.ingest.data_keys.insert(subject.clone(), key.clone());
+            let key = self.unwrap_stored_key(&subject, &wrapped)?;
             keys.insert(subject, key);
         }
         Ok(keys)

@@ -566,6 +566,8 @@ impl App {
         // 2. The person's level, then quiet periods.
         let prefs = self.preferences(subject).await?;
         let mut level = prefs.level;
+        // What, besides consent, made the applied level lower than the chosen one.
+        let mut lowered_by: Option<&str> = None;
         if let Some(q) = prefs.quiet_at(now) {
             filters.push(format!(
                 "quiet period{} until {}: non-personal",
@@ -576,6 +578,7 @@ impl App {
                 candor_domain::format_micros(q.until)
             ));
             fallback = Some("quiet period".into());
+            lowered_by = Some("a quiet period");
             level = Level::Off;
         }
         // The level line is written once the applied level is known (below), here in order.
@@ -661,6 +664,7 @@ impl App {
                 "personal results were below the confidence threshold {}: non-personal instead",
                 cfg.low_confidence
             ));
+            lowered_by = Some("low confidence");
         }
         let confidence_calibrated = resp.calibrated;
         let applied = match resp.level {
@@ -668,13 +672,8 @@ impl App {
             serve::Level::Basic => Level::Basic,
             serve::Level::Full => Level::Full,
         };
-        let why_lower = if prefs.quiet_at(now).is_some() {
-            "a quiet period"
-        } else if fallback
-            .as_deref()
-            .is_some_and(|f| f.contains("confidence"))
-        {
-            "low confidence"
+        let why_lower = if let Some(why) = lowered_by {
+            why
         } else if permit.is_none() && status.as_ref().is_some_and(ConsentStatus::allows) {
             "an aggregate-only purpose"
         } else if permit.is_none() {
@@ -721,7 +720,6 @@ impl App {
                 ""
             }
         ));
-        let level_applied = applied;
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
@@ -752,12 +750,12 @@ impl App {
             position: Some(pos as i64 + 1),
         }))
         .await?;
-        metrics::counter!("candor_recommendations_total", "level" => level_applied.as_str(), "surface" => req.surface.clone()).increment(1);
+        metrics::counter!("candor_recommendations_total", "level" => applied.as_str(), "surface" => req.surface.clone()).increment(1);
         Ok(Recommendations {
             subject_key: subject.to_string(),
             surface: req.surface.clone(),
             level_requested: prefs.level,
-            level_applied,
+            level_applied: applied,
             model_version,
             confidence_calibrated,
             fallback,
