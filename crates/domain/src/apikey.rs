@@ -26,15 +26,19 @@ pub enum Scope {
     Admin,
     /// Read audit logs and fairness reports, change nothing.
     Auditor,
+    /// Handle subject-rights requests: export, erase, rectify and restrict a subject's data,
+    /// and track requests and their deadlines.
+    Rights,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
         Scope::Admin,
         Scope::Auditor,
+        Scope::Rights,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Scope {
             Scope::Consent => "consent",
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
+            Scope::Rights => "rights",
         }
     }
 
@@ -64,6 +69,10 @@ impl Scope {
                  retention and fairness runs; also read what auditor keys read"
             }
             Scope::Auditor => "read the audit log, fairness reports and incidents; change nothing",
+            Scope::Rights => {
+                "handle subject-rights requests: export, erase, rectify and restrict a \
+                 subject's data; track requests and their deadlines"
+            }
         }
     }
 
@@ -74,15 +83,17 @@ impl Scope {
             "consent" => Ok(Scope::Consent),
             "admin" => Ok(Scope::Admin),
             "auditor" => Ok(Scope::Auditor),
+            "rights" => Ok(Scope::Rights),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }
 
     /// Whether a key holding `self` may call a route that requires `required`. Admin may also
-    /// read what auditors read; otherwise scopes are disjoint, so a leaked write key cannot read
-    /// anything and a recommendation key cannot change policy.
+    /// read what auditors read and handle rights requests; otherwise scopes are disjoint, so a
+    /// leaked write key cannot read anything and a recommendation key cannot change policy.
     pub fn permits(self, required: Scope) -> bool {
-        self == required || (self == Scope::Admin && required == Scope::Auditor)
+        self == required
+            || (self == Scope::Admin && matches!(required, Scope::Auditor | Scope::Rights))
     }
 }
 
@@ -115,6 +126,8 @@ mod tests {
         assert!(!Scope::Ingest.permits(Scope::Recommend));
         assert!(!Scope::Recommend.permits(Scope::Consent));
         assert!(!Scope::Consent.permits(Scope::Recommend));
+        assert!(Scope::Admin.permits(Scope::Rights));
+        assert!(!Scope::Rights.permits(Scope::Admin) && !Scope::Auditor.permits(Scope::Rights));
         assert_eq!(Scope::parse("consent").unwrap(), Scope::Consent);
         assert!(matches!(
             Scope::parse("root"),

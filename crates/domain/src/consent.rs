@@ -18,6 +18,11 @@ use crate::{DomainError, LegalBasis, MICROS_PER_DAY, Micros, Purpose, PurposeId,
 pub enum ConsentDecision {
     Granted,
     Denied,
+    /// The person restricted processing for the purpose (GDPR art. 18): the data is kept but
+    /// the purpose may not use it, whatever was granted, until the restriction is lifted.
+    Restricted,
+    /// A restriction was lifted: the grant or denial before it decides again.
+    RestrictionLifted,
 }
 
 impl ConsentDecision {
@@ -25,8 +30,29 @@ impl ConsentDecision {
         match self {
             ConsentDecision::Granted => "granted",
             ConsentDecision::Denied => "denied",
+            ConsentDecision::Restricted => "restricted",
+            ConsentDecision::RestrictionLifted => "restriction_lifted",
         }
     }
+
+    /// Whether this record is about a restriction rather than a grant or denial.
+    pub fn is_restriction(self) -> bool {
+        matches!(
+            self,
+            ConsentDecision::Restricted | ConsentDecision::RestrictionLifted
+        )
+    }
+
+    /// Any decision as stored, restrictions included.
+    pub fn from_stored(s: &str) -> Result<Self, DomainError> {
+        match s {
+            "restricted" => Ok(ConsentDecision::Restricted),
+            "restriction_lifted" => Ok(ConsentDecision::RestrictionLifted),
+            other => Self::parse(other),
+        }
+    }
+
+    /// A decision a person gives: granted or denied (restrictions are a rights request).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match s {
             "granted" => Ok(ConsentDecision::Granted),
@@ -128,6 +154,9 @@ pub struct LatestDecision {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectConsents {
     latest: HashMap<PurposeId, LatestDecision>,
+    /// The latest restriction record per purpose (restricted or lifted), kept apart so a
+    /// lifted restriction gives the earlier grant back.
+    restrictions: HashMap<PurposeId, LatestDecision>,
 }
 
 /// The answer to "may this purpose use this subject's data now?", with the reason.
@@ -159,6 +188,10 @@ pub enum ConsentStatus {
         consented_version: u32,
         current_version: u32,
     },
+    /// The person restricted processing for this purpose: nothing may use the data.
+    Restricted {
+        since: Micros,
+    },
 }
 
 impl ConsentStatus {
@@ -180,6 +213,7 @@ impl ConsentStatus {
             ConsentStatus::NotAsked => "not_asked",
             ConsentStatus::Expired { .. } => "expired",
             ConsentStatus::NeedsRenewal { .. } => "needs_renewal",
+            ConsentStatus::Restricted { .. } => "restricted",
         }
     }
 }
@@ -202,13 +236,26 @@ impl SubjectConsents {
             at: r.at,
             policy_version: r.policy_version,
         };
-        match self.latest.get_mut(&r.purpose) {
+        let slot = if r.decision.is_restriction() {
+            &mut self.restrictions
+        } else {
+            &mut self.latest
+        };
+        match slot.get_mut(&r.purpose) {
             Some(cur) if cur.seq >= r.seq => {}
             Some(cur) => *cur = next,
             None => {
-                self.latest.insert(r.purpose.clone(), next);
+                slot.insert(r.purpose.clone(), next);
             }
         }
+    }
+
+    /// Since when processing for `purpose` is restricted, if it is.
+    pub fn restricted_since(&self, purpose: &PurposeId) -> Option<Micros> {
+        self.restrictions
+            .get(purpose)
+            .filter(|d| d.decision == ConsentDecision::Restricted)
+            .map(|d| d.at)
     }
 
     pub fn latest(&self, purpose: &PurposeId) -> Option<&LatestDecision> {
@@ -216,12 +263,16 @@ impl SubjectConsents {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
+        self.latest.is_empty() && self.restrictions.is_empty()
     }
 
-    /// Derives the state of `purpose` for this subject at time `now`.
+    /// Derives the state of `purpose` for this subject at time `now`. A restriction outranks
+    /// every legal basis and every grant: the purpose may not use the data while it lasts.
     pub fn status(&self, purpose: &Purpose, now: Micros) -> ConsentStatus {
-        status_of(purpose, self.latest.get(&purpose.id), now)
+        match self.restricted_since(&purpose.id) {
+            Some(since) => ConsentStatus::Restricted { since },
+            None => status_of(purpose, self.latest.get(&purpose.id), now),
+        }
     }
 }
 
@@ -341,7 +392,7 @@ mod tests {
         }
     }
 
-    use ConsentDecision::{Denied, Granted};
+    use ConsentDecision::{Denied, Granted, Restricted, RestrictionLifted};
 
     #[test]
     fn opt_in_means_no_until_granted_and_latest_wins() {
@@ -404,5 +455,44 @@ mod tests {
         assert!(empty.status(&li, 0).allows());
         let objected = SubjectConsents::from_history(&[rec(1, Denied, 5, 1)]);
         assert!(!objected.status(&li, 6).allows());
+    }
+
+    #[test]
+    fn a_restriction_outranks_every_grant_and_lifting_it_gives_the_grant_back() {
+        let p = purpose("consent", None);
+        let contract = purpose("contract", None);
+        let key = SubjectKey::parse(&"c".repeat(64)).unwrap();
+        let history = [rec(1, Granted, 0, 1), rec(2, Restricted, 5, 1)];
+        let s = SubjectConsents::from_history(&history);
+        assert_eq!(s.status(&p, 6), ConsentStatus::Restricted { since: 5 });
+        assert!(
+            s.permit(&key, &p, 6).is_none(),
+            "no permit while restricted"
+        );
+        assert!(
+            !s.status(&contract, 6).allows(),
+            "it outranks a contract basis too"
+        );
+        let lifted = SubjectConsents::from_history(&[
+            rec(1, Granted, 0, 1),
+            rec(2, Restricted, 5, 1),
+            rec(3, RestrictionLifted, 7, 1),
+        ]);
+        assert!(
+            lifted.status(&p, 8).allows(),
+            "the earlier grant decides again"
+        );
+        // A grant given while restricted does not lift the restriction.
+        let regranted =
+            SubjectConsents::from_history(&[rec(2, Restricted, 5, 1), rec(4, Granted, 9, 1)]);
+        assert!(!regranted.status(&p, 10).allows());
+        assert!(
+            ConsentDecision::parse("restricted").is_err(),
+            "not a person's decision"
+        );
+        assert_eq!(
+            ConsentDecision::from_stored("restriction_lifted").unwrap(),
+            RestrictionLifted
+        );
     }
 }

@@ -37,6 +37,16 @@ impl SecretKey {
         Ok(SecretKey(arr))
     }
 
+    /// A 256-bit key derived from this one for a named use (HMAC-SHA256 over `label`), so
+    /// one master key can root other keys without ever being used for them directly.
+    pub fn derive(&self, label: &[u8]) -> [u8; KEY_LEN] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(&self.0).expect("32-byte key")
     }

@@ -17,6 +17,8 @@ mod permit;
 pub mod preferences;
 pub mod profile;
 pub mod purpose;
+pub mod receipt;
+pub mod rights;
 pub mod signals;
 pub mod subject;
 pub mod webhook;
@@ -31,6 +33,10 @@ pub use error::DomainError;
 pub use incident::IncidentState;
 pub use permit::{Permit, Permits};
 pub use purpose::{DataCategory, LegalBasis, Purpose, PurposeDraft, PurposeId};
+pub use receipt::{ErasureReceipt, ReceiptError, ReceiptSigner};
+pub use rights::{
+    ErasurePolicy, Jurisdiction, ReceiptPart, RequestClock, RequestKind, RequestState,
+};
 pub use signals::PrivacySignals;
 pub use subject::{ExternalId, Pseudonymizer, SubjectKey};
 
