@@ -134,11 +134,39 @@ impl Store {
         D: Sync + ?Sized,
         A: Borrow<AuditDraft>,
     {
+        self.audited_then(
+            at,
+            input,
+            change,
+            drafts,
+            |_, _, _| Box::pin(async { Ok(()) }),
+            notices,
+        )
+        .await
+    }
+
+    /// [`Store::audited_many`] with a last step that sees the entries just appended, still in
+    /// the transaction: for records that must name their own audit entry (erasure receipts), so
+    /// the change, its entry and the record citing it commit together or not at all.
+    pub(crate) async fn audited_then<D, T, A>(
+        &self,
+        at: Micros,
+        input: &D,
+        change: impl for<'t> FnOnce(&'t mut Tx, &'t D) -> Body<'t, T>,
+        drafts: impl FnOnce(&T) -> Vec<A>,
+        then: impl for<'t> FnOnce(&'t mut Tx, &'t T, &'t [AuditEntry]) -> Body<'t, ()>,
+        notices: &[String],
+    ) -> Result<(T, Vec<AuditEntry>)>
+    where
+        D: Sync + ?Sized,
+        A: Borrow<AuditDraft>,
+    {
         let mut tx = self.begin_write().await?;
         let result = change(&mut tx, input).await?;
         let owned = drafts(&result);
         let drafts: Vec<&AuditDraft> = owned.iter().map(Borrow::borrow).collect();
         let entries = append_many_in_tx(&mut tx, at, &drafts).await?;
+        then(&mut tx, &result, &entries).await?;
         self.notify_many(&mut tx, notices).await?;
         tx.commit().await?;
         Ok((result, entries))

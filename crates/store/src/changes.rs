@@ -23,6 +23,8 @@ pub enum Change {
     Model,
     /// A subject's preferences changed.
     Preferences(String),
+    /// A subject was erased: forget everything cached about them.
+    Erased(String),
     /// Node `origin` stored item events of these subjects, or linked a session to them
     /// (announced right after its commit, see [`Store::announce_histories`]).
     Histories {
@@ -83,6 +85,11 @@ fn parse(payload: &str) -> Option<Change> {
                 other
                     .strip_prefix("prefs:")
                     .map(|k| Change::Preferences(k.to_owned()))
+            })
+            .or_else(|| {
+                other
+                    .strip_prefix("erased:")
+                    .map(|k| Change::Erased(k.to_owned()))
             }),
     }
 }

@@ -16,7 +16,8 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<ConsentRecord> {
         seq: r.try_get("seq")?,
         subject: SubjectKey::parse(&r.try_get::<String, _>("subject_key")?).map_err(corrupt)?,
         purpose: PurposeId::parse(&r.try_get::<String, _>("purpose_id")?).map_err(corrupt)?,
-        decision: ConsentDecision::parse(&r.try_get::<String, _>("decision")?).map_err(corrupt)?,
+        decision: ConsentDecision::from_stored(&r.try_get::<String, _>("decision")?)
+            .map_err(corrupt)?,
         at: r.try_get("at")?,
         source: ConsentSource::parse(&r.try_get::<String, _>("source")?).map_err(corrupt)?,
         policy_version: r.try_get::<i64, _>("policy_version")? as u32,

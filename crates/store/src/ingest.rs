@@ -45,6 +45,25 @@ pub struct PreparedMessage {
     pub link: Option<(String, String, Vec<String>)>,
 }
 
+impl PreparedMessage {
+    /// Every subject whose data this message would write.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        let event = self.event.iter().map(|e| e.subject_key.as_str());
+        let contacts = self.contacts.iter().map(|(s, _, _)| s.as_str());
+        let protected = self.protected.iter().map(|(s, _, _)| s.as_str());
+        let quarantine = self.quarantine.iter().map(|(s, _, _)| s.as_str());
+        let link = self
+            .link
+            .iter()
+            .flat_map(|(anon, known, _)| [anon.as_str(), known.as_str()]);
+        event
+            .chain(contacts)
+            .chain(protected)
+            .chain(quarantine)
+            .chain(link)
+    }
+}
+
 /// The messages of one request, written in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestBatch {
@@ -52,11 +71,13 @@ pub struct IngestBatch {
     pub received_at: Micros,
 }
 
-/// Per message of the batch, in order: true if it had been seen before (in an earlier request
-/// or earlier in this batch) and was skipped.
+/// Per message of the batch, in order: `duplicate` if it had been seen before (in an earlier
+/// request or earlier in this batch) and was skipped; `suppressed` if it was new but is about
+/// a subject on the suppression list (erased with suppress), so nothing of it was written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestResult {
     pub duplicate: Vec<bool>,
+    pub suppressed: Vec<bool>,
 }
 
 /// Rows per multi-row INSERT; keeps every statement well under both backends' parameter limits.
@@ -164,18 +185,43 @@ pub(crate) const LINK_EVENTS: &str = "UPDATE events SET subject_key = $1, anonym
 /// (subject, wrapped candidate key, offered at)
 pub(crate) type OfferedKey<'j> = (&'j str, &'j str, Micros);
 
-/// The data keys a group offers: the first candidate per subject, in subject order.
-pub(crate) fn offered_keys(jobs: &[Job]) -> Vec<OfferedKey<'_>> {
+/// The data keys a group offers: the first candidate per subject, in subject order. A
+/// suppressed subject gets no key: nothing of theirs will be sealed again.
+pub(crate) fn offered_keys<'j>(jobs: &'j [Job], suppressed: &HashSet<&str>) -> Vec<OfferedKey<'j>> {
     let mut offered: BTreeMap<&str, (&str, Micros)> = BTreeMap::new();
     for job in jobs {
         if let Job::DataKeys(keys, at) = job {
             for (subject, wrapped) in keys {
-                offered.entry(subject).or_insert((wrapped, *at));
+                if !suppressed.contains(subject.as_str()) {
+                    offered.entry(subject).or_insert((wrapped, *at));
+                }
             }
         }
     }
     offered.into_iter().map(|(s, (w, at))| (s, w, at)).collect()
 }
+
+/// Every subject a group would write for (messages and data keys), sorted, each once: what is
+/// checked against the suppression list inside the group's transaction.
+pub(crate) fn group_subjects(jobs: &[Job]) -> Vec<&str> {
+    let mut subjects: Vec<&str> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Ingest(b) => subjects.extend(b.messages.iter().flat_map(|m| m.subjects())),
+            Job::DataKeys(keys, _) => subjects.extend(keys.iter().map(|(s, _)| s.as_str())),
+            Job::IndexEvents => {}
+        }
+    }
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
+}
+
+/// Whether anyone is on the suppression list at all: the common answer is no, and then a
+/// group pays one lookup instead of one per subject.
+/// (A count of at most one row, so both backends answer a BIGINT.)
+pub(crate) const ANY_SUPPRESSED: &str =
+    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM suppressed_subjects LIMIT 1) s";
 
 fn batches(jobs: &[Job]) -> impl Iterator<Item = &IngestBatch> + Clone {
     jobs.iter().filter_map(|j| match j {
@@ -199,44 +245,50 @@ pub(crate) fn claims(jobs: &[Job]) -> Vec<(&str, Micros)> {
     claim
 }
 
-/// The messages to write given the ids that were newly claimed, and per batch which messages
-/// were duplicates. A message id repeated in the group counts once: the first occurrence wins.
+/// The messages to write given the ids that were newly claimed and the suppressed subjects,
+/// and per batch what happened to each message. A message id repeated in the group counts once:
+/// the first occurrence wins. A new message about a suppressed subject writes nothing.
 pub(crate) fn split_fresh<'j>(
     jobs: &'j [Job],
     mut claimed: HashSet<&str>,
-) -> (Vec<(&'j PreparedMessage, Micros)>, Vec<Vec<bool>>) {
+    suppressed: &HashSet<&str>,
+) -> (Vec<(&'j PreparedMessage, Micros)>, Vec<IngestResult>) {
     let mut fresh = Vec::new();
-    let mut duplicates = Vec::new();
+    let mut results = Vec::new();
     for b in batches(jobs) {
-        let mut duplicate = Vec::with_capacity(b.messages.len());
+        let mut r = IngestResult {
+            duplicate: Vec::with_capacity(b.messages.len()),
+            suppressed: Vec::with_capacity(b.messages.len()),
+        };
         for m in &b.messages {
             let new = claimed.remove(m.message_id.as_str());
-            if new {
+            let blocked =
+                new && !suppressed.is_empty() && m.subjects().any(|s| suppressed.contains(s));
+            if new && !blocked {
                 fresh.push((m, b.received_at));
             }
-            duplicate.push(!new);
+            r.duplicate.push(!new);
+            r.suppressed.push(blocked);
         }
-        duplicates.push(duplicate);
+        results.push(r);
     }
-    (fresh, duplicates)
+    (fresh, results)
 }
 
-/// Each job's answer, in order.
+/// Each job's answer, in order. A data key asked for a suppressed subject is `None`.
 pub(crate) fn answers(
     jobs: &[Job],
-    duplicates: Vec<Vec<bool>>,
+    results: Vec<IngestResult>,
     stored_keys: &HashMap<&str, String>,
 ) -> Vec<Done> {
-    let mut duplicates = duplicates.into_iter();
+    let mut results = results.into_iter();
     jobs.iter()
         .map(|j| match j {
-            Job::Ingest(_) => Done::Ingest(IngestResult {
-                duplicate: duplicates.next().expect("one per batch"),
-            }),
+            Job::Ingest(_) => Done::Ingest(results.next().expect("one per batch")),
             Job::DataKeys(asked, _) => Done::DataKeys(
                 asked
                     .iter()
-                    .map(|(subject, _)| stored_keys[subject.as_str()].clone())
+                    .map(|(subject, _)| stored_keys.get(subject.as_str()).cloned())
                     .collect(),
             ),
             Job::IndexEvents => Done::Indexed,
@@ -296,11 +348,12 @@ impl Store {
         Ok(row.map(|r| r.try_get("wrapped")).transpose()?)
     }
 
+    /// `None` for a subject on the suppression list, who gets no key.
     pub async fn data_keys(
         &self,
         candidates: Vec<(String, String)>,
         at: Micros,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<Option<String>>> {
         match self.submit(Job::DataKeys(candidates, at)).await? {
             Done::DataKeys(k) => Ok(k),
             _ => unreachable!("a data key job is answered with its keys"),
@@ -313,12 +366,55 @@ impl Store {
         mut tx: Transaction<'_, Any>,
         jobs: &[Job],
     ) -> Result<Vec<Done>> {
-        let stored_keys = self.write_data_keys(&mut tx, offered_keys(jobs)).await?;
+        // Shared with every other ingest transaction, exclusive to an erasure: a group either
+        // commits before an erasure starts (and the erasure removes what it wrote) or reads
+        // the suppression list after the erasure committed.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(crate::rights::ERASURE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let suppressed = self.suppressed_in(&mut tx, group_subjects(jobs)).await?;
+        let stored_keys = self
+            .write_data_keys(&mut tx, offered_keys(jobs, &suppressed))
+            .await?;
         let claimed = self.claim_messages(&mut tx, claims(jobs)).await?;
-        let (fresh, duplicates) = split_fresh(jobs, claimed);
+        let (fresh, results) = split_fresh(jobs, claimed, &suppressed);
         self.write_messages(&mut tx, &fresh).await?;
         tx.commit().await?;
-        Ok(answers(jobs, duplicates, &stored_keys))
+        Ok(answers(jobs, results, &stored_keys))
+    }
+
+    /// Which of `subjects` are on the suppression list, read inside the group's transaction.
+    async fn suppressed_in<'j>(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        subjects: Vec<&'j str>,
+    ) -> Result<HashSet<&'j str>> {
+        let mut found = HashSet::new();
+        let any: i64 = sqlx::query(ANY_SUPPRESSED)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+        if any == 0 {
+            return Ok(found);
+        }
+        for chunk in subjects.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT subject_key FROM suppressed_subjects WHERE subject_key IN ({})",
+                in_list(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(*s);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let key: String = row.try_get("subject_key")?;
+                if let Some(s) = chunk.iter().find(|s| **s == key) {
+                    found.insert(*s);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn write_data_keys<'j>(

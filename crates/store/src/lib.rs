@@ -31,6 +31,7 @@ mod ingest;
 mod keys;
 mod profiles;
 mod purposes;
+mod rights;
 mod serving;
 mod sqlite_writer;
 #[cfg(feature = "testing")]
@@ -55,6 +56,7 @@ pub use ingest::{
 };
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
+pub use rights::{ErasedCounts, Erasure, RightsRequestRow, StoredEvent, SubjectHoldings};
 pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate, TrainingPage};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};
 
@@ -159,7 +161,9 @@ impl Store {
                             // across application crashes, which is what an embedded store needs.
                             // A 32 MiB page cache (default 2 MiB) and memory-mapped reads keep the
                             // randomly keyed indexes (subjects, message ids) off the disk path.
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")
+                            // secure_delete zeroes what a delete frees, so an erased subject's
+                            // bytes do not linger in free pages or freed cells of the file.
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;")
                                 .await?;
                             Ok(())
                         })

@@ -62,6 +62,7 @@ async fn announce_renewals(
             payload: payload.to_string(),
             // A batch names many subjects: external ids are only sent one subject at a time.
             sealed_external_id: None,
+            subject_key: None,
         };
         crate::webhooks::enqueue_in_tx(tx, &event, at).await?;
     }

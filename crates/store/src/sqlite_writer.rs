@@ -319,7 +319,7 @@ fn open(path: &Path, busy: fn(i32) -> bool) -> rusqlite::Result<Connection> {
     // but never checkpointing at commit: the checkpointer thread does that.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0; PRAGMA secure_delete = ON;",
     )?;
     // A restarted log keeps at most this much of its file.
     conn.pragma_update(None, "journal_size_limit", 2 * WAL_RESTART_BYTES)?;
@@ -392,12 +392,28 @@ pub(crate) fn write_jobs<'j>(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let sql = |insert: &ingest::Insert| insert.sql(Backend::Sqlite, 1);
 
+    // Read under the write lock: an erasure that committed before this group sees nothing of
+    // it written, and one that waits for this group removes what it wrote.
+    let mut suppressed = HashSet::new();
+    let any: i64 = tx
+        .prepare_cached(ingest::ANY_SUPPRESSED)?
+        .query_row([], |r| r.get(0))?;
+    if any > 0 {
+        let mut check =
+            tx.prepare_cached("SELECT COUNT(*) FROM suppressed_subjects WHERE subject_key = ?")?;
+        for subject in ingest::group_subjects(jobs) {
+            if check.query_row([subject], |r| r.get::<_, i64>(0))? > 0 {
+                suppressed.insert(subject);
+            }
+        }
+    }
+
     let mut stored_keys = HashMap::new();
     {
         let mut insert = tx.prepare_cached(&sql(&DATA_KEY))?;
         let mut select =
             tx.prepare_cached("SELECT wrapped FROM subject_data_keys WHERE subject_key = ?")?;
-        for (subject, wrapped, at) in ingest::offered_keys(jobs) {
+        for (subject, wrapped, at) in ingest::offered_keys(jobs, &suppressed) {
             insert.execute(params![subject, wrapped, at])?;
             let stored: String = select.query_row([subject], |r| r.get(0))?;
             stored_keys.insert(subject, stored);
@@ -413,7 +429,7 @@ pub(crate) fn write_jobs<'j>(
             }
         }
     }
-    let (fresh, duplicates) = ingest::split_fresh(jobs, claimed);
+    let (fresh, results) = ingest::split_fresh(jobs, claimed, &suppressed);
 
     // (event, message id, received at, anonymous as stored)
     let events: Vec<(&NewEvent, &str, Micros, i64)> = fresh
@@ -491,7 +507,7 @@ pub(crate) fn write_jobs<'j>(
         written.indexed = true;
     }
     tx.commit()?;
-    Ok((ingest::answers(jobs, duplicates, &stored_keys), written))
+    Ok((ingest::answers(jobs, results, &stored_keys), written))
 }
 
 /// Links a session to a known subject; true if it brought the subject index up to date.

@@ -28,6 +28,9 @@ pub struct OutboxEvent {
     pub payload: String,
     /// The subject's external id sealed with their data key, for webhooks that include it.
     pub sealed_external_id: Option<String>,
+    /// The one subject the event is about, if it is about one (erasure cancels its queued
+    /// deliveries; export lists them).
+    pub subject_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,14 +74,15 @@ pub(crate) async fn enqueue_in_tx(
     at: Micros,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at, sealed_external_id) \
-         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4, CASE WHEN include_external_id = 1 THEN $5 ELSE NULL END FROM webhooks WHERE active = 1",
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at, sealed_external_id, subject_key) \
+         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4, CASE WHEN include_external_id = 1 THEN $5 ELSE NULL END, $6 FROM webhooks WHERE active = 1",
     )
     .bind(&event.id)
     .bind(&event.event_type)
     .bind(&event.payload)
     .bind(at)
     .bind(event.sealed_external_id.as_deref())
+    .bind(event.subject_key.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -54,7 +54,8 @@ impl Job {
 /// What a job wrote.
 pub(crate) enum Done {
     Ingest(IngestResult),
-    DataKeys(Vec<String>),
+    /// `None` for a suppressed subject.
+    DataKeys(Vec<Option<String>>),
     Indexed,
 }
 
@@ -406,6 +407,23 @@ impl GroupCommit {
     }
 
     /// Ids of `subject`'s events that the subject index does not cover yet.
+    /// SQLite: forgets erased subjects' unindexed events, so no later index run adds entries
+    /// for events that no longer exist. (Their ids stay counted in the runs of held ids; a run
+    /// that finds fewer events than ids drops what is stale, as after retention.)
+    pub(crate) fn forget_unindexed(&self, subjects: &[&str]) {
+        let mut tail = self.queue.tail.lock().expect("tail lock");
+        for s in subjects {
+            tail.by_subject.remove(*s);
+        }
+    }
+
+    /// SQLite: the highest event id the tail holds, if any. Ids above it (and above the
+    /// index's mark) belong to groups committed but not yet handed to the tail.
+    pub(crate) fn highest_unindexed_id(&self) -> Option<i64> {
+        let tail = self.queue.tail.lock().expect("tail lock");
+        tail.ids.last().map(|(_, last)| *last)
+    }
+
     pub(crate) fn unindexed_ids(&self, subject: &str) -> Vec<i64> {
         self.queue
             .tail

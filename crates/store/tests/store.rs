@@ -110,6 +110,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
         event_type: "consent.changed".into(),
         payload: "{}".into(),
         sealed_external_id: None,
+        subject_key: Some(alice.to_string()),
     };
     let stored = store
         .append_consents(
@@ -469,7 +470,11 @@ both_stores!(
             seen.push(t.await.unwrap());
         }
         assert!(seen.iter().all(|k| k == &seen[0]), "{seen:?}");
-        assert!(seen[0][0].starts_with("cand-a-") && seen[0][1].starts_with("cand-b-"));
+        let (a, b) = (
+            seen[0][0].as_deref().unwrap(),
+            seen[0][1].as_deref().unwrap(),
+        );
+        assert!(a.starts_with("cand-a-") && b.starts_with("cand-b-"));
         // The same subject twice in one request gets the same key twice.
         let twice = store
             .data_keys(vec![("a".into(), "x".into()), ("a".into(), "y".into())], 2)
