@@ -52,6 +52,12 @@ impl App {
                 self.invalidate_preferences(&key);
                 Ok(())
             }
+            Change::Erased(key) => {
+                if let Ok(k) = SubjectKey::parse(&key) {
+                    self.forget_subject(&k);
+                }
+                Ok(())
+            }
             Change::Histories { origin, subjects } => {
                 self.histories_changed_elsewhere(origin, &subjects);
                 Ok(())

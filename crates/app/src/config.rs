@@ -69,6 +69,7 @@ pub struct Config {
     pub fairness: FairnessConfig,
     pub ingest: IngestConfig,
     pub recommend: RecommendConfig,
+    pub rights: RightsConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -163,6 +164,31 @@ pub struct RetentionRule {
     pub anonymize_after_days: Option<u32>,
 }
 
+/// Subject rights: the law requests are counted under by default, and what erasure keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RightsConfig {
+    /// `gdpr` or `ccpa`: the calendar of requests that do not name their jurisdiction.
+    pub jurisdiction: String,
+    /// Keep an erased subject's pseudonymous consent records as proof of consent.
+    pub keep_consent_log: bool,
+    /// Keep events stored under purposes whose legal basis is a legal obligation.
+    pub keep_legal_obligation_events: bool,
+    /// Seconds between checks for overdue requests (once per cluster); 0 turns them off.
+    pub overdue_check_secs: u64,
+}
+
+impl Default for RightsConfig {
+    fn default() -> Self {
+        RightsConfig {
+            jurisdiction: "gdpr".into(),
+            keep_consent_log: true,
+            keep_legal_obligation_events: true,
+            overdue_check_secs: 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FairnessConfig {
@@ -251,6 +277,7 @@ impl Default for Config {
             fairness: FairnessConfig::default(),
             ingest: IngestConfig::default(),
             recommend: RecommendConfig::default(),
+            rights: RightsConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -374,6 +401,9 @@ impl Config {
                 "server.max_body_bytes",
                 "must be between 1024 and 67108864".into(),
             );
+        }
+        if let Err(e) = candor_domain::Jurisdiction::parse(&self.rights.jurisdiction) {
+            return invalid("rights.jurisdiction", e.to_string());
         }
         if !self.database_url.is_empty() {
             candor_store::Backend::from_url(&self.database_url).map_err(|e| {

@@ -41,6 +41,8 @@ pub struct DemoSummary {
     /// Records consent decisions and preference changes (a banner or preference center).
     pub consent_key: CreatedKey,
     pub auditor_key: CreatedKey,
+    /// Handles subject-rights requests (export, erasure, rectification, restriction).
+    pub rights_key: CreatedKey,
 }
 
 const ACTOR: &str = "demo";
@@ -339,6 +341,9 @@ pub async fn load(
             .await?,
         auditor_key: app
             .create_key(ACTOR, "demo auditor", Scope::Auditor)
+            .await?,
+        rights_key: app
+            .create_key(ACTOR, "demo privacy team", Scope::Rights)
             .await?,
     })
 }

@@ -36,7 +36,7 @@ impl From<DomainError> for AppError {
             DomainError::UnknownPurpose(p) => AppError::UnknownPurpose(p),
             DomainError::UnknownScope(s) => AppError::invalid(
                 "scope",
-                format!("`{s}` is not one of ingest, recommend, consent, admin, auditor"),
+                format!("`{s}` is not one of ingest, recommend, consent, admin, auditor, rights"),
             ),
         }
     }

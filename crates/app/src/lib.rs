@@ -13,7 +13,8 @@
 //! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
 //! | [`governance`] | fairness runs, incidents, audit-log verification |
 //! | [`delivery`] | webhooks (later: the message outbox) |
-//! | [`rights`], [`analytics`] | homes for subject rights and private analytics |
+//! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
+//! | [`analytics`] | home for private analytics |
 //!
 //! Invariants:
 //! - Handlers and commands call these functions; nothing outside this crate reaches the store,
@@ -72,6 +73,7 @@ pub struct App {
     ingest: ingest::IngestRoom,
     personalization: personalization::PersonalizationRoom,
     delivery: delivery::DeliveryRoom,
+    rights: rights::RightsRoom,
 }
 
 impl App {
@@ -97,6 +99,7 @@ impl App {
         let app = App {
             consent: consent::ConsentRoom::new(config.consent.cache_entries),
             access: access::AccessRoom::default(),
+            rights: rights::RightsRoom::new(&master_key),
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
             delivery: delivery::DeliveryRoom::new(http),

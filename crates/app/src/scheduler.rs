@@ -115,6 +115,7 @@ impl App {
         jobs.extend(self.retention_job());
         jobs.extend(self.training_job());
         jobs.extend(self.fairness_job());
+        jobs.extend(self.overdue_requests_job());
         jobs
     }
 

@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Live recommendations on a 100k-item catalog: in-process `App::recommend` latency
     /// (target p99 <= 1 ms) and over HTTP (target >= 10,000 req/s at p99 <= 10 ms).
     Recommend(crate::recommend::RecommendBenchArgs),
+    /// Subject rights at scale: export (target < 200 ms for 10k events), erasure (p99 < 100 ms
+    /// at 10k events; bulk >= 1,000 subjects/s) and ingestion beside erasures.
+    Rights(crate::rights::RightsBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -42,6 +45,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         } => consent(config, subjects, checks, round_trips).await?,
         BenchCommand::Ingest(args) => crate::ingest::run(config, args).await?,
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
+        BenchCommand::Rights(args) => crate::rights::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -104,7 +104,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn purposes() -> Vec<PurposeDraft> {
+pub(crate) fn purposes() -> Vec<PurposeDraft> {
     let d = |id: &str, basis: &str, cats: &[&str], title: &str, desc: &str| PurposeDraft {
         id: id.into(),
         title: title.into(),
@@ -139,7 +139,7 @@ fn purposes() -> Vec<PurposeDraft> {
     ]
 }
 
-fn inventory() -> Result<Inventory> {
+pub(crate) fn inventory() -> Result<Inventory> {
     Ok(serde_json::from_value(json!({
         "undeclared_events": "reject",
         "events": {
@@ -189,7 +189,13 @@ fn message_id(n: u64, millis: u128) -> String {
 
 /// The JSON body of batch `b`: messages `b*size .. b*size+size`, about 1% identify, the rest
 /// track (views, adds to cart, orders), with declared and undeclared properties.
-fn batch_body(b: u64, size: usize, subjects: usize, ip_share: f64, timestamp: &str) -> String {
+pub(crate) fn batch_body(
+    b: u64,
+    size: usize,
+    subjects: usize,
+    ip_share: f64,
+    timestamp: &str,
+) -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

@@ -9,6 +9,7 @@
 mod common;
 mod ingest;
 mod recommend;
+mod rights;
 
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod eval_cmd;
 mod import_cmd;
+mod subject_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ enum Command {
     /// Bulk import of historical data through the same consent gate as live ingestion.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
+    /// A person's rights: export, erase, and verify an erasure receipt.
+    #[command(subcommand)]
+    Subject(subject_cmd::SubjectCommand),
 }
 
 #[derive(Args)]
@@ -210,6 +214,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Command::Config(_) | Command::Eval(_) => unreachable!("handled above"),
             Command::Train => train(config).await,
             Command::Retention(RetentionCommand::Run) => retention(config).await,
+            Command::Subject(cmd) => subject_cmd::run(config, cmd).await,
         }
     })
 }
@@ -406,6 +411,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  recommend key       {}", summary.recommend_key.secret);
     println!("  consent key         {}", summary.consent_key.secret);
     println!("  auditor key         {}", summary.auditor_key.secret);
+    println!("  rights key          {}", summary.rights_key.secret);
     println!();
     let rk = &summary.recommend_key.secret;
     println!("  try:");

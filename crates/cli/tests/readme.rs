@@ -98,6 +98,7 @@ fn the_readme_commands_work_on_the_demo() {
         ("$RECOMMEND_KEY", banner_value(&banner, "recommend key")),
         ("$CONSENT_KEY", banner_value(&banner, "consent key")),
         ("$AUDITOR_KEY", banner_value(&banner, "auditor key")),
+        ("$RIGHTS_KEY", banner_value(&banner, "rights key")),
     ];
     let config = data.join("candor.toml");
 

@@ -45,6 +45,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::inventory::routes())
         .merge(routes::profiles::routes())
         .merge(routes::recommendations::routes())
+        .merge(routes::rights::routes())
         .merge(routes::webhooks::routes())
         .split_for_parts()
 }

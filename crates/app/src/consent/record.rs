@@ -327,6 +327,7 @@ impl App {
             event_type: "consent.changed".into(),
             payload: payload.to_string(),
             sealed_external_id,
+            subject_key: Some(subject.to_string()),
         };
         let audit = AuditDraft::new(
             actor,
@@ -411,7 +412,7 @@ impl App {
 
     /// Makes records this node just stored effective here: the consent cache takes them, and
     /// serving forgets the subject's history until it is allowed and read again.
-    fn applied(&self, subject: &SubjectKey, records: &[ConsentRecord]) {
+    pub(crate) fn applied(&self, subject: &SubjectKey, records: &[ConsentRecord]) {
         self.consent.cache.apply(subject, records);
         self.forget_history(subject);
     }

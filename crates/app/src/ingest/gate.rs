@@ -69,6 +69,9 @@ pub struct IngestReport {
     /// Accepted but not stored: the subject allows no purpose that may use this data.
     pub without_consent: usize,
     pub quarantined: usize,
+    /// Accepted but dropped: the subject was erased with suppression, so nothing of theirs
+    /// is stored again.
+    pub suppressed: usize,
     pub properties_dropped: usize,
     pub rejected: Vec<Rejected>,
 }
@@ -246,7 +249,9 @@ impl App {
         external_id: &str,
     ) -> Result<String> {
         let keys = self.data_keys(std::slice::from_ref(subject)).await?;
-        let key = keys.get(subject.as_str()).expect("a key per subject asked");
+        let key = keys.get(subject.as_str()).ok_or_else(|| {
+            AppError::invalid("subject", "is erased and suppressed; nothing can be sealed")
+        })?;
         Ok(hex::encode(key.seal(
             rand::random(),
             external_id.as_bytes(),
@@ -268,7 +273,10 @@ impl App {
 
     /// A subject's existing data key, unwrapped: from memory, else from the store; `None` if
     /// the subject has none (never had, or it was destroyed). Creates nothing.
-    async fn existing_data_key(&self, subject: &SubjectKey) -> Result<Option<SecretKey>> {
+    pub(crate) async fn existing_data_key(
+        &self,
+        subject: &SubjectKey,
+    ) -> Result<Option<SecretKey>> {
         if let Some(k) = self.ingest.data_keys.get(subject.as_str()) {
             return Ok(Some(k));
         }
@@ -295,10 +303,18 @@ impl App {
         Ok(key)
     }
 
+    /// Forgets a subject's unwrapped data key (after erasure destroyed it).
+    pub(crate) fn forget_data_key(&self, subject: &str) {
+        self.ingest.data_keys.remove(subject);
+    }
+
     /// Data keys of subjects, unwrapped: from memory, else from the store, creating and
     /// wrapping a key for each subject that has none (in one write, shared with concurrent
-    /// ingest batches).
-    async fn data_keys(&self, subjects: &[SubjectKey]) -> Result<HashMap<String, SecretKey>> {
+    /// ingest batches). A suppressed subject gets none and is missing from the map.
+    pub(crate) async fn data_keys(
+        &self,
+        subjects: &[SubjectKey],
+    ) -> Result<HashMap<String, SecretKey>> {
         let mut keys = HashMap::with_capacity(subjects.len());
         let mut candidates = Vec::new();
         for s in subjects {
@@ -321,8 +337,10 @@ impl App {
         }
         let stored = self.store.data_keys(candidates.clone(), self.now()).await?;
         for ((subject, _), wrapped) in candidates.into_iter().zip(stored) {
-            let key = self.unwrap_stored_key(&subject, &wrapped)?;
-            keys.insert(subject, key);
+            if let Some(wrapped) = wrapped {
+                let key = self.unwrap_stored_key(&subject, &wrapped)?;
+                keys.insert(subject, key);
+            }
         }
         Ok(keys)
     }
@@ -392,6 +410,8 @@ impl App {
         // are fetched or created together, then those messages are prepared again.
         let mut prepared: Vec<Option<Prepared>> = (0..valid.len()).map(|_| None).collect();
         let mut keys = HashMap::new();
+        // Subjects that got no key because they are on the suppression list.
+        let mut suppressed: Vec<SubjectKey> = Vec::new();
         for round in 0..2 {
             let mut missing = Vec::new();
             let rules = Rules {
@@ -404,6 +424,9 @@ impl App {
                     continue;
                 }
                 match self.prepare(msg, value, &rules).await? {
+                    Prepared::NeedsKey(subject) if suppressed.contains(&subject) => {
+                        *slot = Some(suppressed_message(msg));
+                    }
                     Prepared::NeedsKey(subject) => missing.push(subject),
                     p => *slot = Some(p),
                 }
@@ -419,6 +442,10 @@ impl App {
             missing.sort_unstable();
             missing.dedup();
             keys = self.data_keys(&missing).await?;
+            suppressed = missing
+                .into_iter()
+                .filter(|s| !keys.contains_key(s.as_str()))
+                .collect();
         }
         let mut outcome_of: Vec<Outcome> = Vec::with_capacity(valid.len());
         let mut tallies: Vec<Tally<'_>> = Vec::with_capacity(valid.len());
@@ -456,9 +483,15 @@ impl App {
                 HashMap::default();
             let fresh = tallies
                 .iter()
-                .zip(&result.duplicate)
-                .filter(|(_, dup)| !**dup);
-            for (tally, _) in fresh {
+                .zip(result.duplicate.iter().zip(&result.suppressed))
+                .filter(|(_, (dup, _))| !**dup);
+            for (tally, (_, blocked)) in fresh {
+                if *blocked {
+                    *counted
+                        .entry((&tally.key, Counter::Named("events_suppressed")))
+                        .or_default() += 1;
+                    continue;
+                }
                 for counter in &tally.counters {
                     *counted.entry((&tally.key, *counter)).or_default() += 1;
                 }
@@ -473,22 +506,31 @@ impl App {
                 *pending.entry((key.to_owned(), counter.name())).or_default() += n;
             }
         }
-        for (duplicate, outcome) in result.duplicate.iter().zip(outcome_of) {
+        for ((duplicate, blocked), outcome) in result
+            .duplicate
+            .iter()
+            .zip(&result.suppressed)
+            .zip(outcome_of)
+        {
             report.accepted += 1;
             if *duplicate {
                 report.duplicates += 1;
                 continue;
             }
             match outcome {
+                _ if *blocked => report.suppressed += 1,
                 Outcome::Stored => report.stored += 1,
                 Outcome::WithoutConsent => report.without_consent += 1,
                 Outcome::Quarantined => report.quarantined += 1,
+                Outcome::Suppressed => report.suppressed += 1,
             }
         }
         metrics::counter!("candor_ingest_messages_total", "result" => "stored")
             .increment(report.stored as u64);
         metrics::counter!("candor_ingest_messages_total", "result" => "without_consent")
             .increment(report.without_consent as u64);
+        metrics::counter!("candor_ingest_messages_total", "result" => "suppressed")
+            .increment(report.suppressed as u64);
         metrics::counter!("candor_ingest_messages_total", "result" => "duplicate")
             .increment(report.duplicates as u64);
         metrics::counter!("candor_ingest_messages_total", "result" => "rejected")
@@ -756,6 +798,17 @@ impl App {
     }
 }
 
+/// A message about a suppressed subject that needed a data key: it writes nothing, and is
+/// counted as suppressed.
+fn suppressed_message<'m>(msg: &'m Message) -> Prepared<'m> {
+    let p = PreparedMessage {
+        message_id: msg.message_id.clone(),
+        ..Default::default()
+    };
+    let tally = Tally::new(msg.inventory_key()).with("events_suppressed");
+    Prepared::Message(Box::new(p), Outcome::Suppressed, tally)
+}
+
 /// Rows for protected attributes (fairness audits only), values as text.
 fn protected_rows<'v>(
     subject: &SubjectKey,
@@ -819,6 +872,7 @@ enum Outcome {
     Stored,
     WithoutConsent,
     Quarantined,
+    Suppressed,
 }
 
 enum Prepared<'m> {

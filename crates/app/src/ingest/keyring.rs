@@ -42,6 +42,12 @@ impl KeyRing {
         Some(k)
     }
 
+    pub(crate) fn remove(&self, subject: &str) {
+        let mut g = self.generations.lock().expect("key ring lock");
+        g.new.remove(subject);
+        g.old.remove(subject);
+    }
+
     pub(crate) fn insert(&self, subject: String, key: SecretKey) {
         let mut g = self.generations.lock().expect("key ring lock");
         self.put(&mut g, subject, key);

@@ -835,6 +835,10 @@ fn consent_story(purpose: &str, status: Option<&ConsentStatus>) -> String {
         }) => format!(
             "the purpose changed (v{current_version}); the consent given for v{consented_version} must be renewed, {nothing}"
         ),
+        Some(ConsentStatus::Restricted { since }) => format!(
+            "restricted at your request since {}, {nothing}",
+            candor_domain::format_micros(*since)
+        ),
     };
     format!("consent for `{purpose}`: {state}")
 }

@@ -1,7 +1,54 @@
-//! The subject-rights room (empty for now): access and export, erasure with crypto-shredding
-//! and a signed receipt, rectification, restriction, and requests with legal deadlines.
+//! The subject-rights room: access and export, erasure with crypto-shredding and a signed
+//! receipt, rectification, restriction, and requests with legal deadlines.
 //!
-//! What goes here: the use cases, each reading behavioural data only through the store's
-//! permit-taking reads or, for export and erasure, through the dedicated store calls that the
-//! rights room owns. The pure rules (what is erased, what is kept under a legal obligation,
-//! deadline arithmetic) go in the domain crate.
+//! Invariants:
+//! - Export and erasure read through the store's rights calls (`held_events`,
+//!   `subject_holdings`), which ignore consent on purpose: they serve the person's own right
+//!   of access, never a purpose. Every export is recorded in the audit log as data access.
+//! - An erasure commits with its audit entry and its signed receipt in one transaction; after it
+//!   commits this node forgets the subject at once (consent, history, preferences, data key) and
+//!   other nodes through the change feed. Erasing again with nothing new held returns the first
+//!   receipt.
+//! - Restriction is a consent record (`restricted` / `restriction_lifted`): the consent engine
+//!   itself refuses the purpose, so every read path that asks for a permit obeys it.
+//! - The pure rules live in the domain (`candor_domain::rights`, `candor_domain::receipt`).
+
+mod erasure;
+mod export;
+mod rectify;
+mod requests;
+
+use candor_domain::ReceiptSigner;
+
+pub use erasure::{BulkErasure, ErasureOutcome};
+pub use export::{EXPORT_SCHEMA_VERSION, SubjectExport};
+pub use rectify::Rectification;
+pub use requests::{NewRequest, RequestUpdate, RequestView};
+
+/// What the rights room keeps: the receipt signing key.
+pub(crate) struct RightsRoom {
+    signer: ReceiptSigner,
+}
+
+impl RightsRoom {
+    pub(crate) fn new(master: &candor_domain::envelope::SecretKey) -> Self {
+        RightsRoom {
+            signer: ReceiptSigner::from_master(master),
+        }
+    }
+}
+
+impl crate::App {
+    /// The public key that verifies erasure receipts: (key id, 64 hex characters).
+    pub fn receipt_public_key(&self) -> (String, String) {
+        (
+            self.rights.signer.key_id(),
+            self.rights.signer.public_key_hex(),
+        )
+    }
+}
+
+/// A fresh id with a kind prefix, e.g. `era_3f2a...`.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 12]>()))
+}

@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Where a subject stands on one purpose.
 #[derive(Serialize, ToSchema)]
 pub struct ConsentStateView {
-    /// granted, denied, not_asked, expired, needs_renewal, not_required or legitimate_interest.
+    /// granted, denied, not_asked, expired, needs_renewal, not_required, legitimate_interest or
+    /// restricted (processing frozen at the person's request).
     pub state: String,
     /// Whether the purpose may use this subject's data now.
     pub allowed: bool,
@@ -60,7 +61,9 @@ impl From<&ConsentStatus> for ConsentStateView {
                 v.consented_version = Some(*consented_version);
                 v.current_version = Some(*consented_version);
             }
-            ConsentStatus::Denied { since } => v.since = Some(ts(*since)),
+            ConsentStatus::Denied { since } | ConsentStatus::Restricted { since } => {
+                v.since = Some(ts(*since))
+            }
             ConsentStatus::Expired { at } => v.expires_at = Some(ts(*at)),
             ConsentStatus::NeedsRenewal {
                 consented_version,

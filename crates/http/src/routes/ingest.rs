@@ -53,6 +53,8 @@ pub struct IngestResponse {
     /// Accepted, counted, not stored: no purpose the person allows may use this data.
     pub without_consent: usize,
     pub quarantined: usize,
+    /// Accepted, counted, not stored: the subject was erased with suppression.
+    pub suppressed: usize,
     /// Undeclared or unconsented properties removed before storage.
     pub properties_dropped: usize,
     pub rejected: Vec<RejectedView>,
@@ -67,6 +69,7 @@ impl From<IngestReport> for IngestResponse {
             duplicates: r.duplicates,
             without_consent: r.without_consent,
             quarantined: r.quarantined,
+            suppressed: r.suppressed,
             properties_dropped: r.properties_dropped,
             rejected: r
                 .rejected

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod profiles;
 pub mod purposes;
 pub mod recommendations;
+pub mod rights;
 pub mod system;
 pub mod webhooks;
 
@@ -36,6 +37,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "recommendations", description = "Explained recommendations, preferences, models"),
         (name = "profiles", description = "Profiles from consented data, lifecycle and rule segments"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
+        (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
 )]
 pub struct ApiDoc;
