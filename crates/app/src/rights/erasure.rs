@@ -250,8 +250,9 @@ fn receipt_for(
                 artifact,
                 *n,
                 "shredded",
-                "the subject's data key is destroyed: sealed contact values anywhere (backups, \
-                 logs, replicas) can no longer be opened",
+                "the subject's data key is destroyed: sealed copies of their contact values (in \
+                 backups, logs or replicas) can no longer be opened, provided backups of the key \
+                 table itself are rotated out (docs/RIGHTS.md)",
             ),
             "decision_log_links" => ReceiptPart::new(
                 "database",
@@ -260,6 +261,7 @@ fn receipt_for(
                 "erased",
                 "decisions stay for aggregate fairness audits but no longer name the subject",
             ),
+            _ if *n == 0 => ReceiptPart::new("database", artifact, 0, "not_held", ""),
             _ => ReceiptPart::new("database", artifact, *n, "erased", ""),
         })
         .collect();

@@ -255,8 +255,8 @@ impl App {
         let segments = self.subject_segments(subject, None).await?;
         let memberships: Vec<Value> = std::iter::once(json!({
             "segment": "lifecycle",
-            "name": format!("{:?}", segments.lifecycle).to_lowercase(),
-            "why": "lifecycle stage from the recency of consented activity",
+            "name": segments.lifecycle.segment,
+            "why": segments.lifecycle.explanation,
         }))
         .chain(
             segments
