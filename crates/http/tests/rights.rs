@@ -626,3 +626,54 @@ both_stores!(
         node.stop().await;
     }
 );
+
+/// PostgreSQL: an erasure on one node clears what another node caches about the subject
+/// (here its preferences) through the change feed, without waiting for any TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_erasure_reaches_the_other_nodes_caches() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let a = Node::start(&db).await;
+    let b = Node::start(&db).await;
+    subject_with_data(&a, "pia").await;
+    let (s, v) = a
+        .send(
+            Method::PUT,
+            "/v1/subjects/pia/preferences",
+            Some(&a.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    async fn level(node: &Node) -> Value {
+        node.get("/v1/subjects/pia/preferences", &node.recommend)
+            .await
+            .1["level"]
+            .clone()
+    }
+    assert_eq!(
+        level(&b).await,
+        "full",
+        "node b holds pia's preferences now"
+    );
+    let (s, v) = send(&a, Method::DELETE, "/v1/subjects/pia", None).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["store"] == "cluster")
+            .unwrap()["status"],
+        "notified"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while level(&b).await != "basic" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node b still serves erased preferences"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
