@@ -17,6 +17,19 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::{DomainError, MICROS_PER_DAY, Micros};
 
+/// The one of `all` whose name is `s`, or an error for `field` listing the names.
+fn named<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    field: &str,
+    s: &str,
+) -> Result<T, DomainError> {
+    all.iter().copied().find(|k| name(*k) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|k| name(*k)).collect();
+        DomainError::invalid(field, format!("`{s}` is not one of {}", names.join(", ")))
+    })
+}
+
 /// What a person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,17 +66,7 @@ impl RequestKind {
     }
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "kind",
-                    format!(
-                        "`{s}` is not one of access, erasure, rectification, restriction, objection"
-                    ),
-                )
-            })
+        named(&Self::ALL, Self::as_str, "kind", s)
     }
 }
 
@@ -100,17 +103,7 @@ impl RequestState {
     }
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "status",
-                    format!(
-                        "`{s}` is not one of received, identity_verified, in_progress, completed, denied"
-                    ),
-                )
-            })
+        named(&Self::ALL, Self::as_str, "status", s)
     }
 
     /// Completed and denied requests are closed: their clock has stopped for good.

@@ -546,13 +546,18 @@ impl Store {
     }
 
     pub async fn request(&self, id: &str) -> Result<Option<RightsRequestRow>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {REQUEST_COLUMNS} FROM rights_requests WHERE id = $1"
+        Ok(self.requests_where("id = $1", id).await?.pop())
+    }
+
+    /// Requests matching `condition` on `$1`, oldest first.
+    async fn requests_where(&self, condition: &str, value: &str) -> Result<Vec<RightsRequestRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM rights_requests WHERE {condition} ORDER BY received_at, id"
         )))
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(value.to_owned())
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(decode_request).transpose()
+        rows.iter().map(decode_request).collect()
     }
 
     /// Requests, newest first: all, or those in `status`, or (with `overdue_at`) the open ones
@@ -578,13 +583,7 @@ impl Store {
     }
 
     pub async fn requests_of(&self, subject: &str) -> Result<Vec<RightsRequestRow>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {REQUEST_COLUMNS} FROM rights_requests WHERE subject_key = $1 ORDER BY received_at, id"
-        )))
-        .bind(subject)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode_request).collect()
+        self.requests_where("subject_key = $1", subject).await
     }
 
     /// Marks an overdue request as announced and queues its webhook, in one audited

@@ -45,7 +45,7 @@ impl App {
     ) -> Result<ErasureOutcome> {
         let subject = self.subject_key(external_id)?;
         let started = Instant::now();
-        if let Some(first) = self.erased_already(&subject).await? {
+        if let Some(first) = self.erased_already(&subject, suppress).await? {
             return Ok(first);
         }
         if !self.store.subject_known(subject.as_str()).await? {
@@ -72,7 +72,7 @@ impl App {
             let subject = self
                 .subject_key(id)
                 .map_err(|e| AppError::invalid(format!("ids[{i}]"), e.to_string()))?;
-            if let Some(first) = self.erased_already(&subject).await? {
+            if let Some(first) = self.erased_already(&subject, suppress).await? {
                 report.already_erased += 1;
                 report.receipts.push(first.receipt);
             } else if self.store.subject_known(subject.as_str()).await? {
@@ -92,12 +92,19 @@ impl App {
         Ok(report)
     }
 
-    /// The subject's latest receipt, if they were erased and nothing is held on them since.
-    async fn erased_already(&self, subject: &SubjectKey) -> Result<Option<ErasureOutcome>> {
+    /// The subject's latest receipt, if they were erased and nothing is held on them since
+    /// (and, when `suppress` is asked, they are suppressed already: asking for suppression
+    /// later erases again, with suppression).
+    async fn erased_already(
+        &self,
+        subject: &SubjectKey,
+        suppress: bool,
+    ) -> Result<Option<ErasureOutcome>> {
         let Some(body) = self.store.latest_receipt(subject.as_str()).await? else {
             return Ok(None);
         };
-        if self.holds_erasable_data(subject).await? {
+        let (holds, suppressed) = self.holds_erasable_data(subject).await?;
+        if holds || (suppress && !suppressed) {
             return Ok(None);
         }
         let receipt = serde_json::from_str(&body)
@@ -109,13 +116,14 @@ impl App {
         }))
     }
 
-    /// Whether anything an erasure would remove is held (what it keeps does not count).
-    async fn holds_erasable_data(&self, subject: &SubjectKey) -> Result<bool> {
+    /// Whether anything an erasure would remove is held (what it keeps does not count), and
+    /// whether the subject is suppressed.
+    async fn holds_erasable_data(&self, subject: &SubjectKey) -> Result<(bool, bool)> {
         let holdings = self.store.subject_holdings(subject.as_str(), 1).await?;
         let events = self.store.held_events(subject.as_str(), 1).await?;
         let consents = !self.config.rights.keep_consent_log
             && !self.store.consent_history(subject).await?.is_empty();
-        Ok(!events.is_empty()
+        let holds = !events.is_empty()
             || consents
             || holdings.has_data_key
             || !holdings.contact_fields.is_empty()
@@ -124,7 +132,8 @@ impl App {
             || !holdings.declared_interests.is_empty()
             || !holdings.sessions.is_empty()
             || !holdings.quarantined.is_empty()
-            || !holdings.decisions.is_empty())
+            || !holdings.decisions.is_empty();
+        Ok((holds, holdings.suppressed))
     }
 
     /// The purposes whose events an erasure keeps under the current policy.

@@ -12,6 +12,7 @@ use candor_domain::envelope::{SecretKey, field_context};
 use candor_domain::{AuditDraft, ConsentDecision, ConsentRecord, SubjectKey};
 use serde_json::{Map, Value, json};
 
+use super::requests;
 use crate::{App, AppError, Result};
 
 /// Bumped when a field is removed or changes meaning; adding a field keeps the version.
@@ -371,4 +372,3 @@ impl App {
     }
 }
 
-use super::requests;

@@ -199,14 +199,7 @@ impl App {
         id: &str,
         u: RequestUpdate,
     ) -> Result<RequestView> {
-        let mut row = self
-            .store
-            .request(id)
-            .await?
-            .ok_or_else(|| AppError::NotFound {
-                what: "rights request",
-                id: id.to_owned(),
-            })?;
+        let mut row = self.stored_request(id).await?;
         let now = self.now();
         let mut c = clock(&row)?;
         let current = RequestState::parse(&row.status)?;
@@ -267,15 +260,17 @@ impl App {
     }
 
     pub async fn rights_request(&self, id: &str) -> Result<RequestView> {
-        let row = self
-            .store
+        Ok(view(&self.stored_request(id).await?, self.now()))
+    }
+
+    async fn stored_request(&self, id: &str) -> Result<RightsRequestRow> {
+        self.store
             .request(id)
             .await?
             .ok_or_else(|| AppError::NotFound {
                 what: "rights request",
                 id: id.to_owned(),
-            })?;
-        Ok(view(&row, self.now()))
+            })
     }
 
     /// Requests, newest first, optionally by status and only the overdue ones.
