@@ -82,7 +82,7 @@ impl From<IngestReport> for IngestResponse {
     }
 }
 
-fn body_bytes(
+pub(crate) fn body_bytes(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
     what: &str,
