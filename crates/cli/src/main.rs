@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod eval_cmd;
 mod import_cmd;
+mod table_import;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
