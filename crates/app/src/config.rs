@@ -210,6 +210,9 @@ pub struct BrowserConfig {
     /// Origins (`https://shop.example`) whose pages may call the ingestion routes; every other
     /// origin gets no CORS headers, so a browser will not send its events.
     pub allowed_origins: Vec<String>,
+    /// How browsers reach this API (`https://candor.shop.example`), named in the settings
+    /// document analytics.js loads; default: the Host the request came to.
+    pub public_url: Option<String>,
 }
 
 /// Delete or anonymize data of one category after a number of days.
@@ -495,6 +498,18 @@ impl Config {
                     format!(
                         "`{o}` is not an origin like https://shop.example (scheme, host, optional port, no path)"
                     ),
+                );
+            }
+        }
+        if let Some(u) = &self.browser.public_url {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && u.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return invalid(
+                    "browser.public_url",
+                    format!("`{u}` is not a URL like https://candor.shop.example (no path)"),
                 );
             }
         }
