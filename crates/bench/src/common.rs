@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Live recommendations on a 100k-item catalog: in-process `App::recommend` latency
     /// (target p99 <= 1 ms) and over HTTP (target >= 10,000 req/s at p99 <= 10 ms).
     Recommend(crate::recommend::RecommendBenchArgs),
+    /// Bulk catalog upsert of 1M items (target >= 50,000 items/s) while serving continues, with
+    /// serving p99 during the upsert against its quiet figure (target within 2x).
+    Catalog(crate::catalog::CatalogBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -42,6 +45,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         } => consent(config, subjects, checks, round_trips).await?,
         BenchCommand::Ingest(args) => crate::ingest::run(config, args).await?,
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
+        BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use candor_app::personalization::catalog::{MAX_ITEMS_PER_REQUEST, OnError};
+use candor_app::personalization::catalog::{MAX_ITEMS_PER_REQUEST, OnError, Refresh};
 use candor_app::{App, Config, ConsentImportRow, RowError};
 use clap::Args;
 use serde::Serialize;
@@ -704,7 +704,7 @@ pub async fn catalog(config: Config, args: CatalogArgs) -> Result<std::process::
         }
         if !items.is_empty() {
             let report = app
-                .upsert_items("import", &items, OnError::KeepValid)
+                .upsert_items("import", &items, OnError::KeepValid, Refresh::Soon)
                 .await
                 .context("storing a batch of items")?;
             summary.written += report.upserted as u64;

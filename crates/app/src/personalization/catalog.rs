@@ -2,8 +2,9 @@
 //!
 //! Invariants:
 //! - Every catalog change is validated first and then stored all-or-nothing with its audit
-//!   entry; serving on this node reloads before the call returns, and other nodes reload when
-//!   the change commits, so a new or changed item is served without a restart.
+//!   entry; serving on this node reloads before the call returns (`Refresh::Now`, the API) or
+//!   within about a second (`Refresh::Soon`, bulk loads), and other nodes reload when the change
+//!   commits, so a new or changed item is served without a restart.
 //! - Items from the API and from imports go through one validation (`item_from_json`), so a
 //!   row refused by one is refused by the other, with the same row, field and message.
 //! - A deleted item stays as a tombstone and an unavailable one stays listed: neither is ever
@@ -212,6 +213,18 @@ pub enum OnError {
     RejectAll,
     /// Store the good rows and report the bad ones (imports' default).
     KeepValid,
+}
+
+/// When serving sees a catalog write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refresh {
+    /// Before the call returns (the API).
+    #[default]
+    Now,
+    /// Within about a second, by the `catalog-refresh` job, or at the next
+    /// `refresh_serving_if_stale` (bulk loads: imports, benchmarks), so consecutive batches
+    /// share one reload.
+    Soon,
 }
 
 /// What a catalog upsert did.
@@ -513,6 +526,36 @@ impl App {
         categories: &[CatalogCategory],
         items: &[Item],
     ) -> Result<()> {
+        self.write_catalog(actor, categories, items, Refresh::Now)
+            .await
+    }
+
+    /// Reloads serving if a `Refresh::Soon` write left it stale; says whether it did.
+    pub async fn refresh_serving_if_stale(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        if !self
+            .personalization
+            .catalog_stale
+            .swap(false, Ordering::AcqRel)
+        {
+            return Ok(false);
+        }
+        if let Err(e) = self.reload_serving().await {
+            self.personalization
+                .catalog_stale
+                .store(true, Ordering::Release);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    async fn write_catalog(
+        &self,
+        actor: &str,
+        categories: &[CatalogCategory],
+        items: &[Item],
+        refresh: Refresh,
+    ) -> Result<()> {
         for (n, c) in categories.iter().enumerate() {
             text("categories.id", n, &c.id)?;
             text("categories.name", n, &c.name)?;
@@ -543,7 +586,15 @@ impl App {
         self.store
             .upsert_catalog(categories, items, self.now(), audit)
             .await?;
-        self.reload_serving().await
+        match refresh {
+            Refresh::Now => self.reload_serving().await,
+            Refresh::Soon => {
+                self.personalization
+                    .catalog_stale
+                    .store(true, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+        }
     }
 
     /// Validates and upserts a batch of item rows (the API body or an import batch). With
@@ -554,6 +605,7 @@ impl App {
         actor: &str,
         rows: &[Value],
         on_error: OnError,
+        refresh: Refresh,
     ) -> Result<CatalogReport> {
         if rows.len() > MAX_ITEMS_PER_REQUEST {
             return Err(AppError::invalid(
@@ -589,7 +641,8 @@ impl App {
         }
         let categories: Vec<CatalogCategory> = categories.into_values().collect();
         let items: Vec<Item> = items.into_values().collect();
-        self.upsert_catalog(actor, &categories, &items).await?;
+        self.write_catalog(actor, &categories, &items, refresh)
+            .await?;
         report.upserted = items.len();
         Ok(report)
     }

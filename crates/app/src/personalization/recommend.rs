@@ -337,6 +337,11 @@ impl App {
         })
     }
 
+    /// Items in the catalog serving answers from (tombstones included).
+    pub fn serving_items(&self) -> usize {
+        self.serving().engine.catalog().item_ids.len()
+    }
+
     pub fn serving(&self) -> Arc<Serving> {
         self.personalization
             .serving

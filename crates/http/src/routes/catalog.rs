@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use candor_app::personalization::catalog::{CatalogItem, MAX_CATALOG_BYTES, OnError, price_major};
+use candor_app::personalization::catalog::{
+    CatalogItem, MAX_CATALOG_BYTES, OnError, Refresh, price_major,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -143,7 +145,9 @@ async fn upsert_items(
             "send at least one item",
         ));
     }
-    let r = app.upsert_items(&auth.actor(), &rows, on_error).await?;
+    let r = app
+        .upsert_items(&auth.actor(), &rows, on_error, Refresh::Now)
+        .await?;
     Ok(Json(UpsertView {
         received: r.received,
         upserted: r.upserted,
