@@ -54,11 +54,14 @@ with open(os.path.join(work, "items.csv"), "w", newline="") as f:
     for item in sorted(train_items):
         price = max(float(prices[item]), 0.0)
         w.writerow([item, titles[item][:500], "Line " + item[:3], f"{price:.2f}", "GBP"])
+yesterday = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
 with open(os.path.join(work, "consents.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["user_id", "purpose", "decision", "timestamp"])
     for user in by_user:
-        w.writerow([user, "personalization", "granted", "2010-11-01T00:00:00Z"])
+        # The data set has no consent records: every customer is taken to have granted
+        # personalization yesterday (the purpose's grants expire after 365 days).
+        w.writerow([user, "personalization", "granted", yesterday])
 with open(os.path.join(work, "train.csv"), "w", newline="") as f:
     fields = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
     w = csv.DictWriter(f, fieldnames=fields)
