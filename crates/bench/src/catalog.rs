@@ -53,7 +53,7 @@ fn item(n: usize, categories: usize) -> Value {
         "category": format!("Department {} > Category {c}", c % 20),
         "price": (n % 10_000) as f64 / 100.0 + 1.0,
         "currency": "EUR",
-        "availability": if n % 17 == 0 { "out_of_stock" } else { "in_stock" },
+        "availability": if n.is_multiple_of(17) { "out_of_stock" } else { "in_stock" },
         "brand": format!("Brand {}", n % 300),
         "attributes": {"colour": colour}
     })

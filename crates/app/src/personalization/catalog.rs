@@ -306,7 +306,7 @@ fn price_minor(v: &Value, currency_digits: u32) -> std::result::Result<i64, Stri
             .map_err(|_| format!("`{s}` is not a number"))?,
         _ => return Err("is not a number".into()),
     };
-    if !x.is_finite() || x < 0.0 || x > 1e12 {
+    if !x.is_finite() || !(0.0..=1e12).contains(&x) {
         return Err("must be a number from 0 to 1e12".into());
     }
     Ok((x * 10f64.powi(currency_digits as i32)).round() as i64)
