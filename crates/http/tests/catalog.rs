@@ -314,3 +314,40 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    bulk_writes_reach_serving_within_seconds,
+    |db: TestDb| async move {
+        use candor_app::personalization::catalog::{OnError, Refresh};
+        let node = node(&db).await;
+        let rows: Vec<Value> = (0..50)
+            .map(|n| item(&format!("soon-{n}"), "Garden", json!({})))
+            .collect();
+        let r = node
+            .app
+            .upsert_items("test", &rows, OnError::RejectAll, Refresh::Soon)
+            .await
+            .unwrap();
+        assert_eq!(r.upserted, 50);
+        // Stored at once; served once the catalog-refresh job ran (about a second).
+        let (_, page) = node
+            .get("/v1/admin/catalog/items?limit=1000", &node.admin)
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 50);
+        let started = std::time::Instant::now();
+        while node.app.serving_items() < 50 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "serving never saw the bulk write"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            recommended(&node)
+                .await
+                .iter()
+                .any(|i| i.starts_with("soon-"))
+        );
+        node.stop().await;
+    }
+);
