@@ -70,6 +70,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub recommend: RecommendConfig,
     pub rights: RightsConfig,
+    pub catalog: CatalogConfig,
+    /// Browser tracking: which web origins may send events from a page.
+    pub browser: BrowserConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -153,6 +156,64 @@ impl Default for RecommendConfig {
             train_interval_secs: 0,
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Deepest category path an item may have (`Home > Kitchen > Knives` is 3).
+    pub max_category_depth: usize,
+    /// Currency of items that name none (ISO 4217).
+    pub default_currency: String,
+    /// Sensitive categories: items under one of their paths, or flagged with their kind, are
+    /// never recommended unless the person opted into that category.
+    pub sensitive: Vec<SensitiveCategory>,
+}
+
+/// One kind of sensitive category and the category paths that belong to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveCategory {
+    /// A short name such as `health`; items may be flagged with it.
+    pub kind: String,
+    /// Category path prefixes (`Health > Pharmacy`), compared segment by segment, ignoring case.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        let kind = |k: &str| SensitiveCategory {
+            kind: k.into(),
+            paths: Vec::new(),
+        };
+        CatalogConfig {
+            max_category_depth: 6,
+            default_currency: "EUR".into(),
+            sensitive: [
+                "health",
+                "sexual_orientation",
+                "religion",
+                "politics",
+                "financial_hardship",
+                "pregnancy_and_baby",
+            ]
+            .into_iter()
+            .map(kind)
+            .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrowserConfig {
+    /// Origins (`https://shop.example`) whose pages may call the ingestion routes; every other
+    /// origin gets no CORS headers, so a browser will not send its events.
+    pub allowed_origins: Vec<String>,
+    /// How browsers reach this API (`https://candor.shop.example`), named in the settings
+    /// document analytics.js loads; default: the Host the request came to.
+    pub public_url: Option<String>,
 }
 
 /// Delete or anonymize data of one category after a number of days.
@@ -278,6 +339,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             recommend: RecommendConfig::default(),
             rights: RightsConfig::default(),
+            catalog: CatalogConfig::default(),
+            browser: BrowserConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -420,6 +483,65 @@ impl Config {
                 "privacy.pseudonymization_key",
                 "must be at least 32 characters".into(),
             );
+        }
+        if !(1..=20).contains(&self.catalog.max_category_depth) {
+            return invalid(
+                "catalog.max_category_depth",
+                "must be between 1 and 20".into(),
+            );
+        }
+        if !crate::personalization::catalog::is_currency(&self.catalog.default_currency) {
+            return invalid(
+                "catalog.default_currency",
+                format!(
+                    "`{}` is not an ISO 4217 currency code",
+                    self.catalog.default_currency
+                ),
+            );
+        }
+        let mut kinds = std::collections::BTreeSet::new();
+        for s in &self.catalog.sensitive {
+            let ok = !s.kind.is_empty()
+                && s.kind.len() <= 64
+                && s.kind
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok || !kinds.insert(s.kind.as_str()) {
+                return invalid(
+                    "catalog.sensitive",
+                    format!(
+                        "kind `{}` must be unique, 1-64 characters of a-z, 0-9 and _",
+                        s.kind
+                    ),
+                );
+            }
+        }
+        for o in &self.browser.allowed_origins {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && o.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return invalid(
+                    "browser.allowed_origins",
+                    format!(
+                        "`{o}` is not an origin like https://shop.example (scheme, host, optional port, no path)"
+                    ),
+                );
+            }
+        }
+        if let Some(u) = &self.browser.public_url {
+            let ok = (u.starts_with("https://") || u.starts_with("http://"))
+                && u.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !ok {
+                return invalid(
+                    "browser.public_url",
+                    format!("`{u}` is not a URL like https://candor.shop.example (no path)"),
+                );
+            }
         }
         if self.consent.cache_entries < 1000 {
             return invalid("consent.cache_entries", "must be at least 1000".into());

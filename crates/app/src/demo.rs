@@ -174,6 +174,7 @@ pub async fn load(
             name: p.name.clone(),
             category_id: p.category.clone(),
             price_cents: i64::from(p.price_cents),
+            ..Default::default()
         })
         .collect();
     app.upsert_catalog(ACTOR, &categories, &items).await?;

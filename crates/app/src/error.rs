@@ -6,6 +6,12 @@ use candor_store::StoreError;
 pub enum AppError {
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// Rows of a batch that failed validation, each naming its row and field.
+    #[error("{} invalid {what}: {}", rows.len(), rows.iter().take(10).map(|r| r.to_string()).collect::<Vec<_>>().join("; "))]
+    InvalidRows {
+        what: &'static str,
+        rows: Vec<RowError>,
+    },
     #[error("unknown purpose `{0}`")]
     UnknownPurpose(String),
     #[error("{what} `{id}` not found")]
@@ -49,5 +55,19 @@ impl From<StoreError> for AppError {
             StoreError::NotFound { what, id } => AppError::NotFound { what, id },
             other => AppError::Store(other),
         }
+    }
+}
+
+/// One refused row: where (0-based row of the batch), which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub row: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "row {}, `{}`: {}", self.row, self.field, self.message)
     }
 }

@@ -51,9 +51,12 @@ use candor_store::Store;
 pub use access::{CreatedKey, KeyInfo};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError};
-pub use consent::{ConsentOutcome, ConsentRequest, ImportedDecision, PurposeConsent};
+pub use consent::{
+    ConsentImportReport, ConsentImportRow, ConsentOutcome, ConsentRequest, ImportedDecision,
+    PurposeConsent,
+};
 pub use delivery::CreatedWebhook;
-pub use error::AppError;
+pub use error::{AppError, RowError};
 pub use governance::audit_log::AuditVerification;
 pub use ingest::InventoryView;
 pub use scheduler::Background;

@@ -110,7 +110,7 @@ async fn run_once(app: &Arc<App>, job: &Job) {
 impl App {
     /// Every interval job of this node, as its configuration enables them.
     fn jobs(&self) -> Vec<Job> {
-        let mut jobs = vec![self.inventory_counter_job()];
+        let mut jobs = vec![self.inventory_counter_job(), self.catalog_refresh_job()];
         jobs.extend(self.webhook_job());
         jobs.extend(self.retention_job());
         jobs.extend(self.training_job());

@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// Subject rights at scale: export (target < 200 ms for 10k events), erasure (p99 < 100 ms
     /// at 10k events; bulk >= 1,000 subjects/s) and ingestion beside erasures.
     Rights(crate::rights::RightsBenchArgs),
+    /// Bulk catalog upsert of 1M items (target >= 50,000 items/s) while serving continues, with
+    /// serving p99 during the upsert against its quiet figure (target within 2x).
+    Catalog(crate::catalog::CatalogBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -46,6 +49,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Ingest(args) => crate::ingest::run(config, args).await?,
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
         BenchCommand::Rights(args) => crate::rights::run(config, args).await?,
+        BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -316,6 +316,7 @@ async fn bench(app: Arc<App>, args: &RecommendBenchArgs) -> Result<()> {
             name: format!("Product {i}"),
             category_id: category_id(i % args.categories),
             price_cents: 100 + (mix(i as u64) % 10_000) as i64,
+            ..Default::default()
         })
         .collect();
     app.upsert_catalog("bench", &cats, &items).await?;

@@ -34,6 +34,11 @@ use sha2::{Digest, Sha256};
 pub enum ImportCommand {
     /// Import historical events from a CSV or JSON Lines file through the consent gate.
     Events(Box<EventsArgs>),
+    /// Upsert the shop's items from CSV, JSON Lines, a Shopify product export or a Google
+    /// Merchant Center feed, validated as the catalog API validates them.
+    Catalog(Box<crate::table_import::CatalogArgs>),
+    /// Import existing consent records (a CMP's export) with their times and proof.
+    Consents(Box<crate::table_import::ConsentsArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +123,8 @@ pub struct EventsArgs {
 pub async fn run(config: Config, cmd: ImportCommand) -> Result<std::process::ExitCode> {
     match cmd {
         ImportCommand::Events(args) => events(config, *args).await,
+        ImportCommand::Catalog(args) => crate::table_import::catalog(config, *args).await,
+        ImportCommand::Consents(args) => crate::table_import::consents(config, *args).await,
     }
 }
 
@@ -299,7 +306,7 @@ struct Field {
     ty: ValueType,
 }
 
-enum TimeFormat {
+pub(crate) enum TimeFormat {
     Rfc3339,
     Unix,
     UnixMs,
@@ -309,7 +316,7 @@ enum TimeFormat {
 }
 
 impl TimeFormat {
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "rfc3339" | "RFC3339" | "iso8601" => TimeFormat::Rfc3339,
             "unix" => TimeFormat::Unix,
@@ -331,7 +338,7 @@ impl TimeFormat {
     }
 
     /// The cell as an RFC 3339 UTC time, or why not.
-    fn to_rfc3339(&self, cell: &str) -> std::result::Result<String, String> {
+    pub(crate) fn to_rfc3339(&self, cell: &str) -> std::result::Result<String, String> {
         use time::format_description::well_known::Rfc3339;
         use time::{Date, OffsetDateTime, PrimitiveDateTime};
         let cell = cell.trim();
@@ -772,14 +779,18 @@ impl Source {
 
 /// What `--purposes` and `--inventory` ask for, checked against the store and each other
 /// before any of it is applied, so a bad file leaves the store as it was.
-struct Setup {
+pub(crate) struct Setup {
     /// Drafts to declare (`None`) or revise (`Some(current)`), in file order.
     purposes: Vec<(PurposeDraft, Option<Purpose>)>,
     inventory: Option<(Inventory, PathBuf)>,
 }
 
 impl Setup {
-    fn check(app: &App, purposes: Option<&Path>, inventory: Option<&Path>) -> Result<Setup> {
+    pub(crate) fn check(
+        app: &App,
+        purposes: Option<&Path>,
+        inventory: Option<&Path>,
+    ) -> Result<Setup> {
         let mut after = (*app.purposes()).clone();
         let mut planned = Vec::new();
         if let Some(path) = purposes {
@@ -844,7 +855,7 @@ impl Setup {
         })
     }
 
-    async fn apply(self, app: &App) -> Result<()> {
+    pub(crate) async fn apply(self, app: &App) -> Result<()> {
         for (d, current) in &self.purposes {
             let Some(current) = current else {
                 app.create_purpose("cli-import", d).await?;

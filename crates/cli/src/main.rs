@@ -7,6 +7,7 @@ mod audit_cmd;
 mod eval_cmd;
 mod import_cmd;
 mod subject_cmd;
+mod table_import;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// entry's hash, so a name never changes once released; add a variant for a new kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
+    CatalogDelete,
     CatalogUpsert,
     ConsentChange,
     ConsentImport,
@@ -46,6 +47,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub const ALL: &'static [AuditAction] = &[
+        AuditAction::CatalogDelete,
         AuditAction::CatalogUpsert,
         AuditAction::ConsentChange,
         AuditAction::ConsentImport,
@@ -75,6 +77,7 @@ impl AuditAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::CatalogDelete => "catalog.delete",
             AuditAction::CatalogUpsert => "catalog.upsert",
             AuditAction::ConsentChange => "consent.change",
             AuditAction::ConsentImport => "consent.import",

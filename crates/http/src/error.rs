@@ -28,6 +28,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     // 422
     InvalidField,
+    /// Rows of a batch failed validation; `rows` names each.
+    InvalidRows,
     UnknownPurpose,
     /// A message of an ingestion request was refused; its own code says why.
     Rejected(candor_app::ingest::RejectCode),
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::InvalidRows => "invalid_rows",
             ErrorCode::UnknownPurpose => "unknown_purpose",
             ErrorCode::Rejected(r) => r.as_str(),
             ErrorCode::Internal => "internal",
@@ -68,6 +71,27 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
     pub message: String,
+    /// Per-row problems of a batch (empty otherwise).
+    pub rows: Vec<RowErrorView>,
+}
+
+/// One refused row of a batch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowErrorView {
+    /// 0-based position in the batch.
+    pub row: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl From<&candor_app::RowError> for RowErrorView {
+    fn from(r: &candor_app::RowError) -> Self {
+        RowErrorView {
+            row: r.row,
+            field: r.field.clone(),
+            message: r.message.clone(),
+        }
+    }
 }
 
 /// The body of every error response.
@@ -82,6 +106,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong and how to fix it, for a person.
     pub message: String,
+    /// For `invalid_rows`: every refused row, with its field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<RowErrorView>,
 }
 
 impl ApiError {
@@ -90,6 +117,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            rows: Vec::new(),
         }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -109,6 +137,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.as_str().to_owned(),
                 message: self.message,
+                rows: self.rows,
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
@@ -130,6 +159,14 @@ impl From<AppError> for ApiError {
                 crate::error::ErrorCode::InvalidField,
                 e.to_string(),
             ),
+            AppError::InvalidRows { rows, .. } => ApiError {
+                rows: rows.iter().map(RowErrorView::from).collect(),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::error::ErrorCode::InvalidRows,
+                    e.to_string(),
+                )
+            },
             AppError::UnknownPurpose(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 crate::error::ErrorCode::UnknownPurpose,

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod cors;
 mod error;
 mod extract;
 mod observe;
@@ -40,6 +41,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::consents::routes())
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
+        .merge(routes::catalog::routes())
         .merge(routes::fairness::routes())
         .merge(routes::ingest::routes())
         .merge(routes::inventory::routes())
@@ -81,6 +83,10 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             observe::deadline(timeout, req, next)
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            cors::cors,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -899,6 +899,7 @@ both_stores!(
                     name: "g".into(),
                     category_id: "garden".into(),
                     price_cents: 100,
+                    ..Default::default()
                 }],
             )
             .await

@@ -61,6 +61,7 @@ async fn setup(db: &TestDb) -> Node {
         name: id.into(),
         category_id: category.into(),
         price_cents,
+        ..Default::default()
     };
     node.app
         .upsert_catalog(

@@ -327,6 +327,8 @@ pub struct Engine {
     model_version: String,
     config: ServeConfig,
     calibration: Option<Calibration>,
+    /// Per item: whether it may be recommended (empty: every item may).
+    servable: Vec<bool>,
 }
 
 const W_BEHAVIOUR: f32 = 1.0;
@@ -393,7 +395,28 @@ impl Engine {
             model_version,
             config,
             calibration: None,
+            servable: Vec::new(),
         })
+    }
+
+    /// Items marked `false` (out of stock, withdrawn, deleted) are never recommended, whatever
+    /// the model says; they keep their index, so histories and models still line up.
+    pub fn with_servable(mut self, servable: Vec<bool>) -> Result<Self> {
+        if servable.len() != self.catalog.item_ids.len() {
+            return Err(RecError::Invalid(
+                "servable must have one entry per item".into(),
+            ));
+        }
+        self.pop_order.retain(|&i| servable[i as usize]);
+        for items in &mut self.by_category {
+            items.retain(|&i| servable[i as usize]);
+        }
+        self.servable = servable;
+        Ok(self)
+    }
+
+    fn is_servable(&self, i: u32) -> bool {
+        self.servable.get(i as usize).copied().unwrap_or(true)
     }
 
     /// An engine over a loaded model file. The catalogue must list exactly the file's items in
@@ -405,14 +428,17 @@ impl Engine {
         file: &crate::codec::ModelFile,
         config: ServeConfig,
     ) -> Result<Self> {
-        if file.meta.item_ids != catalog.item_ids {
+        // Items added since training come after the model's own, in place: they have no
+        // neighbours yet and are served by popularity and declared categories until the next
+        // training run.
+        if !catalog.item_ids.starts_with(&file.meta.item_ids) {
             return Err(RecError::Invalid(format!(
                 "model {} was trained on a different item list than this catalogue",
                 file.meta.version
             )));
         }
         let knn = match &file.model {
-            crate::models::Model::ItemKnn(m) => Some(m.clone()),
+            crate::models::Model::ItemKnn(m) => Some(m.grown(catalog.item_ids.len())),
             _ => None,
         };
         Engine::new(catalog, counts, knn, file.meta.version.clone(), config)
@@ -453,6 +479,7 @@ impl Engine {
         let blocked: ItemSet = req.history.iter().chain(req.owned).copied().collect();
         let admissible = |i: u32| {
             (i as usize) < self.popularity.len()
+                && self.is_servable(i)
                 && !blocked.contains(&i)
                 && self.allowed_category(self.catalog.item_category[i as usize], req)
         };
@@ -1055,6 +1082,47 @@ mod tests {
         let mut other = e.catalog().clone();
         other.item_ids.swap(0, 1);
         assert!(Engine::from_model_file(other, &counts, &file, ServeConfig::default()).is_err());
+        // An item added after training: the model still serves, the new item has no neighbours.
+        let mut grown = e.catalog().clone();
+        grown.item_ids.push("new".into());
+        grown.titles.push("New".into());
+        grown.item_category.push(0);
+        grown.item_group.push(0);
+        let mut counts9 = counts.clone();
+        counts9.push(100);
+        let g = Engine::from_model_file(grown, &counts9, &file, ServeConfig::default()).unwrap();
+        assert_eq!(g.knn.as_ref().unwrap().n_items, 9);
+        assert!(g.knn.as_ref().unwrap().neighbours(8).0.is_empty());
+        let r = g.recommend(&req(Level::Off));
+        assert!(
+            r.items.iter().any(|i| i.item == 8),
+            "the popular new item is served"
+        );
+    }
+
+    #[test]
+    fn unservable_items_are_never_recommended() {
+        let e = engine();
+        let all: Vec<u32> = e
+            .recommend(&req(Level::Full))
+            .items
+            .iter()
+            .map(|i| i.item)
+            .collect();
+        assert!(!all.is_empty());
+        let mut servable = vec![true; e.catalog().item_ids.len()];
+        for &i in &all {
+            servable[i as usize] = false;
+        }
+        let e = e.with_servable(servable.clone()).unwrap();
+        for level in [Level::Off, Level::Basic, Level::Full] {
+            let r = e.recommend(&req(level));
+            assert!(
+                r.items.iter().all(|i| servable[i.item as usize]),
+                "{level:?}: {:?}",
+                r.items
+            );
+        }
     }
 
     #[test]

@@ -15,12 +15,71 @@ pub struct CatalogCategory {
     pub sensitive_kind: Option<String>,
 }
 
+/// One catalog item as stored. `category_id` names a `CatalogCategory` (the API's category
+/// path, joined with " > ").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     pub id: String,
     pub name: String,
     pub category_id: String,
+    /// Price in the currency's minor unit.
     pub price_cents: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Unavailable items are kept and listed but never recommended.
+    pub available: bool,
+    pub image_url: Option<String>,
+    pub brand: Option<String>,
+    /// Free attributes: a JSON object's text.
+    pub attributes: String,
+    /// The item itself is flagged sensitive of this kind (its category is then treated as
+    /// sensitive too).
+    pub sensitive_kind: Option<String>,
+}
+
+impl Default for Item {
+    fn default() -> Self {
+        Item {
+            id: String::new(),
+            name: String::new(),
+            category_id: String::new(),
+            price_cents: 0,
+            currency: "EUR".into(),
+            available: true,
+            image_url: None,
+            brand: None,
+            attributes: "{}".into(),
+            sensitive_kind: None,
+        }
+    }
+}
+
+/// What serving needs of an item: tombstones come too (in place), so indices stay stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingItem {
+    pub id: String,
+    pub name: String,
+    pub category_id: String,
+    /// Available and not deleted.
+    pub servable: bool,
+    pub sensitive_kind: Option<String>,
+}
+
+const ITEM_COLUMNS: &str = "id, name, category_id, price_cents, currency, available, image_url, brand, attributes, sensitive_kind, deleted, updated_at";
+
+fn item_from_row(r: &sqlx::any::AnyRow) -> Result<Item> {
+    Ok(Item {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        category_id: r.try_get("category_id")?,
+        price_cents: r.try_get("price_cents")?,
+        currency: r.try_get("currency")?,
+        available: r.try_get::<i64, _>("available")? != 0,
+        image_url: r.try_get("image_url")?,
+        brand: r.try_get("brand")?,
+        attributes: r.try_get("attributes")?,
+        sensitive_kind: r.try_get("sensitive_kind")?,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +118,7 @@ impl Store {
         at: Micros,
         audit: AuditDraft,
     ) -> Result<()> {
+        let backend = self.backend;
         self.audited(
             at,
             &(categories, items),
@@ -72,14 +132,30 @@ impl Store {
                             .execute(&mut **tx)
                             .await?;
                     }
-                    for i in items {
-                        sqlx::query("INSERT INTO items (id, name, category_id, price_cents) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents")
-                            .bind(&i.id)
-                            .bind(&i.name)
-                            .bind(&i.category_id)
-                            .bind(i.price_cents)
-                            .execute(&mut **tx)
-                            .await?;
+                    // Multi-row statements: a feed of a million items is a thousand round trips,
+                    // not a million. Upserting a deleted item brings it back.
+                    for chunk in items.chunks(crate::ingest::CHUNK) {
+                        let sql = format!(
+                            "INSERT INTO items ({ITEM_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id, price_cents = excluded.price_cents, currency = excluded.currency, available = excluded.available, image_url = excluded.image_url, brand = excluded.brand, attributes = excluded.attributes, sensitive_kind = excluded.sensitive_kind, deleted = 0, updated_at = excluded.updated_at",
+                            crate::ingest::placeholders(backend, chunk.len(), 12)
+                        );
+                        let mut q = sqlx::query(AssertSqlSafe(sql));
+                        for i in chunk {
+                            q = q
+                                .bind(&i.id)
+                                .bind(&i.name)
+                                .bind(&i.category_id)
+                                .bind(i.price_cents)
+                                .bind(&i.currency)
+                                .bind(bool_to_db(i.available))
+                                .bind(i.image_url.as_deref())
+                                .bind(i.brand.as_deref())
+                                .bind(&i.attributes)
+                                .bind(i.sensitive_kind.as_deref())
+                                .bind(0i64)
+                                .bind(at);
+                        }
+                        q.execute(&mut **tx).await?;
                     }
                     Ok(())
                 })
@@ -89,6 +165,63 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Deletes an item: it becomes a tombstone (never listed, never served), audited; other
+    /// nodes reload serving when it commits. `NotFound` when no live item has this id.
+    pub async fn delete_catalog_item(&self, id: &str, at: Micros, audit: AuditDraft) -> Result<()> {
+        self.audited_statement(
+            at,
+            sqlx::query("UPDATE items SET deleted = 1, available = 0, updated_at = $2 WHERE id = $1 AND deleted = 0")
+                .bind(id)
+                .bind(at),
+            Some(("item", id)),
+            &audit,
+            &["model".to_owned()],
+        )
+        .await
+    }
+
+    /// Live items in id order after `after` (exclusive), at most `limit`.
+    pub async fn catalog_items_page(&self, after: &str, limit: i64) -> Result<Vec<Item>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE deleted = 0 AND id > $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// One live item.
+    pub async fn catalog_item(&self, id: &str) -> Result<Option<Item>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE deleted = 0 AND id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(item_from_row).transpose()
+    }
+
+    /// Live items and the ids of those among `ids` (so an import can say what it replaced).
+    pub async fn existing_item_ids(&self, ids: &[&str]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(crate::ingest::CHUNK) {
+            let sql = format!(
+                "SELECT id FROM items WHERE deleted = 0 AND id IN ({})",
+                crate::ingest::in_list(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(r.try_get("id")?);
+            }
+        }
+        Ok(out)
     }
 
     /// Writes events in one transaction with multi-row statements (bulk loads: the demo, imports

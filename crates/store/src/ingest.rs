@@ -84,7 +84,7 @@ pub struct IngestResult {
 pub(crate) const CHUNK: usize = 100;
 
 /// `$1, $2, ..` (or `?, ?, ..` on SQLite) for an `IN (..)` list.
-fn in_list(backend: Backend, n: usize) -> String {
+pub(crate) fn in_list(backend: Backend, n: usize) -> String {
     let row = placeholders(backend, 1, n);
     row[1..row.len() - 1].to_owned()
 }

@@ -45,7 +45,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item};
+pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item, ServingItem};
 pub use changes::Change;
 pub use cluster::ClusterLock;
 pub use consents::ConsentImport;

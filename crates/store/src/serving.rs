@@ -282,17 +282,19 @@ impl Store {
         })
     }
 
-    /// Catalog: (item id, name, category id) ordered by item id, and categories (id, name,
-    /// sensitive kind) ordered by id.
+    /// Catalog: every item, tombstones included (marked not servable), ordered by item id, and
+    /// categories (id, name, sensitive kind) ordered by id.
     pub async fn catalog(
         &self,
     ) -> Result<(
-        Vec<(String, String, String)>,
+        Vec<crate::ServingItem>,
         Vec<(String, String, Option<String>)>,
     )> {
-        let items = sqlx::query("SELECT id, name, category_id FROM items ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let items = sqlx::query(
+            "SELECT id, name, category_id, available, deleted, sensitive_kind FROM items ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let cats =
             sqlx::query("SELECT id, name, sensitive_kind FROM catalog_categories ORDER BY id")
                 .fetch_all(&self.pool)
@@ -301,11 +303,14 @@ impl Store {
             items
                 .iter()
                 .map(|r| {
-                    Ok((
-                        r.try_get("id")?,
-                        r.try_get("name")?,
-                        r.try_get("category_id")?,
-                    ))
+                    Ok(crate::ServingItem {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        category_id: r.try_get("category_id")?,
+                        servable: r.try_get::<i64, _>("available")? != 0
+                            && r.try_get::<i64, _>("deleted")? == 0,
+                        sensitive_kind: r.try_get("sensitive_kind")?,
+                    })
                 })
                 .collect::<Result<_>>()?,
             cats.iter()

@@ -24,7 +24,10 @@ use std::sync::{Arc, RwLock};
 
 use candor_domain::{Purpose, PurposeId};
 
-pub use record::{ConsentOutcome, ConsentRequest, ImportedDecision, PurposeConsent};
+pub use record::{
+    ConsentImportReport, ConsentImportRow, ConsentOutcome, ConsentRequest, ImportedDecision,
+    PurposeConsent,
+};
 
 /// What the consent room keeps in memory.
 pub(crate) struct ConsentRoom {

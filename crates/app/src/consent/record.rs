@@ -10,10 +10,35 @@ use candor_domain::{
 use candor_store::{ConsentImport, OutboxEvent};
 use serde_json::json;
 
-use crate::{App, AppError, Result};
+use crate::{App, AppError, Result, RowError};
 
 /// A historical decision: purpose, what was decided, when.
 pub type ImportedDecision = (PurposeId, ConsentDecision, Micros);
+
+/// One decision of a consent export, as read from a file (not yet validated).
+#[derive(Debug, Clone, Default)]
+pub struct ConsentImportRow {
+    /// The id the shop knows the person by (pseudonymized before storage).
+    pub external_id: String,
+    pub purpose: String,
+    /// `granted` or `denied`.
+    pub decision: String,
+    pub at: Micros,
+    /// The address the decision came from: only its keyed hash is kept.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub double_opt_in_token: Option<String>,
+    /// The purpose version the person saw (default: the current one).
+    pub policy_version: Option<u32>,
+}
+
+/// What a consent import batch did.
+#[derive(Debug, Clone, Default)]
+pub struct ConsentImportReport {
+    pub records: usize,
+    pub subjects: usize,
+    pub rejected: Vec<RowError>,
+}
 
 /// Most decisions one request may carry.
 pub const MAX_CHANGES: usize = 100;
@@ -389,17 +414,128 @@ impl App {
                     proof: ConsentProof::default(),
                 });
             }
-            imports.push(ConsentImport {
-                subject: subject.clone(),
+            imports.push((subject.clone(), records));
+        }
+        self.store_consent_imports(actor, imports).await
+    }
+
+    /// Validates rows of a consent export (a CMP's, or your own) and records the good ones with
+    /// their proof, source `import`: one transaction for the batch, one audit entry per subject.
+    /// Bad rows (unknown or strictly necessary purpose, unknown decision, a time in the future,
+    /// an over-long proof field) are reported, each naming its row and field.
+    pub async fn import_consent_rows(
+        &self,
+        actor: &str,
+        rows: &[ConsentImportRow],
+    ) -> Result<ConsentImportReport> {
+        let purposes = self.purposes();
+        let now = self.now();
+        let mut report = ConsentImportReport::default();
+        let mut by_subject: BTreeMap<SubjectKey, Vec<NewConsent>> = BTreeMap::new();
+        for (n, r) in rows.iter().enumerate() {
+            let err = |field: &str, message: String| RowError {
+                row: n,
+                field: field.to_owned(),
+                message,
+            };
+            let checked = (|| {
+                let external = r.external_id.trim();
+                if external.is_empty() || external.chars().count() > 512 {
+                    return Err(err("subject", "must be 1 to 512 characters".into()));
+                }
+                let id = PurposeId::parse(r.purpose.trim())
+                    .map_err(|e| err("purpose", e.to_string()))?;
+                let p = purposes.get(&id).ok_or_else(|| {
+                    err(
+                        "purpose",
+                        format!("`{id}` is not a declared purpose; declare it first"),
+                    )
+                })?;
+                if p.legal_basis.is_strictly_necessary() {
+                    return Err(err(
+                        "purpose",
+                        format!(
+                            "`{id}` is strictly necessary ({}); there is no consent to import",
+                            p.legal_basis.as_str()
+                        ),
+                    ));
+                }
+                let decision = ConsentDecision::parse(r.decision.trim())
+                    .map_err(|e| err("decision", e.to_string()))?;
+                if r.at > now {
+                    return Err(err(
+                        "timestamp",
+                        format!("{} is in the future", candor_domain::format_micros(r.at)),
+                    ));
+                }
+                let policy_version = r.policy_version.unwrap_or(p.version);
+                if policy_version == 0 || policy_version > p.version {
+                    return Err(err(
+                        "policy_version",
+                        format!("must be 1 to {} (the purpose's current version)", p.version),
+                    ));
+                }
+                let field = |name: &str, v: &Option<String>, max: usize| {
+                    bounded(name, v.clone(), max).map_err(|e| err(name, e.to_string()))
+                };
+                let proof = ConsentProof {
+                    // Hashed as live consents are: the address itself is never stored.
+                    ip_hash: field("ip", &r.ip, 64)?
+                        .filter(|ip| !ip.trim().is_empty())
+                        .map(|ip| {
+                            self.subject_key(&format!("ip:{}", ip.trim()))
+                                .map(|k| k.to_string())
+                        })
+                        .transpose()
+                        .map_err(|e| err("ip", e.to_string()))?,
+                    user_agent: field("user_agent", &r.user_agent, 512)?,
+                    double_opt_in_token: field("double_opt_in_token", &r.double_opt_in_token, 256)?,
+                };
+                let subject = self
+                    .subject_key(external)
+                    .map_err(|e| err("subject", e.to_string()))?;
+                Ok(NewConsent {
+                    subject,
+                    purpose: id,
+                    decision,
+                    at: r.at,
+                    source: ConsentSource::Import,
+                    policy_version,
+                    proof,
+                })
+            })();
+            match checked {
+                Ok(c) => by_subject.entry(c.subject.clone()).or_default().push(c),
+                Err(e) => report.rejected.push(e),
+            }
+        }
+        report.subjects = by_subject.len();
+        report.records = by_subject.values().map(Vec::len).sum();
+        if !by_subject.is_empty() {
+            self.store_consent_imports(actor, by_subject.into_iter().collect())
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn store_consent_imports(
+        &self,
+        actor: &str,
+        subjects: Vec<(SubjectKey, Vec<NewConsent>)>,
+    ) -> Result<Vec<Vec<ConsentRecord>>> {
+        let imports: Vec<ConsentImport> = subjects
+            .into_iter()
+            .map(|(subject, records)| ConsentImport {
                 audit: AuditDraft::new(
                     actor,
                     candor_domain::AuditAction::ConsentImport,
                     subject.as_str(),
                     json!({"records": records.len()}),
                 ),
+                subject,
                 records,
-            });
-        }
+            })
+            .collect();
         let stored = self
             .store
             .import_consents_bulk(&imports, self.now())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candor_domain::envelope::{SecretKey, field_context};
 use candor_domain::inventory::{DropReason, Inventory, Minimized, UndeclaredEvents, minimize};
 use candor_domain::message::{Message, MessageKind, parse_message};
-use candor_domain::{DataCategory, Permits, Purpose, PurposeId, SubjectKey};
+use candor_domain::{DataCategory, Permits, PrivacySignals, Purpose, PurposeId, SubjectKey};
 use candor_store::{IngestBatch, NewEvent, PreparedMessage};
 use serde_json::Value;
 
@@ -351,6 +351,20 @@ impl App {
         raws: Vec<RawMessage>,
         kind: Option<MessageKind>,
     ) -> Result<IngestReport> {
+        self.ingest_with_signals(raws, kind, PrivacySignals::default())
+            .await
+    }
+
+    /// [`App::ingest`] for a request that carried browser privacy signals: with `Sec-GPC: 1`
+    /// or `DNT: 1`, no purpose the signal opts out of (`sale_or_sharing`,
+    /// `non_essential_tracking`) may keep anything of this request, whatever the person's
+    /// recorded consent says. A signal only takes permission away.
+    pub async fn ingest_with_signals(
+        &self,
+        raws: Vec<RawMessage>,
+        kind: Option<MessageKind>,
+        signals: PrivacySignals,
+    ) -> Result<IngestReport> {
         if raws.len() > MAX_BATCH_MESSAGES {
             return Err(AppError::invalid(
                 "batch",
@@ -359,7 +373,16 @@ impl App {
         }
         let received_at = self.now();
         let inventory = self.inventory();
-        let purposes = self.purposes();
+        let mut purposes = self.purposes();
+        if signals.gpc || signals.dnt {
+            purposes = Arc::new(
+                purposes
+                    .iter()
+                    .filter(|(_, p)| signals.opts_out_of(p).is_none())
+                    .map(|(id, p)| (id.clone(), p.clone()))
+                    .collect(),
+            );
+        }
         let mut report = IngestReport::default();
         let mut batch = IngestBatch {
             received_at,

@@ -39,6 +39,9 @@ pub(crate) struct PersonalizationRoom {
     /// Where answers queue their decision rows; `None` before the writer starts and after it
     /// stopped (then rows are written directly).
     decisions_tx: Mutex<Option<mpsc::Sender<Vec<DecisionRow>>>>,
+    /// A bulk catalog write committed and serving has not reloaded since (see
+    /// `catalog::Refresh::Soon`).
+    catalog_stale: std::sync::atomic::AtomicBool,
 }
 
 impl PersonalizationRoom {
@@ -54,6 +57,7 @@ impl PersonalizationRoom {
             ),
             prefs: RwLock::default(),
             decisions_tx: Mutex::default(),
+            catalog_stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -85,6 +89,23 @@ impl App {
                 },
             )
         })
+    }
+
+    /// Reloads serving once a second while bulk catalog writes left it stale, so a feed of a
+    /// million items costs a few reloads, not one per batch.
+    pub(crate) fn catalog_refresh_job(&self) -> Job {
+        Job::new(
+            "catalog-refresh",
+            Duration::from_secs(1),
+            Reach::EveryNode,
+            |app| async move {
+                Ok(if app.refresh_serving_if_stale().await? {
+                    "serving reloaded after bulk catalog writes".to_owned()
+                } else {
+                    String::new()
+                })
+            },
+        )
     }
 
     /// The decision-log writer: answers queue their rows, and this service writes them in

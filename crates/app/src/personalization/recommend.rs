@@ -141,6 +141,29 @@ pub struct TrainReport {
     pub activated: bool,
 }
 
+/// The catalog in the engine's terms, and how to map ids to its indices.
+struct EngineCatalog {
+    catalog: Catalog,
+    item_index: HashMap<String, u32>,
+    category_ids: Vec<String>,
+    category_index: HashMap<String, u32>,
+    /// Per engine index: available and not deleted.
+    servable: Vec<bool>,
+}
+
+fn decode_model(m: &ModelVersion) -> Result<ModelFile> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&m.body)
+        .map_err(|_| {
+            AppError::invalid(
+                "model",
+                format!("model {} is not readable (bad encoding)", m.version),
+            )
+        })?;
+    ModelFile::from_bytes(&bytes)
+        .map_err(|e| AppError::invalid("model", format!("model {} is corrupt: {e}", m.version)))
+}
+
 fn serve_config(app: &App) -> ServeConfig {
     let r = &app.config.recommend;
     ServeConfig {
@@ -156,56 +179,92 @@ fn serve_config(app: &App) -> ServeConfig {
 }
 
 impl App {
-    async fn catalog_for_engine(
-        &self,
-    ) -> Result<(
-        Catalog,
-        HashMap<String, u32>,
-        Vec<String>,
-        HashMap<String, u32>,
-    )> {
+    /// The catalog as the engine sees it. With `order` (a model's item list), those items come
+    /// first in that order and items added since follow in id order, so the model still fits;
+    /// otherwise every item in id order. Tombstones keep their place and are not servable.
+    async fn catalog_for_engine(&self, order: Option<&[String]>) -> Result<EngineCatalog> {
         let (items, cats) = self.store.catalog().await?;
         let category_index: HashMap<String, u32> = cats
             .iter()
             .enumerate()
             .map(|(i, c)| (c.0.clone(), i as u32))
             .collect();
+        // An item flagged sensitive makes its category sensitive: serving judges sensitivity
+        // per category, and the safe side is to exclude more.
+        let mut category_sensitive: Vec<bool> = cats.iter().map(|c| c.2.is_some()).collect();
+        for i in &items {
+            if i.sensitive_kind.is_some()
+                && let Some(&c) = category_index.get(&i.category_id)
+            {
+                category_sensitive[c as usize] = true;
+            }
+        }
         let mut catalog = Catalog {
             item_ids: Vec::with_capacity(items.len()),
             titles: Vec::with_capacity(items.len()),
             item_category: Vec::with_capacity(items.len()),
             category_names: cats.iter().map(|c| c.1.clone()).collect(),
-            category_sensitive: cats.iter().map(|c| c.2.is_some()).collect(),
+            category_sensitive,
             item_group: Vec::new(),
         };
+        let mut servable = Vec::with_capacity(items.len());
         let mut item_index = HashMap::with_capacity(items.len());
-        for (id, name, cat) in items {
-            let Some(&c) = category_index.get(&cat) else {
+        let by_id: HashMap<&str, usize> = items
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.id.as_str(), n))
+            .collect();
+        let mut placed = vec![false; items.len()];
+        let ordered = order
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()).copied())
+            .chain(0..items.len());
+        for n in ordered {
+            if std::mem::replace(&mut placed[n], true) {
+                continue;
+            }
+            let i = &items[n];
+            let Some(&c) = category_index.get(&i.category_id) else {
                 continue;
             };
             // The engine's index is the position in `item_ids`, which skips unusable items.
-            item_index.insert(id.clone(), catalog.item_ids.len() as u32);
-            catalog.item_ids.push(id);
-            catalog.titles.push(name);
+            item_index.insert(i.id.clone(), catalog.item_ids.len() as u32);
+            catalog.item_ids.push(i.id.clone());
+            catalog.titles.push(i.name.clone());
             catalog.item_category.push(c);
+            servable.push(i.servable);
         }
-        Ok((
+        Ok(EngineCatalog {
             catalog,
             item_index,
-            cats.into_iter().map(|c| c.0).collect(),
+            category_ids: cats.into_iter().map(|c| c.0).collect(),
             category_index,
-        ))
+            servable,
+        })
     }
 
     /// Rebuilds the engine from the active model (or popularity alone) and swaps it in.
     pub(crate) async fn reload_serving(&self) -> Result<()> {
-        let (catalog, item_index, category_ids, category_index) = self.catalog_for_engine().await?;
         let active = self.store.active_model().await?;
-        let built = match &active {
-            Some(m) => self
-                .engine_from(&catalog, m)
+        let file = active.as_ref().map(decode_model).transpose();
+        let order = match &file {
+            Ok(Some(f)) => Some(f.meta.item_ids.as_slice()),
+            _ => None,
+        };
+        let EngineCatalog {
+            catalog,
+            item_index,
+            category_ids,
+            category_index,
+            servable,
+        } = self.catalog_for_engine(order).await?;
+        let built = match (&active, file) {
+            (Some(m), Ok(Some(f))) => self
+                .engine_from(&catalog, m, &f)
                 .map(|e| (e, Some(m.version.clone()), None)),
-            None => Err(AppError::invalid("model", "no model has been trained yet")),
+            (Some(_), Err(e)) => Err(e),
+            _ => Err(AppError::invalid("model", "no model has been trained yet")),
         };
         let (engine, model_version, note) = match built {
             Ok(x) => x,
@@ -233,6 +292,9 @@ impl App {
                 (engine, None, Some(note))
             }
         };
+        let engine = engine
+            .with_servable(servable)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         let previous = self.serving();
         let generation = if previous.engine.catalog().item_ids == engine.catalog().item_ids {
             previous.generation
@@ -251,25 +313,18 @@ impl App {
         Ok(())
     }
 
-    fn engine_from(&self, catalog: &Catalog, m: &ModelVersion) -> Result<Engine> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&m.body)
-            .map_err(|_| {
-                AppError::invalid(
-                    "model",
-                    format!("model {} is not readable (bad encoding)", m.version),
-                )
-            })?;
-        let file = ModelFile::from_bytes(&bytes).map_err(|e| {
-            AppError::invalid("model", format!("model {} is corrupt: {e}", m.version))
-        })?;
-        let counts: Vec<u32> = serde_json::from_str(&m.counts).map_err(|_| {
+    fn engine_from(&self, catalog: &Catalog, m: &ModelVersion, file: &ModelFile) -> Result<Engine> {
+        let mut counts: Vec<u32> = serde_json::from_str(&m.counts).map_err(|_| {
             AppError::invalid(
                 "model",
                 format!("model {} has unreadable popularity counts", m.version),
             )
         })?;
-        let engine = Engine::from_model_file(catalog.clone(), &counts, &file, serve_config(self))
+        // Items added since training have no counts yet.
+        if counts.len() < catalog.item_ids.len() {
+            counts.resize(catalog.item_ids.len(), 0);
+        }
+        let engine = Engine::from_model_file(catalog.clone(), &counts, file, serve_config(self))
             .map_err(|e| AppError::invalid("model", e.to_string()))?;
         Ok(match m.calibration.as_str() {
             "" => engine,
@@ -280,6 +335,11 @@ impl App {
                 )
             })?),
         })
+    }
+
+    /// Items in the catalog serving answers from (tombstones included).
+    pub fn serving_items(&self) -> usize {
+        self.serving().engine.catalog().item_ids.len()
     }
 
     pub fn serving(&self) -> Arc<Serving> {
@@ -356,7 +416,11 @@ impl App {
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<TrainReport> {
         progress("reading the catalog and consented events");
-        let (catalog, item_index, _, _) = self.catalog_for_engine().await?;
+        let EngineCatalog {
+            catalog,
+            item_index,
+            ..
+        } = self.catalog_for_engine(None).await?;
         if catalog.item_ids.is_empty() {
             return Err(AppError::invalid(
                 "catalog",
@@ -486,8 +550,10 @@ impl App {
                 what: "model version",
                 id: version.to_owned(),
             })?;
-        let (catalog, _, _, _) = self.catalog_for_engine().await?;
-        self.engine_from(&catalog, &m)?;
+        let file = decode_model(&m)?;
+        let EngineCatalog { catalog, .. } =
+            self.catalog_for_engine(Some(&file.meta.item_ids)).await?;
+        self.engine_from(&catalog, &m, &file)?;
         let audit = AuditDraft::new(
             actor,
             candor_domain::AuditAction::ModelActivate,
@@ -880,6 +946,7 @@ mod tests {
                     name: format!("Item {i}"),
                     category_id: "garden".into(),
                     price_cents: 100,
+                    ..Default::default()
                 })
                 .collect();
             let garden = CatalogCategory {

@@ -1,5 +1,11 @@
 //! Segment-spec ingestion endpoints, authenticated by write key (HTTP Basic with the key as user
 //! name, as Segment libraries send it, or `writeKey` in the body).
+//!
+//! Browser libraries are served unchanged: analytics.js 2.0 posts `text/plain` JSON to the
+//! short paths (`/v1/t`, `/v1/p`, `/v1/i`, `/v1/s`, `/v1/g`, `/v1/a`, `/v1/b`) after reading
+//! its settings from `/v1/projects/{writeKey}/settings`; RudderStack's SDK posts to the long
+//! ones. The body's content type is never judged, only its JSON. `Sec-GPC: 1` and `DNT: 1` on a
+//! request take away the purposes they opt out of (see `candor_domain::signals`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -7,6 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use candor_app::ingest::{IngestReport, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, RawMessage};
+use candor_domain::PrivacySignals;
 use candor_domain::message::MessageKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::authorize_ingest;
+use crate::extract::ApiPath;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -26,11 +34,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(screen))
         .routes(routes!(group))
         .routes(routes!(alias))
+        .routes(routes!(short_track))
+        .routes(routes!(short_identify))
+        .routes(routes!(short_page))
+        .routes(routes!(short_screen))
+        .routes(routes!(short_group))
+        .routes(routes!(short_alias))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES));
     let batch = OpenApiRouter::new()
         .routes(routes!(batch))
+        .routes(routes!(short_batch))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES));
-    single.merge(batch)
+    single.merge(batch).routes(routes!(browser_settings))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,7 +100,7 @@ impl From<IngestReport> for IngestResponse {
     }
 }
 
-fn body_bytes(
+pub(crate) fn body_bytes(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
     what: &str,
@@ -158,15 +173,22 @@ async fn single(
     authorize_ingest(&app, &headers, write_key.as_deref())?;
     let value = parsed?;
     let report = app
-        .ingest(
+        .ingest_with_signals(
             vec![RawMessage {
                 json: Ok(value),
                 bytes: bytes.len(),
             }],
             Some(kind),
+            signals(&headers),
         )
         .await?;
     respond(report)
+}
+
+/// The browser privacy signals a request carried.
+fn signals(headers: &HeaderMap) -> PrivacySignals {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    PrivacySignals::from_headers(header("sec-gpc"), header("dnt"))
 }
 
 macro_rules! single_endpoint {
@@ -211,6 +233,42 @@ single_endpoint!(
     MessageKind::Alias,
     "Merges `previousId` into `userId` (with consent)."
 );
+single_endpoint!(
+    short_track,
+    "/v1/t",
+    MessageKind::Track,
+    "`/v1/track` as analytics.js 2.0 calls it."
+);
+single_endpoint!(
+    short_identify,
+    "/v1/i",
+    MessageKind::Identify,
+    "`/v1/identify` as analytics.js 2.0 calls it."
+);
+single_endpoint!(
+    short_page,
+    "/v1/p",
+    MessageKind::Page,
+    "`/v1/page` as analytics.js 2.0 calls it."
+);
+single_endpoint!(
+    short_screen,
+    "/v1/s",
+    MessageKind::Screen,
+    "`/v1/screen` as analytics.js 2.0 calls it."
+);
+single_endpoint!(
+    short_group,
+    "/v1/g",
+    MessageKind::Group,
+    "`/v1/group` as analytics.js 2.0 calls it."
+);
+single_endpoint!(
+    short_alias,
+    "/v1/a",
+    MessageKind::Alias,
+    "`/v1/alias` as analytics.js 2.0 calls it."
+);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,6 +292,25 @@ struct BatchBody<'a> {
     responses((status = 200, body = IngestResponse), (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn batch(
     State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    batch_of(app, headers, body).await
+}
+
+/// `/v1/batch` as analytics.js 2.0 calls it when its delivery strategy is batching.
+#[utoipa::path(post, path = "/v1/b", tag = "ingestion", request_body(content = Object, description = "`{\"batch\": [messages], \"sentAt\"?, \"writeKey\"?}`"), security(("api_key" = ["ingest"])),
+    responses((status = 200, body = IngestResponse), (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn short_batch(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    batch_of(app, headers, body).await
+}
+
+async fn batch_of(
+    app: AppState,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
@@ -276,5 +353,76 @@ async fn batch(
             }
         })
         .collect();
-    respond(app.ingest(raws, None).await?)
+    respond(
+        app.ingest_with_signals(raws, None, signals(&headers))
+            .await?,
+    )
+}
+
+/// The settings document analytics.js 2.0 loads from its CDN, so `cdnURL` can point at Candor:
+/// it names Candor (this host, or `browser.public_url`) as the API host of the write key, with
+/// no destinations, middleware or remote plugins. An unknown write key is a 404, as on
+/// Segment's CDN. Public: a write key is public in every page that uses it.
+#[utoipa::path(get, path = "/v1/projects/{write_key}/settings", tag = "ingestion",
+    params(("write_key" = String, Path, description = "An ingest-scope key")),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
+async fn browser_settings(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(write_key): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let known = app
+        .authenticate(&write_key)
+        .is_some_and(|k| k.scope.permits(candor_domain::Scope::Ingest));
+    if !known {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            crate::error::ErrorCode::NotFound,
+            "no source has this write key",
+        ));
+    }
+    let (protocol, host) = match app.config().browser.public_url.as_deref() {
+        Some(url) => url.split_once("://").unwrap_or(("https", url)),
+        None => {
+            let host = headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            // Behind a proxy the scheme comes from it; loopback speaks plain HTTP.
+            let forwarded = headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok());
+            let local = host.starts_with("127.0.0.1")
+                || host.starts_with("localhost")
+                || host.starts_with("[::1]");
+            let protocol = forwarded.unwrap_or(if local { "http" } else { "https" });
+            (protocol, host)
+        }
+    };
+    let protocol = if protocol == "http" { "http" } else { "https" };
+    Ok(Json(serde_json::json!({
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": format!("{}/v1", host.trim_end_matches('/')),
+                "protocol": protocol,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": true,
+                "maybeBundledConfigIds": {},
+                "versionSettings": {"componentTypes": []}
+            }
+        },
+        "plan": {
+            "track": {"__default": {"enabled": true, "integrations": {}}},
+            "identify": {"__default": {"enabled": true}},
+            "group": {"__default": {"enabled": true}}
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": true,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0},
+        "legacyVideoPluginsEnabled": false,
+        "remotePlugins": []
+    })))
 }

@@ -1,6 +1,7 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
 pub mod audit;
+pub mod catalog;
 pub mod consents;
 pub mod fairness;
 pub mod ingest;
@@ -16,7 +17,7 @@ pub mod webhooks;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +26,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         description = "Ethical-by-construction personalization: purposes, consent, audit. Every error is `{\"error\":{\"code\",\"message\"}}`. Authenticate with `Authorization: Bearer <key>`; each operation names the key scope it needs.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, RowErrorView)),
     modifiers(&ApiKeyScheme),
     tags(
         (name = "system", description = "Health, readiness, metrics"),
@@ -36,6 +37,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "webhooks", description = "Consent-change notifications"),
         (name = "recommendations", description = "Explained recommendations, preferences, models"),
         (name = "profiles", description = "Profiles from consented data, lifecycle and rule segments"),
+        (name = "catalog", description = "The shop's items, categories and sensitive categories"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )

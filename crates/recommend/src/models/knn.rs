@@ -219,6 +219,17 @@ impl ItemKnn {
     }
 
     /// Neighbours of item `i` with their similarities, most similar first.
+    /// This model over `n` items (`n` at least its own): the new ones have no neighbours.
+    pub fn grown(&self, n: usize) -> ItemKnn {
+        let mut m = self.clone();
+        let end = *m.indptr.last().unwrap_or(&0);
+        while m.n_items < n {
+            m.indptr.push(end);
+            m.n_items += 1;
+        }
+        m
+    }
+
     pub fn neighbours(&self, i: u32) -> (&[u32], &[f32]) {
         let (a, b) = (
             self.indptr[i as usize] as usize,
