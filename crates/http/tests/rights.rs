@@ -217,13 +217,29 @@ both_stores!(
         assert_eq!(s, 200, "{again}");
         assert_eq!(first, again, "the first receipt, unchanged");
         // Asking for suppression later erases again, with it.
-        let (s, suppressed) = send(&node, Method::DELETE, "/v1/subjects/rita?suppress=true", None).await;
+        let (s, suppressed) = send(
+            &node,
+            Method::DELETE,
+            "/v1/subjects/rita?suppress=true",
+            None,
+        )
+        .await;
         assert_eq!(s, 201, "{suppressed}");
         assert_eq!(suppressed["suppressed"], true);
-        let (s, again) = send(&node, Method::DELETE, "/v1/subjects/rita?suppress=true", None).await;
+        let (s, again) = send(
+            &node,
+            Method::DELETE,
+            "/v1/subjects/rita?suppress=true",
+            None,
+        )
+        .await;
         assert_eq!((s, &again), (200, &suppressed));
         let (s, again) = send(&node, Method::DELETE, "/v1/subjects/rita", None).await;
-        assert_eq!((s, &again), (200, &suppressed), "a suppressed subject stays suppressed");
+        assert_eq!(
+            (s, &again),
+            (200, &suppressed),
+            "a suppressed subject stays suppressed"
+        );
         let (s, stored) = send(&node, Method::GET, "/v1/subjects/rita/erasure", None).await;
         assert_eq!((s, &stored), (200, &suppressed), "the latest receipt");
 

@@ -371,4 +371,3 @@ impl App {
             .unwrap_or_else(|| "unknown purpose".into())
     }
 }
-
