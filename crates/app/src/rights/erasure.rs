@@ -9,6 +9,7 @@ use candor_domain::{AuditEntry, ErasureReceipt, LegalBasis, SubjectKey};
 use candor_store::{ErasedCounts, Erasure, OutboxEvent};
 use serde_json::json;
 
+use super::SubjectRef;
 use crate::{App, AppError, Result};
 
 /// Most ids one bulk erasure transaction carries.
@@ -36,14 +37,14 @@ pub struct BulkErasure {
 }
 
 impl App {
-    /// Erases the subject known by `external_id`. `NotFound` if nothing was ever held on them.
+    /// Erases the subject. `NotFound` if nothing was ever held on them.
     pub async fn erase_subject(
         &self,
         actor: &str,
-        external_id: &str,
+        subject: impl Into<SubjectRef>,
         suppress: bool,
     ) -> Result<ErasureOutcome> {
-        let subject = self.subject_key(external_id)?;
+        let (subject, _) = self.resolve(&subject.into())?;
         let started = Instant::now();
         if let Some(first) = self.erased_already(&subject, suppress).await? {
             return Ok(first);
@@ -229,8 +230,8 @@ impl App {
     }
 
     /// The receipt of the subject's latest erasure. `NotFound` if they were never erased.
-    pub async fn erasure_receipt(&self, external_id: &str) -> Result<String> {
-        let subject = self.subject_key(external_id)?;
+    pub async fn erasure_receipt(&self, subject: impl Into<SubjectRef>) -> Result<String> {
+        let (subject, _) = self.resolve(&subject.into())?;
         self.store
             .latest_receipt(subject.as_str())
             .await?

@@ -12,7 +12,7 @@ use candor_domain::envelope::{SecretKey, field_context};
 use candor_domain::{AuditDraft, ConsentDecision, ConsentRecord, SubjectKey};
 use serde_json::{Map, Value, json};
 
-use super::requests;
+use super::{SubjectRef, requests};
 use crate::{App, AppError, Result};
 
 /// Bumped when a field is removed or changes meaning; adding a field keeps the version.
@@ -156,10 +156,15 @@ fn allowing_record<'r>(
 }
 
 impl App {
-    /// Everything held on the subject known by `external_id`, decrypted, audited as access.
-    /// `NotFound` if nothing was ever held on them.
-    pub async fn export_subject(&self, actor: &str, external_id: &str) -> Result<SubjectExport> {
-        let subject = self.subject_key(external_id)?;
+    /// Everything held on the subject, decrypted, audited as access. `NotFound` if nothing was
+    /// ever held on them.
+    pub async fn export_subject(
+        &self,
+        actor: &str,
+        subject: impl Into<SubjectRef>,
+    ) -> Result<SubjectExport> {
+        let subject = subject.into();
+        let (subject, external_id) = self.resolve(&subject)?;
         if !self.store.subject_known(subject.as_str()).await? {
             return Err(AppError::NotFound {
                 what: "subject",
@@ -178,7 +183,11 @@ impl App {
         Ok(SubjectExport { document })
     }
 
-    async fn export_document(&self, external_id: &str, subject: &SubjectKey) -> Result<Value> {
+    async fn export_document(
+        &self,
+        external_id: Option<&str>,
+        subject: &SubjectKey,
+    ) -> Result<Value> {
         let now = self.now();
         let key = self.existing_data_key(subject).await?;
         let s = subject.as_str();

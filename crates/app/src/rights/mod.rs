@@ -18,12 +18,38 @@ mod export;
 mod rectify;
 mod requests;
 
-use candor_domain::ReceiptSigner;
+use candor_domain::{ReceiptSigner, SubjectKey};
 
 pub use erasure::{BulkErasure, ErasureOutcome};
 pub use export::{EXPORT_SCHEMA_VERSION, SubjectExport};
-pub use rectify::Rectification;
+pub use rectify::{Rectification, Rectified};
 pub use requests::{NewRequest, RequestUpdate, RequestView};
+
+/// Whom a rights use case is about: the id the shop knows them by (staff and the API), or the
+/// subject key itself (the preference center, which holds only the key its signed link names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectRef {
+    External(String),
+    Key(SubjectKey),
+}
+
+impl From<&str> for SubjectRef {
+    fn from(id: &str) -> Self {
+        SubjectRef::External(id.to_owned())
+    }
+}
+
+impl From<&String> for SubjectRef {
+    fn from(id: &String) -> Self {
+        SubjectRef::External(id.clone())
+    }
+}
+
+impl From<&SubjectKey> for SubjectRef {
+    fn from(key: &SubjectKey) -> Self {
+        SubjectRef::Key(key.clone())
+    }
+}
 
 /// What the rights room keeps: the receipt signing key.
 pub(crate) struct RightsRoom {
@@ -39,6 +65,14 @@ impl RightsRoom {
 }
 
 impl crate::App {
+    /// The subject key a reference names, and the external id when it was given.
+    fn resolve<'r>(&self, subject: &'r SubjectRef) -> crate::Result<(SubjectKey, Option<&'r str>)> {
+        match subject {
+            SubjectRef::External(id) => Ok((self.subject_key(id)?, Some(id))),
+            SubjectRef::Key(key) => Ok((key.clone(), None)),
+        }
+    }
+
     /// The public key that verifies erasure receipts: (key id, 64 hex characters).
     pub fn receipt_public_key(&self) -> (String, String) {
         (

@@ -15,6 +15,7 @@ use candor_domain::{
 use candor_store::OutboxEvent;
 use serde_json::{Value, json};
 
+use super::SubjectRef;
 use crate::{App, AppError, Result};
 
 /// Most fields one rectification may correct.
@@ -42,10 +43,10 @@ impl App {
     pub async fn rectify_subject(
         &self,
         actor: &str,
-        external_id: &str,
+        subject: impl Into<SubjectRef>,
         r: Rectification,
     ) -> Result<Rectified> {
-        let subject = self.subject_key(external_id)?;
+        let (subject, _) = self.resolve(&subject.into())?;
         if r.contact.is_empty() && r.traits.is_empty() {
             return Err(AppError::invalid(
                 "body",
@@ -181,11 +182,11 @@ impl App {
     pub async fn restrict_processing(
         &self,
         actor: &str,
-        external_id: &str,
+        subject: impl Into<SubjectRef>,
         purpose: &str,
         restrict: bool,
     ) -> Result<ConsentRecord> {
-        let subject = self.subject_key(external_id)?;
+        let (subject, _) = self.resolve(&subject.into())?;
         let p = PurposeId::parse(purpose)
             .ok()
             .and_then(|id| self.purposes().get(&id).cloned())

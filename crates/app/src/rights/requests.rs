@@ -13,6 +13,7 @@ use candor_domain::{
 use candor_store::{OutboxEvent, RightsRequestRow};
 use serde_json::{Value, json};
 
+use super::SubjectRef;
 use crate::scheduler::{Job, Reach};
 use crate::{App, AppError, Result};
 
@@ -20,9 +21,9 @@ use crate::{App, AppError, Result};
 const CHANNELS: [&str; 6] = ["api", "web", "email", "phone", "mail", "in_person"];
 
 /// A request as a person or staff member files it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewRequest {
-    pub external_id: String,
+    pub subject: SubjectRef,
     pub kind: String,
     /// `gdpr` or `ccpa`; the configured default when absent.
     pub jurisdiction: Option<String>,
@@ -142,7 +143,7 @@ impl App {
         }
         let verification = bounded("verification_method", req.verification_method, 200)?;
         let details = bounded("details", req.details, 2000)?.unwrap_or_default();
-        let subject = self.subject_key(&req.external_id)?;
+        let (subject, _) = self.resolve(&req.subject)?;
         let now = self.now();
         let received_at = req.received_at.unwrap_or(now);
         if received_at > now {

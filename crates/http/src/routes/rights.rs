@@ -348,7 +348,7 @@ async fn create_request(
         .create_request(
             &auth.actor(),
             NewRequest {
-                external_id: input.subject,
+                subject: candor_app::rights::SubjectRef::External(input.subject),
                 kind: input.kind,
                 jurisdiction: input.jurisdiction,
                 channel: input.channel,
