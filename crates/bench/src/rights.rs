@@ -215,8 +215,51 @@ async fn bench(app: Arc<App>, args: RightsBenchArgs) -> Result<()> {
     for t in tasks {
         t.await??;
     }
+    println!(
+        "  background events loaded in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     for u in heavy.iter() {
         ingest_all(&app, subject_messages(u, args.heavy_events, &ts)).await?;
+    }
+    println!(
+        "  heavy subjects loaded at {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    if std::env::var("PROBE").is_ok() {
+        for (label, msgs) in [
+            (
+                "plain track, known subject",
+                vec![raw(
+                    json!({"type":"track","event":"Product Viewed","userId":"heavy-0","messageId":"probe-1","properties":{"product_id":"x"}}),
+                )],
+            ),
+            (
+                "plain track, new subject",
+                vec![raw(
+                    json!({"type":"track","event":"Product Viewed","userId":"probe-new","messageId":"probe-2","properties":{"product_id":"x"}}),
+                )],
+            ),
+            (
+                "track with ip, new subject",
+                vec![raw(
+                    json!({"type":"track","event":"Product Viewed","userId":"probe-new2","messageId":"probe-3","properties":{"product_id":"x"},"context":{"ip":"1.2.3.4"}}),
+                )],
+            ),
+            (
+                "track with ip, known key",
+                vec![raw(
+                    json!({"type":"track","event":"Product Viewed","userId":"probe-new2","messageId":"probe-4","properties":{"product_id":"x"},"context":{"ip":"1.2.3.4"}}),
+                )],
+            ),
+        ] {
+            let s = Instant::now();
+            app.ingest(msgs, None).await?;
+            println!(
+                "  probe {label}: {:.1} ms",
+                s.elapsed().as_secs_f64() * 1000.0
+            );
+        }
     }
     for u in bulk.iter() {
         ingest_all(&app, subject_messages(u, 10, &ts)).await?;
