@@ -69,6 +69,7 @@ pub struct Config {
     pub fairness: FairnessConfig,
     pub ingest: IngestConfig,
     pub recommend: RecommendConfig,
+    pub analytics: AnalyticsConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -150,6 +151,35 @@ impl Default for RecommendConfig {
             exploration_slot: true,
             low_confidence: 0.0,
             train_interval_secs: 0,
+        }
+    }
+}
+
+/// Private analytics: whose consent a query reads under, and each analyst key's budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// The aggregate-use purpose whose permit every query reads with.
+    pub purpose: String,
+    /// ε each analyst key may spend per calendar month (UTC).
+    pub budget_epsilon: f64,
+    /// δ each analyst key may spend per month (Gaussian and partition selection).
+    pub budget_delta: f64,
+    /// Whether each data set (events, decisions) has its own budget; otherwise one budget
+    /// covers both.
+    pub budget_per_dataset: bool,
+    /// Small-cell threshold on noisy counts (the CMS rule: 11).
+    pub min_cell: f64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            purpose: "analytics".into(),
+            budget_epsilon: 2.0,
+            budget_delta: 1e-5,
+            budget_per_dataset: false,
+            min_cell: candor_analytics::DEFAULT_K,
         }
     }
 }
@@ -251,6 +281,7 @@ impl Default for Config {
             fairness: FairnessConfig::default(),
             ingest: IngestConfig::default(),
             recommend: RecommendConfig::default(),
+            analytics: AnalyticsConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -390,6 +421,19 @@ impl Config {
                 "privacy.pseudonymization_key",
                 "must be at least 32 characters".into(),
             );
+        }
+        let a = &self.analytics;
+        if !(a.budget_epsilon.is_finite() && a.budget_epsilon > 0.0) {
+            return invalid(
+                "analytics.budget_epsilon",
+                "must be a positive number".into(),
+            );
+        }
+        if !(a.budget_delta.is_finite() && (0.0..1.0).contains(&a.budget_delta)) {
+            return invalid("analytics.budget_delta", "must be in [0, 1)".into());
+        }
+        if !(a.min_cell.is_finite() && a.min_cell >= 0.0) {
+            return invalid("analytics.min_cell", "must be a non-negative number".into());
         }
         if self.consent.cache_entries < 1000 {
             return invalid("consent.cache_entries", "must be at least 1000".into());

@@ -26,15 +26,17 @@ pub enum Scope {
     Admin,
     /// Read audit logs and fairness reports, change nothing.
     Auditor,
+    Analytics,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
         Scope::Admin,
         Scope::Auditor,
+        Scope::Analytics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Scope {
             Scope::Consent => "consent",
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
+            Scope::Analytics => "analytics",
         }
     }
 
@@ -63,7 +66,14 @@ impl Scope {
                 "manage purposes, keys, webhooks, the tracking plan, segments, models, \
                  retention and fairness runs; also read what auditor keys read"
             }
-            Scope::Auditor => "read the audit log, fairness reports and incidents; change nothing",
+            Scope::Auditor => {
+                "read the audit log, fairness reports and incidents, and exact aggregates with a \
+                 recorded reason; change nothing"
+            }
+            Scope::Analytics => {
+                "run differentially private queries within the key's own privacy budget and read \
+                 that budget; never sees an exact figure"
+            }
         }
     }
 
@@ -74,6 +84,7 @@ impl Scope {
             "consent" => Ok(Scope::Consent),
             "admin" => Ok(Scope::Admin),
             "auditor" => Ok(Scope::Auditor),
+            "analytics" => Ok(Scope::Analytics),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }

@@ -17,6 +17,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// entry's hash, so a name never changes once released; add a variant for a new kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
+    AnalyticsExact,
+    AnalyticsSpend,
+    AnalyticsReport,
     CatalogUpsert,
     ConsentChange,
     ConsentImport,
@@ -40,6 +43,9 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub const ALL: &'static [AuditAction] = &[
+        AuditAction::AnalyticsExact,
+        AuditAction::AnalyticsSpend,
+        AuditAction::AnalyticsReport,
         AuditAction::CatalogUpsert,
         AuditAction::ConsentChange,
         AuditAction::ConsentImport,
@@ -63,6 +69,9 @@ impl AuditAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::AnalyticsExact => "analytics.exact",
+            AuditAction::AnalyticsSpend => "analytics.spend",
+            AuditAction::AnalyticsReport => "analytics.report",
             AuditAction::CatalogUpsert => "catalog.upsert",
             AuditAction::ConsentChange => "consent.change",
             AuditAction::ConsentImport => "consent.import",

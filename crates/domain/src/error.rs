@@ -8,7 +8,9 @@ pub enum DomainError {
     Invalid { field: String, reason: String },
     #[error("unknown purpose `{0}`")]
     UnknownPurpose(String),
-    #[error("unknown scope `{0}` (expected one of: ingest, recommend, consent, admin, auditor)")]
+    #[error(
+        "unknown scope `{0}` (expected one of: ingest, recommend, consent, admin, auditor, analytics)"
+    )]
     UnknownScope(String),
 }
 

@@ -7,6 +7,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod budget;
 pub mod consent;
 pub mod envelope;
 mod error;
