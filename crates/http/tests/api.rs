@@ -31,6 +31,7 @@ both_stores!(
             (Scope::Consent, &node.consent),
             (Scope::Auditor, &node.auditor),
             (Scope::Ingest, &node.ingest),
+            (Scope::Analytics, &node.analytics),
         ];
         let mut protected = 0;
         let mut public = 0;

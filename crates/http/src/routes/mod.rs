@@ -1,5 +1,6 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
+pub mod analytics;
 pub mod audit;
 pub mod consents;
 pub mod fairness;
@@ -35,6 +36,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "webhooks", description = "Consent-change notifications"),
         (name = "recommendations", description = "Explained recommendations, preferences, models"),
         (name = "profiles", description = "Profiles from consented data, lifecycle and rule segments"),
+        (name = "analytics", description = "Differentially private aggregates, the privacy budget, exact aggregates for auditors"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
     )
 )]
