@@ -21,6 +21,7 @@ pub mod bound;
 pub mod mechanism;
 pub mod partition;
 pub mod query;
+pub mod report;
 pub mod suppress;
 
 pub use bound::{Bounds, Row};

@@ -20,6 +20,7 @@ pub mod profile;
 pub mod purpose;
 pub mod signals;
 pub mod subject;
+pub mod transparency;
 pub mod webhook;
 
 pub use apikey::Scope;

@@ -289,6 +289,19 @@ impl Store {
         })
     }
 
+    /// Up to `limit` subject keys with consent records, after `after`, in key order (the
+    /// transparency report walks every subject's consent state a page at a time).
+    pub async fn consent_subjects_page(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT subject_key FROM consent_records WHERE subject_key > $1 ORDER BY subject_key LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("subject_key")?)).collect()
+    }
+
     /// Stores a signed transparency report with its audit entry.
     pub async fn save_transparency_report(
         &self,

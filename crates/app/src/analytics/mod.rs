@@ -22,7 +22,7 @@ pub mod report;
 
 pub use ledger::{BudgetView, LedgerVerification};
 pub use query::{Accuracy, ExactAnswer, LabelledCell, PrivateAnswer, QueryRequest, Quote};
-pub use report::{RightsFigures, TransparencyReport};
+pub use report::{PublishedReport, RightsFigures, TransparencyReport};
 
 #[cfg(test)]
 mod tests;

@@ -215,3 +215,45 @@ both_stores!(
         app.close().await;
     }
 );
+
+both_stores!(
+    a_published_report_is_signed_stored_and_a_changed_one_fails_its_check,
+    |db: TestDb| async move {
+        let dir = TempDir::new("report");
+        let app = node(&db, &dir, 2.0, 40).await;
+        let year = &candor_domain::format_micros(app.now())[..4];
+        let published = app
+            .publish_transparency_report("test", year, None)
+            .await
+            .unwrap();
+        let r = &published.report;
+        assert_eq!(r.purposes.len(), 1);
+        // 20 of 40 granted; the noise has scale 2 / 0.5 = 4.
+        assert!((r.purposes[0].granted - 20.0).abs() < 60.0, "{r:?}");
+        assert!(r.rights.is_none());
+        assert_eq!(r.data_categories[0].category, "browsing");
+        let back = app.published_transparency_report(year).await.unwrap();
+        assert!(back.valid);
+        assert_eq!(back.report, published.report);
+        // The report's privacy cost is in the ledger.
+        let spent = app
+            .budget(crate::analytics::report::REPORT_ANALYST, None)
+            .await
+            .unwrap();
+        assert!((spent.accounts.iter().map(|a| a.spent_epsilon).sum::<f64>() - 0.5).abs() < 1e-9);
+        execute_raw(
+            &db.url,
+            "UPDATE transparency_reports SET body = REPLACE(body, '\"approvals\":0', '\"approvals\":7')",
+        )
+        .await
+        .unwrap();
+        let changed = app.published_transparency_report(year).await.unwrap();
+        assert!(!changed.valid);
+        assert_eq!(changed.report.approvals, 7);
+        assert!(matches!(
+            app.published_transparency_report("20x6").await,
+            Err(AppError::Invalid { .. })
+        ));
+        app.close().await;
+    }
+);
