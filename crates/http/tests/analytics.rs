@@ -247,3 +247,118 @@ both_stores!(
         assert!(v["error"]["message"].as_str().unwrap().contains("reason"));
     }
 );
+
+fn this_year(node: &Node) -> String {
+    candor_domain::format_micros(node.app.now())[..4].to_owned()
+}
+
+both_stores!(
+    a_transparency_report_is_published_signed_and_served_as_json_and_html,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        shop(&node).await;
+        let year = this_year(&node);
+        let (s, v) = node
+            .post(
+                "/v1/analytics/reports/transparency",
+                &node.analytics,
+                json!({"period": year}),
+            )
+            .await;
+        assert_eq!(s, 403, "{v}");
+        let (s, v) = node
+            .post(
+                "/v1/analytics/reports/transparency",
+                &node.admin,
+                json!({"period": "20x6"}),
+            )
+            .await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("period"));
+        let (s, published) = node
+            .post(
+                "/v1/analytics/reports/transparency",
+                &node.admin,
+                json!({"period": year}),
+            )
+            .await;
+        assert_eq!(s, 201, "{published}");
+        let purposes = published["report"]["purposes"].as_array().unwrap();
+        assert_eq!(purposes.len(), 4);
+        assert!(published["report"]["rights"].is_null());
+        let (s, read) = node
+            .get(
+                &format!("/v1/analytics/reports/transparency/{year}"),
+                &node.auditor,
+            )
+            .await;
+        assert_eq!(s, 200, "{read}");
+        assert_eq!(read["valid"], true);
+        assert_eq!(read["signature"], published["signature"]);
+        assert_eq!(read["report"], published["report"]);
+        let (_, log) = node.get("/v1/audit/log?limit=5", &node.auditor).await;
+        assert!(
+            log.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "analytics.report")
+        );
+        let page = node
+            .http
+            .get(node.url(&format!("/reports/transparency/{year}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains("<svg class=\"chart\""));
+        assert!(html.contains("No records of rights requests for this period."));
+        assert!(html.contains(published["signature"].as_str().unwrap()));
+        let (s, _) = node
+            .get("/v1/analytics/reports/transparency/1999", &node.auditor)
+            .await;
+        assert_eq!(s, 404);
+    }
+);
+
+/// Runs `tests/browser/transparency.mjs` in Chromium against a live node (SQLite: the page is
+/// the same from either store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transparency_report_passes_axe_and_layout_checks_in_chromium() {
+    let browser =
+        common::NodePackage::installed("browser", &["@axe-core/playwright", "playwright-core"]);
+    let db = TestDb::new(candor_store::Backend::Sqlite).await;
+    let node = Node::start(&db).await;
+    shop(&node).await;
+    let year = this_year(&node);
+    let (s, v) = node
+        .post(
+            "/v1/analytics/reports/transparency",
+            &node.admin,
+            json!({"period": year}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let out_dir = common::workspace().join("target/screenshots");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for shot in ["transparency.png", "transparency-mobile.png"] {
+        let _ = std::fs::remove_file(out_dir.join(shot));
+    }
+    let (ok, log) = browser
+        .run(
+            "transparency.mjs",
+            vec![node.base.clone(), year, out_dir.display().to_string()],
+        )
+        .await;
+    assert!(ok, "browser checks failed:\n{log}");
+    for shot in ["transparency.png", "transparency-mobile.png"] {
+        let len = std::fs::metadata(out_dir.join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes; nothing rendered?");
+    }
+}

@@ -11,8 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Analytics, Auditor, Auth};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::auth::{Admin, Analytics, Auditor, Auth};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -22,6 +22,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(budget))
         .routes(routes!(exact))
         .routes(routes!(verify_ledger))
+        .routes(routes!(publish_report))
+        .routes(routes!(published_report))
 }
 
 /// An accuracy instead of an epsilon: "±50 at 95%" is `{"half_width": 50, "confidence": 0.95}`.
@@ -372,4 +374,63 @@ async fn verify_ledger(
         first_broken_seq: v.broken.as_ref().map(|b| b.seq),
         reason: v.broken.map(|b| b.reason),
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// The year to report on, like `2026`.
+    pub period: String,
+}
+
+/// A stored, signed transparency report.
+#[derive(Serialize, ToSchema)]
+pub struct ReportView {
+    pub id: String,
+    /// `v1=<hex HMAC-SHA256>` over the stored report text.
+    pub signature: String,
+    /// Whether the signature matches the stored text.
+    pub valid: bool,
+    /// The report (see docs/ANALYTICS.md); its HTML is at `/reports/transparency/{period}`.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+fn report_view(p: room::PublishedReport) -> ReportView {
+    ReportView {
+        id: p.id,
+        signature: p.signature,
+        valid: p.valid,
+        report: serde_json::from_str(&p.body).unwrap_or_default(),
+    }
+}
+
+/// Generates the transparency report of a year from the records, charges its consent rates to
+/// the ledger, signs it and stores it. Rights-request figures are not wired in yet: the
+/// report says "no records" for them.
+#[utoipa::path(post, path = "/v1/analytics/reports/transparency", tag = "analytics", security(("api_key" = ["admin"])), request_body = ReportBody,
+    responses((status = 201, body = ReportView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn publish_report(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(body): ApiJson<ReportBody>,
+) -> Result<(axum::http::StatusCode, Json<ReportView>), ApiError> {
+    let p = app
+        .publish_transparency_report(&auth.actor(), &body.period, None)
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(report_view(p))))
+}
+
+/// The newest stored report of a year, with its signature checked.
+#[utoipa::path(get, path = "/v1/analytics/reports/transparency/{period}", tag = "analytics", security(("api_key" = ["auditor"])),
+    params(("period" = String, Path, description = "A year, like 2026")),
+    responses((status = 200, body = ReportView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn published_report(
+    State(app): State<AppState>,
+    _auth: Auth<Auditor>,
+    ApiPath(period): ApiPath<String>,
+) -> Result<Json<ReportView>, ApiError> {
+    Ok(Json(report_view(
+        app.published_transparency_report(&period).await?,
+    )))
 }
