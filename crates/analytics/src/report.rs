@@ -19,6 +19,9 @@ pub struct PurposeLine {
     pub legal_basis: String,
     pub categories: Vec<String>,
     pub person_level: bool,
+    /// False for strictly necessary purposes (contract, legal obligation): nobody is asked, so
+    /// no share is shown.
+    pub needs_consent: bool,
     /// Noisy number of people whose consent allowed it at the end of the period.
     pub granted: f64,
     /// Noisy share of the people asked, with its 95% interval.

@@ -336,6 +336,23 @@ async fn transparency_report_passes_axe_and_layout_checks_in_chromium() {
     let db = TestDb::new(candor_store::Backend::Sqlite).await;
     let node = Node::start(&db).await;
     shop(&node).await;
+    // Enough people for the private consent shares to rise above their noise: 2 in 3 allow
+    // analytics.
+    let decide = |p: &str, yes: bool| {
+        let d = if yes {
+            candor_domain::ConsentDecision::Granted
+        } else {
+            candor_domain::ConsentDecision::Denied
+        };
+        (candor_domain::PurposeId::parse(p).unwrap(), d, 1)
+    };
+    let decisions: Vec<_> = (0..3000)
+        .map(|i| {
+            let key = node.app.subject_key(&format!("bulk-{i}")).unwrap();
+            (key, vec![decide("analytics", i % 3 != 0), decide("personalization", i % 2 == 0)])
+        })
+        .collect();
+    node.app.import_consents_bulk("test", &decisions).await.unwrap();
     let year = this_year(&node);
     let (s, v) = node
         .post(
@@ -345,6 +362,9 @@ async fn transparency_report_passes_axe_and_layout_checks_in_chromium() {
         )
         .await;
     assert_eq!(s, 201, "{v}");
+    let analytics = &v["report"]["purposes"].as_array().unwrap().iter().find(|p| p["id"] == "analytics").unwrap().clone();
+    let rate = analytics["rate"].as_f64().unwrap_or_else(|| panic!("{v}"));
+    assert!((rate - 2.0 / 3.0).abs() < 0.05, "{analytics}");
     let out_dir = common::workspace().join("target/screenshots");
     std::fs::create_dir_all(&out_dir).unwrap();
     for shot in ["transparency.png", "transparency-mobile.png"] {

@@ -193,12 +193,14 @@ impl App {
             purposes: list
                 .iter()
                 .zip(noisy.iter().zip(&rates))
+                .map(|(p, (g, r))| (p, (g, r.filter(|_| !p.legal_basis.is_strictly_necessary()))))
                 .map(|(p, (g, r))| PurposeLine {
                     id: p.id.to_string(),
                     title: p.title.clone(),
                     legal_basis: p.legal_basis.as_str().to_owned(),
                     categories: p.categories.iter().map(ToString::to_string).collect(),
                     person_level: p.person_level,
+                    needs_consent: !p.legal_basis.is_strictly_necessary(),
                     granted: g.round(),
                     rate: r.map(|r| r.0),
                     rate_ci: r.map(|r| r.1),

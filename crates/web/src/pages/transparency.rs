@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use crate::layout;
 
 const CHART_WIDTH: f64 = 640.0;
-const LABEL: f64 = 200.0;
+const LABEL: f64 = 190.0;
 const ROW: f64 = 30.0;
 
 fn percent(v: f64) -> String {
@@ -26,7 +26,10 @@ fn consent_chart(report: &TransparencyReport) -> Markup {
         .filter(|p| p.rate.is_some())
         .collect();
     let height = ROW * lines.len() as f64 + 10.0;
-    let span = CHART_WIDTH - LABEL - 120.0;
+    let span = CHART_WIDTH - LABEL - 160.0;
+    if lines.is_empty() {
+        return html! { p class="no-records" { "Too few people were asked to show consent shares." } };
+    }
     html! {
         svg class="chart" viewBox=(format!("0 0 {CHART_WIDTH} {height}")) role="img"
             aria-labelledby="consent-chart-title" xmlns="http://www.w3.org/2000/svg" {
@@ -62,7 +65,7 @@ pub fn transparency(report: &TransparencyReport, signature: &str, valid: bool) -
                 (report.subjects_asked) " people were asked. Each share comes with its 95% interval."
             }
             (consent_chart(report))
-            table class="report-table" {
+            div class="table-scroll" role="region" tabindex="0" aria-label="Purposes and consent" { table class="report-table" {
                 thead { tr { th scope="col" { "Purpose" } th scope="col" { "Legal ground" } th scope="col" { "Data" } th scope="col" { "Allowed by (about)" } th scope="col" { "Share" } } }
                 tbody {
                     @for p in &report.purposes {
@@ -74,20 +77,21 @@ pub fn transparency(report: &TransparencyReport, signature: &str, valid: bool) -
                             td class="num" {
                                 @match (p.rate, p.rate_ci) {
                                     (Some(r), Some([lo, hi])) => { (percent(r)) " (" (percent(lo)) "–" (percent(hi)) ")" },
+                                    _ if !p.needs_consent => span class="no-records" { "needs no consent" },
                                     _ => span class="no-records" { "too few people to show" },
                                 }
                             }
                         }
                     }
                 }
-            }
+            } }
             h2 { "Rights requests" }
             @match &report.rights {
                 Some(r) => {
-                    table class="report-table" {
+                    div class="table-scroll" role="region" tabindex="0" aria-label="Rights requests received" { table class="report-table" {
                         thead { tr { th scope="col" { "Kind" } th scope="col" { "Received" } } }
                         tbody { @for (kind, n) in &r.received { tr { td { (kind) } td class="num" { (n) } } } }
-                    }
+                    } }
                     p { (r.fulfilled) " fulfilled"
                         @if let Some(m) = r.median_days { "; median " (format!("{m:.1}")) " days" }
                         @if let Some(m) = r.max_days { ", longest " (format!("{m:.1}")) " days" } "." }
@@ -104,26 +108,26 @@ pub fn transparency(report: &TransparencyReport, signature: &str, valid: bool) -
             @if report.fairness.incidents.is_empty() {
                 p class="no-records" { "No incidents in this period." }
             } @else {
-                table class="report-table" {
+                div class="table-scroll" role="region" tabindex="0" aria-label="Incidents" { table class="report-table" {
                     thead { tr { th scope="col" { "Incident" } th scope="col" { "State" } th scope="col" { "About" } } }
                     tbody { @for (id, state, summary) in &report.fairness.incidents { tr { td { "#" (id) } td { (state) } td { (summary) } } } }
-                }
+                } }
             }
             h2 { "Models and approvals" }
             p { (report.approvals) " model activations (approvals) in the period." }
             @if report.models.is_empty() {
                 p class="no-records" { "No models in this period." }
             } @else {
-                table class="report-table" {
+                div class="table-scroll" role="region" tabindex="0" aria-label="Models" { table class="report-table" {
                     thead { tr { th scope="col" { "Version" } th scope="col" { "Kind" } th scope="col" { "Trained" } th scope="col" { "Serving" } } }
                     tbody { @for m in &report.models { tr { td { code { (m.version) } } td { (m.kind) } td { (m.created_at) } td { @if m.active { "yes" } @else { "no" } } } } }
-                }
+                } }
             }
             h2 { "Data categories held" }
-            table class="report-table" {
+            div class="table-scroll" role="region" tabindex="0" aria-label="Data categories held" { table class="report-table" {
                 thead { tr { th scope="col" { "Category" } th scope="col" { "May be used for" } } }
                 tbody { @for c in &report.data_categories { tr { td { (c.category) } td { (c.purposes.join(", ")) } } } }
-            }
+            } }
             h2 { "Signature" }
             p {
                 @if valid { "This report's signature matches its stored text." }
