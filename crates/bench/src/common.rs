@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Live recommendations on a 100k-item catalog: in-process `App::recommend` latency
     /// (target p99 <= 1 ms) and over HTTP (target >= 10,000 req/s at p99 <= 10 ms).
     Recommend(crate::recommend::RecommendBenchArgs),
+    /// A DP histogram over 10M events by 50 segments (target < 1 s) beside pandas, and the
+    /// transparency report of a year at 1M subjects (target < 10 s).
+    Analytics(crate::analytics::AnalyticsBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -42,6 +45,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         } => consent(config, subjects, checks, round_trips).await?,
         BenchCommand::Ingest(args) => crate::ingest::run(config, args).await?,
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
+        BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
