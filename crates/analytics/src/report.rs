@@ -93,13 +93,16 @@ pub struct TransparencyReport {
     pub data_categories: Vec<CategoryLine>,
 }
 
+/// A noisy share and its 95% interval.
+pub type Rate = (f64, [f64; 2]);
+
 /// Noisy granted counts per purpose and a noisy number of people asked, at `epsilon` in total;
 /// returns (granted, asked, rate and its 95% interval per purpose).
 pub fn consent_rates(
     granted: &[f64],
     asked: f64,
     epsilon: f64,
-) -> Result<(Vec<f64>, f64, Vec<Option<(f64, [f64; 2])>>)> {
+) -> Result<(Vec<f64>, f64, Vec<Option<Rate>>)> {
     let noise = Noise::for_epsilon(Mechanism::Laplace, epsilon, 0.0, granted.len() as f64 + 1.0)?;
     let mut figures = granted.to_vec();
     figures.push(asked);

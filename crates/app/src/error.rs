@@ -13,7 +13,7 @@ pub enum AppError {
     #[error("{what} `{id}` already exists")]
     Conflict { what: &'static str, id: String },
     /// A private query would take the analyst's budget past its limit; nothing was spent.
-    #[error("over budget: {0}")]
+    #[error("{0}; nothing was spent")]
     OverBudget(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -56,13 +56,26 @@ pub async fn run(config: Config, a: AnalyticsBenchArgs) -> Result<()> {
 fn histogram(a: &AnalyticsBenchArgs) -> Result<()> {
     let max_rows = a.events as u32;
     let subjects: Vec<Vec<Row>> = (0..a.subjects)
-        .map(|s| vec![Row { group: (s % a.segments) as u32, value: 1.0 }; a.events])
+        .map(|s| {
+            vec![
+                Row {
+                    group: (s % a.segments) as u32,
+                    value: 1.0
+                };
+                a.events
+            ]
+        })
         .collect();
     let rows = a.subjects * a.events;
     let q = Query {
         aggregate: Aggregate::Count,
         mechanism: Mechanism::Laplace,
-        bounds: Bounds { max_rows, max_groups: 1, lower: 0.0, upper: 1.0 },
+        bounds: Bounds {
+            max_rows,
+            max_groups: 1,
+            lower: 0.0,
+            upper: 1.0,
+        },
         spend: Spend::Epsilon(1.0),
         delta: 0.0,
         confidence: 0.95,
@@ -109,7 +122,9 @@ fn histogram(a: &AnalyticsBenchArgs) -> Result<()> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(
-        text.lines().last().context("no output from the pandas peer")?,
+        text.lines()
+            .last()
+            .context("no output from the pandas peer")?,
     )?;
     let plain = v["plain_s"].as_f64().unwrap_or(f64::NAN);
     let bounded = v["bounded_s"].as_f64().unwrap_or(f64::NAN);

@@ -625,7 +625,12 @@ async fn transparency(
     match output {
         Some(path) => {
             std::fs::write(&path, text)?;
-            eprintln!("stored {} (signature {}); wrote {}", p.id, p.signature, path.display());
+            eprintln!(
+                "stored {} (signature {}); wrote {}",
+                p.id,
+                p.signature,
+                path.display()
+            );
         }
         None => println!("{text}"),
     }

@@ -349,10 +349,19 @@ async fn transparency_report_passes_axe_and_layout_checks_in_chromium() {
     let decisions: Vec<_> = (0..3000)
         .map(|i| {
             let key = node.app.subject_key(&format!("bulk-{i}")).unwrap();
-            (key, vec![decide("analytics", i % 3 != 0), decide("personalization", i % 2 == 0)])
+            (
+                key,
+                vec![
+                    decide("analytics", i % 3 != 0),
+                    decide("personalization", i % 2 == 0),
+                ],
+            )
         })
         .collect();
-    node.app.import_consents_bulk("test", &decisions).await.unwrap();
+    node.app
+        .import_consents_bulk("test", &decisions)
+        .await
+        .unwrap();
     let year = this_year(&node);
     let (s, v) = node
         .post(
@@ -362,7 +371,13 @@ async fn transparency_report_passes_axe_and_layout_checks_in_chromium() {
         )
         .await;
     assert_eq!(s, 201, "{v}");
-    let analytics = &v["report"]["purposes"].as_array().unwrap().iter().find(|p| p["id"] == "analytics").unwrap().clone();
+    let analytics = &v["report"]["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "analytics")
+        .unwrap()
+        .clone();
     let rate = analytics["rate"].as_f64().unwrap_or_else(|| panic!("{v}"));
     assert!((rate - 2.0 / 3.0).abs() < 0.05, "{analytics}");
     let out_dir = common::workspace().join("target/screenshots");

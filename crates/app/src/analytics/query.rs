@@ -102,6 +102,9 @@ pub struct LabelledCell {
     pub status: Suppression,
 }
 
+/// A total: its label, value and interval (absent when hidden).
+pub type LabelledTotal = (String, Option<f64>, Option<[f64; 2]>);
+
 /// A private answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrivateAnswer {
@@ -110,8 +113,8 @@ pub struct PrivateAnswer {
     pub ledger_seq: i64,
     pub cells: Vec<LabelledCell>,
     /// Per first-dimension value (a histogram's total when there is one dimension).
-    pub row_totals: Vec<(String, Option<f64>, Option<[f64; 2]>)>,
-    pub column_totals: Vec<(String, Option<f64>, Option<[f64; 2]>)>,
+    pub row_totals: Vec<LabelledTotal>,
+    pub column_totals: Vec<LabelledTotal>,
     pub subjects_read: usize,
 }
 

@@ -89,6 +89,23 @@ both_stores!(
         assert_eq!(after.charges.len(), 1);
         // Another key has its own budget.
         app.run_query("key_b", &histogram(0.5)).await.unwrap();
+        // Deleting data (here retention, as an erasure would) refunds nothing.
+        let old = EventRow {
+            subject_key: app.subject_key("s0").unwrap().to_string(),
+            kind: "Product Viewed".into(),
+            item_id: "sku-old".into(),
+            quantity: 1,
+            at: app.now() - 400 * candor_domain::MICROS_PER_DAY,
+            category: "browsing".into(),
+            purpose: "analytics".into(),
+        };
+        app.raw_store().insert_events(&[old]).await.unwrap();
+        let retention = app.run_retention("test").await.unwrap();
+        assert!(
+            retention.deleted.iter().any(|(_, n)| *n > 0),
+            "{retention:?}"
+        );
+        assert_eq!(app.budget("key_a", None).await.unwrap(), before);
         // More than the whole budget is a bad request, not a refusal.
         match app.quote_query("key_a", &histogram(5.0)).await {
             Err(AppError::Invalid { field, .. }) => assert_eq!(field, "epsilon"),

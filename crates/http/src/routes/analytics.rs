@@ -177,7 +177,7 @@ pub struct AnswerView {
     pub column_totals: Vec<TotalView>,
 }
 
-fn totals(t: Vec<(String, Option<f64>, Option<[f64; 2]>)>) -> Vec<TotalView> {
+fn totals(t: Vec<room::query::LabelledTotal>) -> Vec<TotalView> {
     t.into_iter()
         .map(|(label, value, ci)| TotalView { label, value, ci })
         .collect()
