@@ -50,6 +50,10 @@ fn year_bounds(period: &str) -> Result<(Micros, Micros)> {
     ))
 }
 
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
 fn number_sum(v: &serde_json::Value) -> u64 {
     // Retention details list (category, rows) pairs.
     v.as_array().map_or(0, |pairs| {
@@ -202,8 +206,9 @@ impl App {
                     person_level: p.person_level,
                     needs_consent: !p.legal_basis.is_strictly_necessary(),
                     granted: g.round(),
-                    rate: r.map(|r| r.0),
-                    rate_ci: r.map(|r| r.1),
+                    // Four decimals: more would only print noise.
+                    rate: r.map(|r| round4(r.0)),
+                    rate_ci: r.map(|r| r.1.map(round4)),
                 })
                 .collect(),
             rights,
@@ -241,7 +246,8 @@ impl App {
             .await?;
         Ok(PublishedReport {
             id,
-            report,
+            // As a reader will get it back (JSON floats need not round-trip to the last bit).
+            report: serde_json::from_str(&body).unwrap_or(report),
             body,
             signature,
             valid: true,
