@@ -106,8 +106,9 @@ pub struct Total {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Release {
     pub cells: Vec<Cell>,
-    /// Row totals (counts and sums with public groups).
+    /// With two dimensions: per row, over its columns (counts and sums with public groups).
     pub row_totals: Vec<Total>,
+    /// Per column, over its rows; with one dimension (one column), the histogram's total.
     pub column_totals: Vec<Total>,
     pub cost: Cost,
     pub confidence: f64,
@@ -281,7 +282,7 @@ pub fn run<'r>(
         (Aggregate::Count, _) if q.k > 0.0 => Some(suppress(
             &table_of(&noisy),
             q.k,
-            with_totals,
+            with_totals && q.columns > 1,
             with_totals && q.rows > 1,
         )),
         (Aggregate::Mean, Some(c)) if q.k > 0.0 => Some(suppress(&table_of(c), q.k, false, false)),
@@ -350,7 +351,7 @@ pub fn run<'r>(
                 ci: interval(v, hw),
             })
         };
-        for r in 0..q.rows {
+        for r in (0..q.rows).filter(|_| q.columns > 1) {
             let hidden_total = hidden.as_ref().is_some_and(|h| h.row_totals[r]);
             release.row_totals.push(line(
                 (0..q.columns).map(|c| r * q.columns + c).collect(),
@@ -368,4 +369,53 @@ pub fn run<'r>(
         }
     }
     Ok(release)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_has_one_total_and_its_small_cell_brings_a_complement() {
+        let q = Query {
+            aggregate: Aggregate::Count,
+            mechanism: Mechanism::Laplace,
+            bounds: Bounds::default(),
+            // A tiny noise scale (1/1000), so the true counts decide what is small.
+            spend: Spend::Epsilon(1000.0),
+            delta: 0.0,
+            confidence: 0.95,
+            rows: 3,
+            columns: 1,
+            public_groups: true,
+            k: crate::DEFAULT_K,
+        };
+        let p = plan(&q).unwrap();
+        let subjects: Vec<Vec<Row>> = [(0u32, 1000), (1, 3), (2, 40)]
+            .iter()
+            .flat_map(|&(g, n)| {
+                (0..n).map(move |_| {
+                    vec![Row {
+                        group: g,
+                        value: 1.0,
+                    }]
+                })
+            })
+            .collect();
+        let r = run(&q, &p, subjects.iter().map(Vec::as_slice)).unwrap();
+        let status: Vec<Suppression> = r.cells.iter().map(|c| c.status).collect();
+        assert_eq!(
+            status,
+            [
+                Suppression::Shown,
+                Suppression::SmallCell,
+                Suppression::Complementary
+            ]
+        );
+        assert!(r.row_totals.is_empty());
+        assert_eq!(r.column_totals.len(), 1);
+        let total = r.column_totals[0].value.unwrap();
+        assert!((total - 1043.0).abs() < 0.5, "{total}");
+        assert!(r.cells[1].value.is_none() && r.cells[2].value.is_none());
+    }
 }

@@ -91,7 +91,7 @@ fn histogram(a: &AnalyticsBenchArgs) -> Result<()> {
         let t = Instant::now();
         let r = release(&q, &p, subjects.iter().map(Vec::as_slice))?;
         times.push(t.elapsed().as_secs_f64());
-        total = r.row_totals[0].value.unwrap_or(0.0);
+        total = r.column_totals[0].value.unwrap_or(0.0);
     }
     let ours = median(times);
     println!(

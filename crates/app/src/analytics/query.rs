@@ -112,8 +112,9 @@ pub struct PrivateAnswer {
     /// The ledger row the spend was sealed as.
     pub ledger_seq: i64,
     pub cells: Vec<LabelledCell>,
-    /// Per first-dimension value (a histogram's total when there is one dimension).
+    /// Per first-dimension value, over the second (two dimensions only).
     pub row_totals: Vec<LabelledTotal>,
+    /// Per second-dimension value; with one dimension, the histogram's total (`all`).
     pub column_totals: Vec<LabelledTotal>,
     pub subjects_read: usize,
 }

@@ -172,8 +172,11 @@ pub struct AnswerView {
     /// The ledger row the spend was sealed as.
     pub ledger_seq: i64,
     pub cells: Vec<CellView>,
-    /// Totals per value of the first dimension (the histogram's total for one dimension).
+    /// With two dimensions: per value of the first, over the second.
     pub row_totals: Vec<TotalView>,
+    /// Per value of the second dimension, over the first; with one dimension, the one total
+    /// (label `all`). Totals are sums of the noisy cells, suppressed ones included, which is why
+    /// a lone small cell brings a complementary one with it.
     pub column_totals: Vec<TotalView>,
 }
 
