@@ -135,26 +135,23 @@ impl App {
         };
         let mut fairness = FairnessLine::default();
         let mut approvals = 0;
-        let mut seq = 0;
-        loop {
-            let page = self.store.audit_entries(seq, 2000).await?;
-            for e in page.iter().filter(|e| e.at >= since && e.at < until) {
-                match AuditAction::parse(&e.action) {
-                    Some(AuditAction::RetentionRun) => {
-                        retention.runs += 1;
-                        let d: serde_json::Value =
-                            serde_json::from_str(&e.details).unwrap_or_default();
-                        retention.deleted += number_sum(&d["deleted"]);
-                        retention.anonymized += number_sum(&d["anonymized"]);
-                    }
-                    Some(AuditAction::FairnessRun) => fairness.audits += 1,
-                    Some(AuditAction::ModelActivate) => approvals += 1,
-                    _ => {}
+        let actions = [
+            AuditAction::RetentionRun,
+            AuditAction::FairnessRun,
+            AuditAction::ModelActivate,
+        ]
+        .map(AuditAction::as_str);
+        for e in self.store.audit_entries_of(&actions, since, until).await? {
+            match AuditAction::parse(&e.action) {
+                Some(AuditAction::RetentionRun) => {
+                    retention.runs += 1;
+                    let d: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+                    retention.deleted += number_sum(&d["deleted"]);
+                    retention.anonymized += number_sum(&d["anonymized"]);
                 }
-            }
-            match page.last() {
-                Some(last) if page.len() == 2000 => seq = last.seq,
-                _ => break,
+                Some(AuditAction::FairnessRun) => fairness.audits += 1,
+                Some(AuditAction::ModelActivate) => approvals += 1,
+                _ => {}
             }
         }
         for i in self.incidents(None, 1000).await? {

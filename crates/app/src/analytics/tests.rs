@@ -239,6 +239,7 @@ both_stores!(
         let dir = TempDir::new("report");
         let app = node(&db, &dir, 2.0, 40).await;
         let year = &candor_domain::format_micros(app.now())[..4];
+        app.run_retention("test").await.unwrap();
         let published = app
             .publish_transparency_report("test", year, None)
             .await
@@ -248,6 +249,7 @@ both_stores!(
         // 20 of 40 granted; the noise has scale 2 / 0.5 = 4.
         assert!((r.purposes[0].granted - 20.0).abs() < 60.0, "{r:?}");
         assert!(r.rights.is_none());
+        assert_eq!(r.retention.runs, 1, "the retention run is counted from the audit log");
         assert_eq!(r.data_categories[0].category, "browsing");
         let back = app.published_transparency_report(year).await.unwrap();
         assert!(back.valid);
