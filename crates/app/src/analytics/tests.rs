@@ -246,10 +246,14 @@ both_stores!(
             .unwrap();
         let r = &published.report;
         assert_eq!(r.purposes.len(), 1);
-        // 20 of 40 granted; the noise has scale 2 / 0.5 = 4.
+        // 20 of 40 granted; the noise has scale 2 / 0.5 = 4, so only a gross error fails here.
+        // The share itself is checked against 3,000 people in the HTTP crate's browser test.
         assert!((r.purposes[0].granted - 20.0).abs() < 60.0, "{r:?}");
         assert!(r.rights.is_none());
-        assert_eq!(r.retention.runs, 1, "the retention run is counted from the audit log");
+        assert_eq!(
+            r.retention.runs, 1,
+            "the retention run is counted from the audit log"
+        );
         assert_eq!(r.data_categories[0].category, "browsing");
         let back = app.published_transparency_report(year).await.unwrap();
         assert!(back.valid);
