@@ -73,6 +73,7 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// Browser tracking: which web origins may send events from a page.
     pub browser: BrowserConfig,
+    pub analytics: AnalyticsConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -201,6 +202,35 @@ impl Default for CatalogConfig {
             .into_iter()
             .map(kind)
             .collect(),
+        }
+    }
+}
+
+/// Private analytics: whose consent a query reads under, and each analyst key's budget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// The aggregate-use purpose whose permit every query reads with.
+    pub purpose: String,
+    /// ε each analyst key may spend per calendar month (UTC).
+    pub budget_epsilon: f64,
+    /// δ each analyst key may spend per month (Gaussian and partition selection).
+    pub budget_delta: f64,
+    /// Whether each data set (events, decisions) has its own budget; otherwise one budget
+    /// covers both.
+    pub budget_per_dataset: bool,
+    /// Small-cell threshold on noisy counts (the CMS rule: 11).
+    pub min_cell: f64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            purpose: "analytics".into(),
+            budget_epsilon: 2.0,
+            budget_delta: 1e-5,
+            budget_per_dataset: false,
+            min_cell: candor_analytics::DEFAULT_K,
         }
     }
 }
@@ -341,6 +371,7 @@ impl Default for Config {
             rights: RightsConfig::default(),
             catalog: CatalogConfig::default(),
             browser: BrowserConfig::default(),
+            analytics: AnalyticsConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -542,6 +573,19 @@ impl Config {
                     format!("`{u}` is not a URL like https://candor.shop.example (no path)"),
                 );
             }
+        }
+        let a = &self.analytics;
+        if !(a.budget_epsilon.is_finite() && a.budget_epsilon > 0.0) {
+            return invalid(
+                "analytics.budget_epsilon",
+                "must be a positive number".into(),
+            );
+        }
+        if !(a.budget_delta.is_finite() && (0.0..1.0).contains(&a.budget_delta)) {
+            return invalid("analytics.budget_delta", "must be in [0, 1)".into());
+        }
+        if !(a.min_cell.is_finite() && a.min_cell >= 0.0) {
+            return invalid("analytics.min_cell", "must be a non-negative number".into());
         }
         if self.consent.cache_entries < 1000 {
             return invalid("consent.cache_entries", "must be at least 1000".into());

@@ -18,6 +18,9 @@ pub enum AppError {
     NotFound { what: &'static str, id: String },
     #[error("{what} `{id}` already exists")]
     Conflict { what: &'static str, id: String },
+    /// A private query would take the analyst's budget past its limit; nothing was spent.
+    #[error("{0}; nothing was spent")]
+    OverBudget(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("storage failure: {0}")]
@@ -42,7 +45,9 @@ impl From<DomainError> for AppError {
             DomainError::UnknownPurpose(p) => AppError::UnknownPurpose(p),
             DomainError::UnknownScope(s) => AppError::invalid(
                 "scope",
-                format!("`{s}` is not one of ingest, recommend, consent, admin, auditor, rights"),
+                format!(
+                    "`{s}` is not one of ingest, recommend, consent, admin, auditor, rights, analytics"
+                ),
             ),
         }
     }
@@ -53,6 +58,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Conflict { what, id } => AppError::Conflict { what, id },
             StoreError::NotFound { what, id } => AppError::NotFound { what, id },
+            e @ StoreError::OverBudget { .. } => AppError::OverBudget(e.to_string()),
             other => AppError::Store(other),
         }
     }

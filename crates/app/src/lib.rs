@@ -14,7 +14,7 @@
 //! | [`governance`] | fairness runs, incidents, audit-log verification |
 //! | [`delivery`] | webhooks (later: the message outbox) |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
-//! | [`analytics`] | home for private analytics |
+//! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
 //!
 //! Invariants:
 //! - Handlers and commands call these functions; nothing outside this crate reaches the store,

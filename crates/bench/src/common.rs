@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// Bulk catalog upsert of 1M items (target >= 50,000 items/s) while serving continues, with
     /// serving p99 during the upsert against its quiet figure (target within 2x).
     Catalog(crate::catalog::CatalogBenchArgs),
+    /// A DP histogram over 10M events by 50 segments (target < 1 s) beside pandas, and the
+    /// transparency report of a year at 1M subjects (target < 10 s).
+    Analytics(crate::analytics::AnalyticsBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -50,6 +53,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
         BenchCommand::Rights(args) => crate::rights::run(config, args).await?,
         BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
+        BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

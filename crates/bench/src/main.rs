@@ -6,6 +6,7 @@
 //! Run it in release mode: `cargo run --release -p candor-bench -- ingest --events 2000000`.
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod catalog;
 mod common;
 mod ingest;

@@ -67,6 +67,26 @@ enum Command {
     /// A person's rights: export, erase, and verify an erasure receipt.
     #[command(subcommand)]
     Subject(subject_cmd::SubjectCommand),
+    /// Reports generated from the records.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Generate the transparency report of a year from the records, sign and store it, and
+    /// print it (its consent rates are differentially private and charged to the ledger).
+    Transparency {
+        /// The year, like 2026.
+        #[arg(long)]
+        period: String,
+        /// `json` or `html`.
+        #[arg(long, default_value = "json", value_parser = ["json", "html"])]
+        format: String,
+        /// Write it here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -216,6 +236,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             Command::Train => train(config).await,
             Command::Retention(RetentionCommand::Run) => retention(config).await,
             Command::Subject(cmd) => subject_cmd::run(config, cmd).await,
+            Command::Report(ReportCommand::Transparency {
+                period,
+                format,
+                output,
+            }) => transparency(config, &period, &format, output).await,
         }
     })
 }
@@ -588,20 +613,67 @@ async fn retention(config: Config) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+async fn transparency(
+    config: Config,
+    period: &str,
+    format: &str,
+    output: Option<PathBuf>,
+) -> Result<std::process::ExitCode> {
+    let app = App::open(config).await?;
+    let p = app.publish_transparency_report("cli", period).await?;
+    let text = match format {
+        "html" => candor_web::pages::transparency(&p.report, &p.signature, p.valid).into_string(),
+        _ => serde_json::to_string_pretty(&serde_json::json!({
+            "id": p.id,
+            "signature": p.signature,
+            "report": p.report,
+        }))?,
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text)?;
+            eprintln!(
+                "stored {} (signature {}); wrote {}",
+                p.id,
+                p.signature,
+                path.display()
+            );
+        }
+        None => println!("{text}"),
+    }
+    app.close().await;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Verifies the audit log and the privacy-budget ledger, both hash chains.
 async fn verify(config: Config) -> Result<std::process::ExitCode> {
     let app = App::open(config).await?;
     let v = app.verify_audit_log().await?;
+    let l = app.verify_budget_ledger().await?;
+    let mut ok = true;
     match v.broken {
-        None => {
-            println!(
-                "audit log intact: {} entries, head {}",
-                v.entries, v.head_hash
-            );
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+        None => println!(
+            "audit log intact: {} entries, head {}",
+            v.entries, v.head_hash
+        ),
         Some(b) => {
             println!("audit log BROKEN at entry {}: {}", b.seq, b.reason);
-            Ok(std::process::ExitCode::from(1))
+            ok = false;
         }
     }
+    match l.broken {
+        None => println!(
+            "budget ledger intact: {} rows, head {}",
+            l.rows, l.head_hash
+        ),
+        Some(b) => {
+            println!("budget ledger BROKEN at row {}: {}", b.seq, b.reason);
+            ok = false;
+        }
+    }
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("candor-fairness", 0),
     ("candor-recommend", 0),
     ("candor-demo", 0),
+    ("candor-analytics", 0),
     ("candor-store", 1),
     ("candor-web", 1),
     ("candor-app", 2),

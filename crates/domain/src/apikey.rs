@@ -29,16 +29,18 @@ pub enum Scope {
     /// Handle subject-rights requests: export, erase, rectify and restrict a subject's data,
     /// and track requests and their deadlines.
     Rights,
+    Analytics,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
         Scope::Admin,
         Scope::Auditor,
         Scope::Rights,
+        Scope::Analytics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
             Scope::Rights => "rights",
+            Scope::Analytics => "analytics",
         }
     }
 
@@ -68,7 +71,14 @@ impl Scope {
                 "manage purposes, keys, webhooks, the tracking plan, segments, models, \
                  retention and fairness runs; also read what auditor keys read"
             }
-            Scope::Auditor => "read the audit log, fairness reports and incidents; change nothing",
+            Scope::Auditor => {
+                "read the audit log, fairness reports and incidents, and exact aggregates with a \
+                 recorded reason; change nothing"
+            }
+            Scope::Analytics => {
+                "run differentially private queries within the key's own privacy budget and read \
+                 that budget; never sees an exact figure"
+            }
             Scope::Rights => {
                 "handle subject-rights requests: export, erase, rectify and restrict a \
                  subject's data; track requests and their deadlines"
@@ -84,6 +94,7 @@ impl Scope {
             "admin" => Ok(Scope::Admin),
             "auditor" => Ok(Scope::Auditor),
             "rights" => Ok(Scope::Rights),
+            "analytics" => Ok(Scope::Analytics),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }

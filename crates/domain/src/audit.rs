@@ -18,6 +18,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
     CatalogDelete,
+    AnalyticsExact,
+    AnalyticsSpend,
+    AnalyticsReport,
     CatalogUpsert,
     ConsentChange,
     ConsentImport,
@@ -48,6 +51,9 @@ pub enum AuditAction {
 impl AuditAction {
     pub const ALL: &'static [AuditAction] = &[
         AuditAction::CatalogDelete,
+        AuditAction::AnalyticsExact,
+        AuditAction::AnalyticsSpend,
+        AuditAction::AnalyticsReport,
         AuditAction::CatalogUpsert,
         AuditAction::ConsentChange,
         AuditAction::ConsentImport,
@@ -78,6 +84,9 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::CatalogDelete => "catalog.delete",
+            AuditAction::AnalyticsExact => "analytics.exact",
+            AuditAction::AnalyticsSpend => "analytics.spend",
+            AuditAction::AnalyticsReport => "analytics.report",
             AuditAction::CatalogUpsert => "catalog.upsert",
             AuditAction::ConsentChange => "consent.change",
             AuditAction::ConsentImport => "consent.import",

@@ -7,6 +7,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod budget;
 pub mod consent;
 pub mod envelope;
 mod error;
@@ -21,6 +22,7 @@ pub mod receipt;
 pub mod rights;
 pub mod signals;
 pub mod subject;
+pub mod transparency;
 pub mod webhook;
 
 pub use apikey::Scope;

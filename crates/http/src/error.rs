@@ -23,6 +23,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// A private query would exceed the key's privacy budget; nothing was spent.
+    OverBudget,
     // 413, 415
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::OverBudget => "over_budget",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::InvalidField => "invalid_field",
@@ -180,6 +183,11 @@ impl From<AppError> for ApiError {
             AppError::Conflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 crate::error::ErrorCode::Conflict,
+                e.to_string(),
+            ),
+            AppError::OverBudget(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                crate::error::ErrorCode::OverBudget,
                 e.to_string(),
             ),
             AppError::Config(_) | AppError::Store(_) | AppError::Internal(_) => {

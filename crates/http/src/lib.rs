@@ -40,6 +40,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::purposes::routes())
         .merge(routes::consents::routes())
         .merge(routes::keys::routes())
+        .merge(routes::analytics::routes())
         .merge(routes::audit::routes())
         .merge(routes::catalog::routes())
         .merge(routes::fairness::routes())

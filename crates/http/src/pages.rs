@@ -18,6 +18,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/privacy", get(privacy))
+        .route("/reports/transparency/{period}", get(transparency))
         .route(STYLESHEET_PATH, get(stylesheet))
         .route(FAVICON_PATH, get(favicon))
         .layer(axum::middleware::from_fn(security_headers))
@@ -31,6 +32,20 @@ async fn privacy(State(app): State<AppState>) -> Response {
         Html(page.into_string()),
     )
         .into_response()
+}
+
+/// The newest published transparency report of a year (public: it is published to be read).
+async fn transparency(
+    State(app): State<AppState>,
+    axum::extract::Path(period): axum::extract::Path<String>,
+) -> Response {
+    match app.published_transparency_report(&period).await {
+        Ok(p) => {
+            Html(candor_web::pages::transparency(&p.report, &p.signature, p.valid).into_string())
+                .into_response()
+        }
+        Err(e) => crate::ApiError::from(e).into_response(),
+    }
 }
 
 async fn stylesheet() -> Response {

@@ -21,6 +21,7 @@
 //! - Consent records are only ever inserted, never updated or deleted.
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod audit;
 mod catalog;
 mod changes;
@@ -45,6 +46,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use analytics::{AnalyticsPage, AnalyticsRow, Dataset, StoredReport};
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item, ServingItem};
 pub use changes::Change;
 pub use cluster::ClusterLock;
@@ -77,6 +79,16 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "over budget: {spent_epsilon} of {limit_epsilon} epsilon spent (delta {spent_delta} of {limit_delta}); this query costs {cost_epsilon}"
+    )]
+    OverBudget {
+        spent_epsilon: f64,
+        spent_delta: f64,
+        cost_epsilon: f64,
+        limit_epsilon: f64,
+        limit_delta: f64,
+    },
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
 }

@@ -582,6 +582,22 @@ impl Store {
         rows.iter().map(decode_request).collect()
     }
 
+    /// Requests received in `[since, until)`, oldest first (for reports).
+    pub async fn requests_received_between(
+        &self,
+        since: Micros,
+        until: Micros,
+    ) -> Result<Vec<RightsRequestRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM rights_requests WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, id"
+        )))
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode_request).collect()
+    }
+
     pub async fn requests_of(&self, subject: &str) -> Result<Vec<RightsRequestRow>> {
         self.requests_where("subject_key = $1", subject).await
     }

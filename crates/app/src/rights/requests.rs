@@ -304,6 +304,37 @@ impl App {
             .collect())
     }
 
+    /// Requests received in `[since, until)` for reports: how many of each kind, how many were
+    /// completed, and their fulfilment times in days (receipt to completion, less paused
+    /// time). `None` when no request was received.
+    pub async fn rights_figures(
+        &self,
+        since: Micros,
+        until: Micros,
+    ) -> Result<Option<candor_analytics::report::RightsFigures>> {
+        let rows = self.store.requests_received_between(since, until).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut received: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut days: Vec<f64> = Vec::new();
+        for r in &rows {
+            *received.entry(r.kind.clone()).or_default() += 1;
+            if r.status == RequestState::Completed.as_str()
+                && let (Some(done), Ok(c)) = (r.completed_at, clock(r))
+            {
+                days.push(c.fulfilment_days(done));
+            }
+        }
+        days.sort_by(f64::total_cmp);
+        Ok(Some(candor_analytics::report::RightsFigures {
+            received: received.into_iter().collect(),
+            fulfilled: days.len() as u64,
+            median_days: days.get(days.len() / 2).copied(),
+            max_days: days.last().copied(),
+        }))
+    }
+
     /// Announces each overdue request once, by signed webhook, and returns how many.
     pub async fn announce_overdue_requests(&self) -> Result<usize> {
         let now = self.now();

@@ -1,5 +1,6 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
+pub mod analytics;
 pub mod audit;
 pub mod catalog;
 pub mod consents;
@@ -38,6 +39,7 @@ use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
         (name = "recommendations", description = "Explained recommendations, preferences, models"),
         (name = "profiles", description = "Profiles from consented data, lifecycle and rule segments"),
         (name = "catalog", description = "The shop's items, categories and sensitive categories"),
+        (name = "analytics", description = "Differentially private aggregates, the privacy budget, exact aggregates for auditors"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
