@@ -701,3 +701,84 @@ async fn postgres_erasure_reaches_the_other_nodes_caches() {
     b.stop().await;
     a.stop().await;
 }
+
+both_stores!(
+    bulk_erasure_counts_each_subjects_rows_to_its_own_receipt,
+    |db: TestDb| async move {
+        let node = Node::start(&db).await;
+        subject_with_data(&node, "bea").await;
+        let (s, v) = node.decide("cy", "personalization", "granted").await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = node
+            .ingest(
+                "/v1/batch",
+                json!({"batch": [
+                    {"type": "track", "anonymousId": "cy-phone", "event": "Product Viewed", "messageId": "cy-a1", "properties": {"product_id": "p-9"}},
+                    {"type": "identify", "userId": "cy", "anonymousId": "cy-phone", "messageId": "cy-i", "traits": {"email": "cy@example.org"}},
+                    {"type": "track", "userId": "cy", "event": "Product Viewed", "messageId": "cy-t1", "properties": {"product_id": "p-1"}},
+                    {"type": "track", "userId": "cy", "event": "Product Viewed", "messageId": "cy-t2", "properties": {"product_id": "p-2"}},
+                ]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = send(
+            &node,
+            Method::POST,
+            "/v1/erasures",
+            Some(json!({"ids": ["bea", "cy", "nobody", "bea"], "suppress": true})),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["erased"], 2, "{v}");
+        assert_eq!(v["unknown"], json!([2]), "{v}");
+        let receipt = |who: &'static str| {
+            let node = &node;
+            async move {
+                send(
+                    node,
+                    Method::GET,
+                    &format!("/v1/subjects/{who}/erasure"),
+                    None,
+                )
+                .await
+                .1
+            }
+        };
+        let count = |r: &Value, artifact: &str| -> i64 {
+            r["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["artifact"] == artifact)
+                .unwrap()["count"]
+                .as_i64()
+                .unwrap()
+        };
+        let bea = receipt("bea").await;
+        let cy = receipt("cy").await;
+        assert_eq!(count(&bea, "events"), 3, "{bea}");
+        assert_eq!(count(&bea, "protected_attributes"), 1);
+        assert_eq!(
+            count(&cy, "events"),
+            2,
+            "cy's own events (the session's view joined only if its purpose allows): {cy}"
+        );
+        assert_eq!(count(&cy, "contact_fields"), 1);
+        assert_eq!(count(&bea, "contact_fields"), 1);
+        assert!(count(&cy, "identity_links") >= 1, "{cy}");
+        let raw = db.store().await.unwrap();
+        for who in ["bea", "cy", "cy-phone"] {
+            let key = node.app.subject_key(who).unwrap();
+            assert!(
+                raw.held_events(key.as_str(), 100).await.unwrap().is_empty(),
+                "{who}"
+            );
+            assert!(
+                raw.is_suppressed(key.as_str()).await.unwrap(),
+                "{who} is suppressed"
+            );
+        }
+        raw.close().await;
+        node.stop().await;
+    }
+);

@@ -13,7 +13,7 @@
 //! - These reads ignore consent on purpose: they serve the person's own right of access, not a
 //!   purpose. Only the rights room calls them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use candor_domain::{AuditDraft, AuditEntry, Micros};
 use sqlx::{AssertSqlSafe, Row};
@@ -155,22 +155,6 @@ fn not_kept(kept: &[String], first: usize) -> String {
     }
     let list: Vec<String> = (0..kept.len()).map(|i| format!("${}", first + i)).collect();
     format!(" AND purpose NOT IN ({})", list.join(","))
-}
-
-async fn count(tx: &mut Tx, sql: &str, key: &str) -> Result<i64> {
-    Ok(sqlx::query(AssertSqlSafe(sql.to_owned()))
-        .bind(key)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?)
-}
-
-async fn delete(tx: &mut Tx, sql: &str, key: &str) -> Result<i64> {
-    Ok(sqlx::query(AssertSqlSafe(sql.to_owned()))
-        .bind(key)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected() as i64)
 }
 
 impl Store {
@@ -353,11 +337,7 @@ impl Store {
                                 .execute(&mut **tx)
                                 .await?;
                         }
-                        let mut all = Vec::with_capacity(erasures.len());
-                        for e in erasures {
-                            all.push(erase_in_tx(tx, e, at, backend, writes).await?);
-                        }
-                        Ok(all)
+                        erase_batch_in_tx(tx, erasures, at, backend, writes).await
                     })
                 },
                 |counts: &Vec<ErasedCounts>| {
@@ -680,167 +660,371 @@ fn bind_request<'q>(
         .bind(r.updated_at)
 }
 
-/// Erases one subject (and the anonymous sessions linked to it) inside the erasure's
-/// transaction.
-async fn erase_in_tx(
+/// `$from, $from+1, ..` for `n` parameters.
+fn params_from(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Runs `sql` with `keys` bound first (then `extra`), and counts the returned or grouped rows
+/// by the key in column `key_column`, adding each to its owner's `artifact`.
+struct Tally<'a> {
+    owner: &'a HashMap<String, usize>,
+    totals: Vec<BTreeMap<&'static str, i64>>,
+}
+
+impl Tally<'_> {
+    fn add(&mut self, key: &str, artifact: &'static str, n: i64) {
+        if let Some(i) = self.owner.get(key) {
+            *self.totals[*i].entry(artifact).or_default() += n;
+        }
+    }
+
+    /// `sql` must return (key, count) rows, or one row per affected row with the key first.
+    async fn run(
+        &mut self,
+        tx: &mut Tx,
+        artifact: &'static str,
+        sql: String,
+        keys: &[&str],
+        extra: &[i64],
+        grouped: bool,
+    ) -> Result<()> {
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in keys {
+            q = q.bind((*k).to_owned());
+        }
+        for x in extra {
+            q = q.bind(*x);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let key: String = row.try_get(0)?;
+            let n = if grouped { row.try_get(1)? } else { 1 };
+            self.add(&key, artifact, n);
+        }
+        Ok(())
+    }
+}
+
+/// Keys per statement of a batch erasure.
+const ERASE_KEYS: usize = 50;
+
+/// Erases a batch of subjects, and the anonymous sessions linked to each, inside the erasure's
+/// transaction: one statement per table per chunk of keys, every removed row counted to the
+/// subject it belonged to (`RETURNING`), so a bulk erasure costs a few statements per chunk
+/// instead of some twenty per subject.
+async fn erase_batch_in_tx(
     tx: &mut Tx,
-    e: &Erasure,
+    erasures: &[Erasure],
     at: Micros,
     backend: Backend,
     writes: &crate::writer::GroupCommit,
-) -> Result<ErasedCounts> {
-    let sessions: Vec<String> =
-        sqlx::query("SELECT anonymous_key FROM identity_links WHERE subject_key = $1")
-            .bind(&e.subject)
-            .fetch_all(&mut **tx)
-            .await?
+) -> Result<Vec<ErasedCounts>> {
+    let Some(first) = erasures.first() else {
+        return Ok(Vec::new());
+    };
+    debug_assert!(
+        erasures
             .iter()
-            .map(|r| r.try_get(0))
-            .collect::<std::result::Result<_, _>>()?;
-    let mut keys = vec![e.subject.clone()];
-    keys.extend(sessions.iter().cloned());
-    if e.suppress {
-        for k in &keys {
-            sqlx::query(
-                "INSERT INTO suppressed_subjects (subject_key, at, request_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (subject_key) DO NOTHING",
-            )
-            .bind(k)
-            .bind(at)
-            .bind(&e.request_id)
-            .execute(&mut **tx)
-            .await?;
+            .all(|e| e.kept_purposes == first.kept_purposes
+                && e.keep_consent_log == first.keep_consent_log)
+    );
+    let subjects: Vec<&str> = erasures.iter().map(|e| e.subject.as_str()).collect();
+    let mut sessions: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in subjects.chunks(ERASE_KEYS) {
+        let sql = format!(
+            "SELECT subject_key, anonymous_key FROM identity_links WHERE subject_key IN ({})",
+            params_from(1, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for s in chunk {
+            q = q.bind((*s).to_owned());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            sessions
+                .entry(r.try_get(0)?)
+                .or_default()
+                .push(r.try_get(1)?);
         }
     }
-    let mut totals: BTreeMap<&'static str, i64> = BTreeMap::new();
-    let mut add = |artifact: &'static str, n: i64| *totals.entry(artifact).or_default() += n;
-    let mut kept_events = 0;
-    for k in &keys {
-        let (erased, kept) = erase_events(tx, k, &e.kept_purposes, backend, writes).await?;
-        add("events", erased);
-        kept_events += kept;
+    // Every key to erase, and the erasure it belongs to.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut keys_of: Vec<Vec<String>> = Vec::with_capacity(erasures.len());
+    for (i, e) in erasures.iter().enumerate() {
+        let mut keys = vec![e.subject.clone()];
+        keys.extend(sessions.get(&e.subject).into_iter().flatten().cloned());
+        for k in &keys {
+            owner.entry(k.clone()).or_insert(i);
+        }
+        keys_of.push(keys);
+    }
+    let mut all_keys: Vec<&str> = owner.keys().map(String::as_str).collect();
+    all_keys.sort_unstable();
+
+    let suppress: Vec<(&str, &str)> = erasures
+        .iter()
+        .zip(&keys_of)
+        .filter(|(e, _)| e.suppress)
+        .flat_map(|(e, keys)| keys.iter().map(|k| (k.as_str(), e.request_id.as_str())))
+        .collect();
+    for chunk in suppress.chunks(ERASE_KEYS) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO suppressed_subjects (subject_key, at, request_id) VALUES {} \
+             ON CONFLICT (subject_key) DO NOTHING",
+            rows.join(",")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (k, request) in chunk {
+            q = q.bind((*k).to_owned()).bind(at).bind((*request).to_owned());
+        }
+        q.execute(&mut **tx).await?;
+    }
+
+    const ERASED: [&str; 11] = [
+        "events",
+        "contact_fields",
+        "protected_attributes",
+        "preferences",
+        "declared_interests",
+        "quarantined_events",
+        "queued_webhook_deliveries",
+        "webhook_delivery_history",
+        "decision_log_links",
+        "identity_links",
+        "data_key",
+    ];
+    let mut tally = Tally {
+        owner: &owner,
+        totals: vec![ERASED.iter().map(|a| (*a, 0)).collect(); erasures.len()],
+    };
+    let kept = &first.kept_purposes;
+    for chunk in all_keys.chunks(ERASE_KEYS) {
+        erase_events(tx, chunk, kept, backend, writes, &mut tally).await?;
+        let list = params_from(1, chunk.len());
         for (artifact, sql) in [
             (
                 "contact_fields",
-                "DELETE FROM contact_fields WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM contact_fields WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "protected_attributes",
-                "DELETE FROM protected_attributes WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM protected_attributes WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "preferences",
-                "DELETE FROM subject_preferences WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM subject_preferences WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "declared_interests",
-                "DELETE FROM declared_interests WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM declared_interests WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "quarantined_events",
-                "DELETE FROM quarantined_events WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM quarantined_events WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "queued_webhook_deliveries",
-                "DELETE FROM webhook_deliveries WHERE subject_key = $1 AND status = 'pending'",
+                format!(
+                    "DELETE FROM webhook_deliveries WHERE subject_key IN ({list}) AND status = 'pending' RETURNING subject_key"
+                ),
             ),
             (
                 "webhook_delivery_history",
-                "DELETE FROM webhook_deliveries WHERE subject_key = $1",
-            ),
-            (
-                "decision_log_links",
-                "UPDATE decisions SET subject_key = 'erased' WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM webhook_deliveries WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
             (
                 "identity_links",
-                "DELETE FROM identity_links WHERE subject_key = $1 OR anonymous_key = $1",
+                format!(
+                    "DELETE FROM identity_links WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
+            ),
+            (
+                "identity_links",
+                format!(
+                    "DELETE FROM identity_links WHERE anonymous_key IN ({list}) RETURNING anonymous_key"
+                ),
             ),
             (
                 "data_key",
-                "DELETE FROM subject_data_keys WHERE subject_key = $1",
+                format!(
+                    "DELETE FROM subject_data_keys WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
             ),
         ] {
-            add(artifact, delete(tx, sql, k).await?);
+            tally.run(tx, artifact, sql, chunk, &[], false).await?;
         }
-        if e.keep_consent_log {
-            let n = count(
+        // The decision log keeps its rows for aggregate audits, under no one's key.
+        let grouped = |table: &str| {
+            format!(
+                "SELECT subject_key, COUNT(*) FROM {table} WHERE subject_key IN ({list}) GROUP BY subject_key"
+            )
+        };
+        tally
+            .run(
                 tx,
-                "SELECT COUNT(*) FROM consent_records WHERE subject_key = $1",
-                k,
+                "decision_log_links",
+                grouped("decisions"),
+                chunk,
+                &[],
+                true,
             )
             .await?;
-            add("kept:consent_records", n);
+        let unlink =
+            format!("UPDATE decisions SET subject_key = 'erased' WHERE subject_key IN ({list})");
+        let mut q = sqlx::query(AssertSqlSafe(unlink));
+        for k in chunk {
+            q = q.bind((*k).to_owned());
+        }
+        q.execute(&mut **tx).await?;
+        if first.keep_consent_log {
+            tally
+                .run(
+                    tx,
+                    "kept:consent_records",
+                    grouped("consent_records"),
+                    chunk,
+                    &[],
+                    true,
+                )
+                .await?;
         } else {
-            let n = delete(tx, "DELETE FROM consent_records WHERE subject_key = $1", k).await?;
-            add("consent_records", n);
+            let sql = format!(
+                "DELETE FROM consent_records WHERE subject_key IN ({list}) RETURNING subject_key"
+            );
+            tally
+                .run(tx, "consent_records", sql, chunk, &[], false)
+                .await?;
+        }
+        tally
+            .run(
+                tx,
+                "kept:rights_requests",
+                grouped("rights_requests"),
+                chunk,
+                &[],
+                true,
+            )
+            .await?;
+        tally
+            .run(
+                tx,
+                "kept:earlier_erasure_receipts",
+                grouped("erasure_receipts"),
+                chunk,
+                &[],
+                true,
+            )
+            .await?;
+    }
+    let webhooks: i64 = sqlx::query("SELECT COUNT(*) FROM webhooks WHERE active = 1")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    if webhooks > 0 {
+        for e in erasures {
+            crate::webhooks::enqueue_in_tx(tx, &e.event, at).await?;
         }
     }
-    let requests = count(
-        tx,
-        "SELECT COUNT(*) FROM rights_requests WHERE subject_key = $1",
-        &e.subject,
-    )
-    .await?;
-    let receipts = count(
-        tx,
-        "SELECT COUNT(*) FROM erasure_receipts WHERE subject_key = $1",
-        &e.subject,
-    )
-    .await?;
-    crate::webhooks::enqueue_in_tx(tx, &e.event, at).await?;
-    let mut counts = ErasedCounts {
-        sessions: sessions.len() as i64,
-        ..Default::default()
-    };
-    counts.keys = keys;
-    for (artifact, n) in totals {
-        match artifact.strip_prefix("kept:") {
-            Some(kept) => counts.kept.push((kept_name(kept), n)),
-            None => counts.erased.push((artifact, n)),
-        }
-    }
-    counts.kept.push(("legal_obligation_events", kept_events));
-    counts.kept.push(("rights_requests", requests));
-    counts.kept.push(("earlier_erasure_receipts", receipts));
-    Ok(counts)
+    Ok(tally
+        .totals
+        .into_iter()
+        .zip(keys_of)
+        .zip(erasures)
+        .map(|((totals, keys), e)| {
+            let mut counts = ErasedCounts {
+                sessions: keys.len() as i64 - 1,
+                keys,
+                ..Default::default()
+            };
+            let mut kept_events = 0;
+            for (artifact, n) in totals {
+                match artifact.strip_prefix("kept:") {
+                    Some(what) => counts.kept.push((kept_name(what), n)),
+                    None if artifact == "kept_events" => kept_events = n,
+                    None => counts.erased.push((artifact, n)),
+                }
+            }
+            if !e.keep_consent_log && !counts.erased.iter().any(|(a, _)| *a == "consent_records") {
+                counts.erased.push(("consent_records", 0));
+            }
+            counts.kept.push(("legal_obligation_events", kept_events));
+            for what in [
+                "consent_records",
+                "rights_requests",
+                "earlier_erasure_receipts",
+            ] {
+                if (what != "consent_records" || e.keep_consent_log)
+                    && !counts.kept.iter().any(|(a, _)| *a == what)
+                {
+                    counts.kept.push((kept_name(what), 0));
+                }
+            }
+            counts
+        })
+        .collect())
 }
 
 fn kept_name(artifact: &str) -> &'static str {
     match artifact {
         "consent_records" => "consent_records",
+        "rights_requests" => "rights_requests",
+        "earlier_erasure_receipts" => "earlier_erasure_receipts",
         _ => "other",
     }
 }
-
-/// Deletes a key's events but those under kept purposes, and forgets their message ids in the
-/// dedup window (a client may have built them from the person's id); returns (erased, kept).
-/// On SQLite the subject's events are found through the subject index, the writer's unindexed
-/// tail, and the ids above both (groups committed but not handed to the tail yet, at most a
-/// few thousand).
+/// Deletes a chunk of keys' events but those under kept purposes, and forgets their message
+/// ids in the dedup window (a client may have built them from the person's id), counting each
+/// removed (and each kept) event to its key. On SQLite the events are found through the subject
+/// index, the writer's unindexed tail, and the ids above both (groups committed but not handed
+/// to the tail yet, at most a few thousand).
 async fn erase_events(
     tx: &mut Tx,
-    key: &str,
+    keys: &[&str],
     kept: &[String],
     backend: Backend,
     writes: &crate::writer::GroupCommit,
-) -> Result<(i64, i64)> {
-    // Each condition selects some of the key's events; `$1` is the key, the kept purposes
-    // follow from `$2`, then the condition's own parameters.
+    tally: &mut Tally<'_>,
+) -> Result<()> {
+    let n = keys.len();
+    let list = params_from(1, n);
+    let kept_from = n + 1;
+    let own = kept_from + kept.len();
+    // (condition, its own parameters after the keys and the kept purposes)
     let mut conditions: Vec<(String, Vec<i64>)> = Vec::new();
-    let own = 2 + kept.len();
     match backend {
-        Backend::Postgres => conditions.push(("subject_key = $1".into(), vec![])),
+        Backend::Postgres => conditions.push((format!("subject_key IN ({list})"), vec![])),
         Backend::Sqlite => {
             conditions.push((
-                "id IN (SELECT event_id FROM event_subjects WHERE subject_key = $1) AND subject_key = $1"
-                    .into(),
+                format!(
+                    "id IN (SELECT event_id FROM event_subjects WHERE subject_key IN ({list})) \
+                     AND subject_key IN ({list})"
+                ),
                 vec![],
             ));
-            for chunk in writes.unindexed_ids(key).chunks(crate::ingest::CHUNK) {
-                let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", own + i)).collect();
+            let tail: Vec<i64> = keys.iter().flat_map(|k| writes.unindexed_ids(k)).collect();
+            for chunk in tail.chunks(crate::ingest::CHUNK) {
                 conditions.push((
-                    format!("subject_key = $1 AND id IN ({})", ids.join(",")),
+                    format!(
+                        "subject_key IN ({list}) AND id IN ({})",
+                        params_from(own, chunk.len())
+                    ),
                     chunk.to_vec(),
                 ));
             }
@@ -849,45 +1033,68 @@ async fn erase_events(
                 .await?
                 .try_get(0)?;
             let above = writes.highest_unindexed_id().unwrap_or(mark).max(mark);
-            conditions.push((format!("id > ${own} AND subject_key = $1"), vec![above]));
+            conditions.push((
+                format!("id > ${own} AND subject_key IN ({list})"),
+                vec![above],
+            ));
         }
     }
-    let mut erased = 0;
+    let not_kept = not_kept(kept, kept_from);
+    let bind = |sql: String, params: &[i64]| {
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in keys {
+            q = q.bind((*k).to_owned());
+        }
+        for p in kept {
+            q = q.bind(p.clone());
+        }
+        for p in params {
+            q = q.bind(*p);
+        }
+        q
+    };
     for (condition, params) in &conditions {
-        let which = format!("{condition}{}", not_kept(kept, 2));
-        let forget_ids = format!(
-            "DELETE FROM messages_seen WHERE message_id IN \
-             (SELECT message_id FROM events WHERE {which} AND message_id IS NOT NULL)"
+        let which = format!("{condition}{not_kept}");
+        bind(
+            format!(
+                "DELETE FROM messages_seen WHERE message_id IN \
+                 (SELECT message_id FROM events WHERE {which} AND message_id IS NOT NULL)"
+            ),
+            params,
+        )
+        .execute(&mut **tx)
+        .await?;
+        let q = bind(
+            format!("DELETE FROM events WHERE {which} RETURNING subject_key"),
+            params,
         );
-        let delete_events = format!("DELETE FROM events WHERE {which}");
-        for (sql, counted) in [(forget_ids, false), (delete_events, true)] {
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(key.to_owned());
-            for p in kept {
-                q = q.bind(p.clone());
-            }
-            for p in params {
-                q = q.bind(*p);
-            }
-            let done = q.execute(&mut **tx).await?.rows_affected() as i64;
-            if counted {
-                erased += done;
-            }
+        for row in q.fetch_all(&mut **tx).await? {
+            tally.add(&row.try_get::<String, _>(0)?, "events", 1);
         }
     }
     if backend == Backend::Sqlite {
-        sqlx::query(
-            "DELETE FROM event_subjects WHERE subject_key = $1 AND NOT EXISTS \
-             (SELECT 1 FROM events e WHERE e.id = event_subjects.event_id AND e.subject_key = $1)",
-        )
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
+        let sql = format!(
+            "DELETE FROM event_subjects WHERE subject_key IN ({list}) AND NOT EXISTS \
+             (SELECT 1 FROM events e WHERE e.id = event_subjects.event_id AND e.subject_key = event_subjects.subject_key)"
+        );
+        bind(sql, &[]).execute(&mut **tx).await?;
     }
-    let remaining = if kept.is_empty() {
-        0
-    } else {
-        let sql = format!("SELECT COUNT(*) FROM events WHERE {}", conditions[0].0);
-        count(tx, &sql, key).await?
-    };
-    Ok((erased, remaining))
+    if !kept.is_empty() {
+        let sql = format!(
+            "SELECT subject_key, COUNT(*) FROM events WHERE {} GROUP BY subject_key",
+            conditions[0].0
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in keys {
+            q = q.bind((*k).to_owned());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            tally.add(
+                &row.try_get::<String, _>(0)?,
+                "kept_events",
+                row.try_get(1)?,
+            );
+        }
+    }
+    Ok(())
 }

@@ -213,6 +213,11 @@ impl App {
         for_purpose: Option<&str>,
     ) -> Result<SubjectSegments> {
         let profile = self.profile(subject, for_purpose).await?;
+        self.segments_of_profile(&profile).await
+    }
+
+    /// The lifecycle segment and every rule segment a profile is in, each with its reason.
+    pub(crate) async fn segments_of_profile(&self, profile: &Profile) -> Result<SubjectSegments> {
         let (_, limits) = self.catalog_and_limits().await?;
         let mut segments = Vec::new();
         for row in self.store.segments().await? {
@@ -228,7 +233,7 @@ impl App {
             }
         }
         Ok(SubjectSegments {
-            lifecycle: profile.lifecycle,
+            lifecycle: profile.lifecycle.clone(),
             rfm: profile.rfm.scores,
             segments,
         })

@@ -262,7 +262,7 @@ impl App {
             .map(|(field, sealed)| json!({"field": field, "value": open(key.as_ref(), s, field, sealed)}))
             .collect();
         let profile = self.profile(subject, None).await?;
-        let segments = self.subject_segments(subject, None).await?;
+        let segments = self.segments_of_profile(&profile).await?;
         let memberships: Vec<Value> = std::iter::once(json!({
             "segment": "lifecycle",
             "name": segments.lifecycle.segment,
