@@ -989,6 +989,13 @@ fn kept_name(artifact: &str) -> &'static str {
         _ => "other",
     }
 }
+/// A condition's own parameter.
+enum Param {
+    None,
+    Int(i64),
+    Text(String),
+}
+
 /// Deletes a chunk of keys' events but those under kept purposes, and forgets their message
 /// ids in the dedup window (a client may have built them from the person's id), counting each
 /// removed (and each kept) event to its key. On SQLite the events are found through the subject
@@ -1006,26 +1013,25 @@ async fn erase_events(
     let list = params_from(1, n);
     let kept_from = n + 1;
     let own = kept_from + kept.len();
-    // (condition, its own parameters after the keys and the kept purposes)
-    let mut conditions: Vec<(String, Vec<i64>)> = Vec::new();
+    // (condition, its own parameter after the keys and the kept purposes)
+    let mut conditions: Vec<(String, Param)> = Vec::new();
     match backend {
-        Backend::Postgres => conditions.push((format!("subject_key IN ({list})"), vec![])),
+        Backend::Postgres => conditions.push((format!("subject_key IN ({list})"), Param::None)),
         Backend::Sqlite => {
             conditions.push((
                 format!(
                     "id IN (SELECT event_id FROM event_subjects WHERE subject_key IN ({list})) \
                      AND subject_key IN ({list})"
                 ),
-                vec![],
+                Param::None,
             ));
             let tail: Vec<i64> = keys.iter().flat_map(|k| writes.unindexed_ids(k)).collect();
-            for chunk in tail.chunks(crate::ingest::CHUNK) {
+            if !tail.is_empty() {
                 conditions.push((
                     format!(
-                        "subject_key IN ({list}) AND id IN ({})",
-                        params_from(own, chunk.len())
+                        "subject_key IN ({list}) AND id IN (SELECT value FROM json_each(${own}))"
                     ),
-                    chunk.to_vec(),
+                    Param::Text(serde_json::to_string(&tail).expect("ids serialize")),
                 ));
             }
             let mark: i64 = sqlx::query("SELECT event_id FROM event_subjects_through WHERE id = 1")
@@ -1035,12 +1041,12 @@ async fn erase_events(
             let above = writes.highest_unindexed_id().unwrap_or(mark).max(mark);
             conditions.push((
                 format!("id > ${own} AND subject_key IN ({list})"),
-                vec![above],
+                Param::Int(above),
             ));
         }
     }
     let not_kept = not_kept(kept, kept_from);
-    let bind = |sql: String, params: &[i64]| {
+    let bind = |sql: String, param: &Param| {
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for k in keys {
             q = q.bind((*k).to_owned());
@@ -1048,25 +1054,26 @@ async fn erase_events(
         for p in kept {
             q = q.bind(p.clone());
         }
-        for p in params {
-            q = q.bind(*p);
+        match param {
+            Param::None => q,
+            Param::Int(n) => q.bind(*n),
+            Param::Text(t) => q.bind(t.clone()),
         }
-        q
     };
-    for (condition, params) in &conditions {
+    for (condition, param) in &conditions {
         let which = format!("{condition}{not_kept}");
         bind(
             format!(
                 "DELETE FROM messages_seen WHERE message_id IN \
                  (SELECT message_id FROM events WHERE {which} AND message_id IS NOT NULL)"
             ),
-            params,
+            param,
         )
         .execute(&mut **tx)
         .await?;
         let q = bind(
             format!("DELETE FROM events WHERE {which} RETURNING subject_key"),
-            params,
+            param,
         );
         for row in q.fetch_all(&mut **tx).await? {
             tally.add(&row.try_get::<String, _>(0)?, "events", 1);
@@ -1077,7 +1084,7 @@ async fn erase_events(
             "DELETE FROM event_subjects WHERE subject_key IN ({list}) AND NOT EXISTS \
              (SELECT 1 FROM events e WHERE e.id = event_subjects.event_id AND e.subject_key = event_subjects.subject_key)"
         );
-        bind(sql, &[]).execute(&mut **tx).await?;
+        bind(sql, &Param::None).execute(&mut **tx).await?;
     }
     if !kept.is_empty() {
         let sql = format!(
