@@ -15,8 +15,9 @@ use candor_web::layout::{FAVICON, FAVICON_PATH, STYLESHEET, STYLESHEET_PATH};
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(max_form_bytes: usize) -> Router<AppState> {
     Router::new()
+        .merge(crate::preference_center::routes(max_form_bytes))
         .route("/privacy", get(privacy))
         .route(STYLESHEET_PATH, get(stylesheet))
         .route(FAVICON_PATH, get(favicon))

@@ -21,7 +21,9 @@ pub mod components;
 pub mod csrf;
 mod error;
 pub mod headers;
+pub mod i18n;
 pub mod layout;
 pub mod pages;
 
 pub use error::WebError;
+pub use maud::Markup;

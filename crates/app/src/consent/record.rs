@@ -375,6 +375,44 @@ impl App {
         })
     }
 
+    /// A person's choices from a page that shows every purpose at once (the preference center):
+    /// only the purposes whose state the choice changes are recorded, so sending the same form
+    /// twice records once. `Ok(None)` when nothing changed.
+    pub async fn record_consent_choices(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        choices: &[(String, bool)],
+        template: ConsentRequest,
+    ) -> Result<Option<ConsentOutcome>> {
+        let current = self.subject_consents(subject).await?;
+        let mut changes = Vec::new();
+        for (pid, grant) in choices {
+            let Some(pc) = current.iter().find(|pc| pc.purpose.id.as_str() == pid) else {
+                return Err(AppError::UnknownPurpose(pid.clone()));
+            };
+            let unchanged = match pc.status {
+                ConsentStatus::Granted { .. } => *grant,
+                ConsentStatus::Denied { .. } => !*grant,
+                ConsentStatus::NotRequired => true,
+                ConsentStatus::LegitimateInterest => *grant,
+                _ => false,
+            };
+            if !unchanged {
+                let decision = if *grant { "granted" } else { "denied" };
+                changes.push((pid.clone(), decision.to_owned()));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let req = ConsentRequest {
+            changes,
+            ..template
+        };
+        self.record_consents(actor, subject, req).await.map(Some)
+    }
+
     /// Records historical decisions with their original times (bulk import and the demo).
     pub async fn import_consents(
         &self,

@@ -3,3 +3,4 @@
 mod privacy;
 
 pub use privacy::privacy;
+pub mod preferences;
