@@ -267,8 +267,8 @@ fn quiet_section(p: &PreferenceCenter) -> Markup {
                         option value="custom" { (M::Custom.text(l)) }
                     }
                 }
-                (field("from", M::From, "date"))
-                (field("until", M::Until, "date"))
+                (field("from", M::From, "text"))
+                (field("until", M::Until, "text"))
                 button type="submit" class="button" { (M::AddQuiet.text(l)) }
             }
         }
