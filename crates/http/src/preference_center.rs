@@ -293,7 +293,9 @@ fn summarize(doc: &serde_json::Value) -> (Vec<(String, usize)>, Vec<Shown>) {
     let held = doc
         .as_object()
         .map(|o| {
+            // `about` describes the document itself, not data held.
             o.iter()
+                .filter(|(k, _)| k.as_str() != "about")
                 .filter_map(|(k, v)| match v {
                     serde_json::Value::Array(a) => Some((k.replace('_', " "), a.len())),
                     serde_json::Value::Object(m) if !m.is_empty() => Some((k.replace('_', " "), m.len())),

@@ -119,6 +119,7 @@ catalog! {
     DataUsed => "Data it uses", "Verwendete Daten", "Données utilisées";
     SaveChoices => "Save my choices", "Meine Auswahl speichern", "Enregistrer mes choix";
     Personalization => "How personal should recommendations be?", "Wie persönlich sollen Empfehlungen sein?", "Quel niveau de personnalisation ?";
+    LevelLegend => "Personalization level", "Stufe der Personalisierung", "Niveau de personnalisation";
     LevelOff => "Off: the same suggestions everyone gets", "Aus: dieselben Vorschläge wie für alle", "Désactivée : les mêmes suggestions pour tout le monde";
     LevelBasic => "Basic: only the interests you tell us", "Einfach: nur die Interessen, die Sie angeben", "De base : seulement les centres d'intérêt que vous indiquez";
     LevelFull => "Full: also what you browse and buy", "Voll: auch was Sie ansehen und kaufen", "Complète : aussi ce que vous consultez et achetez";

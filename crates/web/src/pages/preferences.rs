@@ -334,7 +334,7 @@ pub fn preference_center(p: &PreferenceCenter) -> Markup {
                 form method="post" action={ (PATH) "/level" } class="stack" {
                     (hidden(p))
                     fieldset class="choice" aria-describedby=[level_error.as_ref().map(|(e, _)| e.as_str())] {
-                        legend { (M::Personalization.text(l)) }
+                        legend { (M::LevelLegend.text(l)) }
                         @if let Some((_, markup)) = &level_error { (markup) }
                         div class="options vertical" {
                             @for level in [Level::Off, Level::Basic, Level::Full] {
