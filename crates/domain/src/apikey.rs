@@ -29,16 +29,21 @@ pub enum Scope {
     /// Handle subject-rights requests: export, erase, rectify and restrict a subject's data,
     /// and track requests and their deadlines.
     Rights,
+    /// A publishable site key, held by every visitor's browser (the consent banner): it may
+    /// record consent decisions for an anonymous visitor id through the banner endpoint, and
+    /// nothing else: no read, no user ids, no other source than `banner`.
+    Site,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
         Scope::Admin,
         Scope::Auditor,
         Scope::Rights,
+        Scope::Site,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +54,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
             Scope::Rights => "rights",
+            Scope::Site => "site",
         }
     }
 
@@ -73,6 +79,10 @@ impl Scope {
                 "handle subject-rights requests: export, erase, rectify and restrict a \
                  subject's data; track requests and their deadlines"
             }
+            Scope::Site => {
+                "publishable (shown to every visitor): record banner consent decisions for an \
+                 anonymous visitor id; reads nothing, cannot name a user id"
+            }
         }
     }
 
@@ -84,6 +94,7 @@ impl Scope {
             "admin" => Ok(Scope::Admin),
             "auditor" => Ok(Scope::Auditor),
             "rights" => Ok(Scope::Rights),
+            "site" => Ok(Scope::Site),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }

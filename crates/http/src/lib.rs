@@ -40,6 +40,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::system::routes())
         .merge(routes::purposes::routes())
         .merge(routes::consents::routes())
+        .merge(routes::banner::routes())
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
         .merge(routes::catalog::routes())

@@ -32,6 +32,7 @@ both_stores!(
             (Scope::Auditor, &node.auditor),
             (Scope::Ingest, &node.ingest),
             (Scope::Rights, &node.rights),
+            (Scope::Site, &node.site),
         ];
         let mut protected = 0;
         let mut public = 0;

@@ -377,3 +377,70 @@ async fn preference_center_in_chromium() {
     }
     node.stop().await;
 }
+
+/// Runs `tests/browser/banner.mjs`: the consent banner on a shop page (`http://shop.localhost`,
+/// fulfilled by the browser driver and allowed by `browser.allowed_origins`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_banner_in_chromium() {
+    let browser = common::NodePackage::installed("browser", &["@axe-core/playwright", "playwright-core"]);
+    let db = TestDb::new(candor_store::Backend::Sqlite).await;
+    let node = Node::start_with(&db, Arc::new(SystemClock), |c| {
+        c.browser.allowed_origins = vec!["http://shop.localhost".into()];
+    })
+    .await;
+    node.declare_purposes().await;
+    let out_dir = common::workspace().join("target/screenshots");
+    let shots = ["banner.png", "banner-choose.png", "banner-gpc.png"];
+    for shot in shots {
+        let _ = std::fs::remove_file(out_dir.join(shot));
+    }
+    let (ok, log) = browser
+        .run(
+            "banner.mjs",
+            vec![node.base.clone(), node.site.clone(), node.rights.clone(), out_dir.display().to_string()],
+        )
+        .await;
+    assert!(ok, "banner checks failed:\n{log}");
+    println!("{log}");
+    for shot in shots {
+        assert!(std::fs::metadata(out_dir.join(shot)).unwrap().len() > 5_000, "{shot}");
+    }
+    node.stop().await;
+}
+
+both_stores!(banner_writes_need_the_served_notice_and_a_site_key, |db: TestDb| async move {
+    let node = Node::start(&db).await;
+    node.declare_purposes().await;
+    let (s, cfg) = node.send(Method::GET, "/v1/banner/config?lang=de", None, None).await;
+    assert_eq!(s, 200, "{cfg}");
+    assert_eq!(cfg["first_layer"].as_array().unwrap().iter().map(|b| b["label"].as_str().unwrap()).collect::<Vec<_>>(), ["Alle akzeptieren", "Alle ablehnen", "Auswählen"]);
+    assert!(cfg["first_layer"].as_array().unwrap().iter().all(|b| b["style"] == "equal"));
+    assert!(cfg["purposes"].as_array().unwrap().iter().all(|p| p["selected"] == false));
+    assert!(cfg["purposes"].as_array().unwrap().iter().all(|p| p["id"] != "order_fulfilment"), "only consent purposes");
+    let hash = cfg["notice_hash"].as_str().unwrap().to_owned();
+    let body = |h: &str, lang: &str| json!({"anonymous_id": "anon-7", "lang": lang, "notice_hash": h, "consents": [{"purpose": "analytics", "decision": "granted"}]});
+
+    // A proof of a notice never served, or served in another language, is refused; nothing stored.
+    for (h, lang) in [("sha256:00@00", "de"), (hash.as_str(), "en")] {
+        let (s, v) = node.post("/v1/banner/consents", &node.site, body(h, lang)).await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("notice_hash"), "{v}");
+    }
+    assert_eq!(node.state("anon-7", "analytics").await, "not_asked");
+    // A site key does nothing else: not the subject API, not reading.
+    let (s, _) = node.post("/v1/subjects/anon-7/consents", &node.site, json!({"source": "api", "consents": []})).await;
+    assert_eq!(s, 403);
+    let (s, v) = node.post("/v1/banner/consents", &node.site, body(&hash, "de")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["recorded"][0]["source"], "banner");
+    assert_eq!(v["recorded"][0]["proof"]["notice_hash"], hash.as_str());
+    assert_eq!(node.state("anon-7", "analytics").await, "granted");
+    // A revised purpose changes the version: the old notice is no longer accepted.
+    let (s, _) = node.send(Method::PUT, "/v1/admin/purposes/analytics", Some(&node.admin), Some(json!({"id": "analytics", "title": "Site analytics", "description": "We count visits and clicks.", "legal_basis": "consent", "categories": ["browsing", "device"], "change_note": "Now also device data."}))).await;
+    assert_eq!(s, 200);
+    let (s, _) = node.post("/v1/banner/consents", &node.site, body(&hash, "de")).await;
+    assert_eq!(s, 422);
+    let script = node.http.get(node.url("/consent.js")).send().await.unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    node.stop().await;
+});

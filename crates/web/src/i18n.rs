@@ -188,6 +188,17 @@ catalog! {
     Continue => "Continue to your privacy choices", "Weiter zu Ihren Datenschutz-Einstellungen", "Continuer vers vos choix de confidentialité";
     FailedTitle => "Something went wrong", "Etwas ist schiefgelaufen", "Une erreur s'est produite";
     FailedText => "Your request could not be completed. Please try again later.", "Ihre Anfrage konnte nicht abgeschlossen werden. Bitte versuchen Sie es später erneut.", "Votre demande n'a pas pu aboutir. Veuillez réessayer plus tard.";
+    BannerTitle => "Your privacy choices on this site", "Ihre Datenschutz-Einstellungen auf dieser Website", "Vos choix de confidentialité sur ce site";
+    BannerBody => "We would like to use your data for the purposes below. Nothing happens unless you allow it, and you can change your mind at any time.",
+        "Wir möchten Ihre Daten für die unten genannten Zwecke nutzen. Ohne Ihre Erlaubnis geschieht nichts, und Sie können Ihre Meinung jederzeit ändern.",
+        "Nous aimerions utiliser vos données pour les finalités ci-dessous. Rien ne se fait sans votre accord, et vous pouvez changer d'avis à tout moment.";
+    AcceptAll => "Accept all", "Alle akzeptieren", "Tout accepter";
+    RejectAll => "Reject all", "Alle ablehnen", "Tout refuser";
+    Choose => "Choose", "Auswählen", "Choisir";
+    SaveChoice => "Save my choice", "Meine Auswahl speichern", "Enregistrer mon choix";
+    GpcHonoured => "Your browser sends a Global Privacy Control signal: we honour it, so selling or sharing your data stays off.",
+        "Ihr Browser sendet ein Global-Privacy-Control-Signal: Wir respektieren es, Verkauf oder Weitergabe Ihrer Daten bleiben ausgeschaltet.",
+        "Votre navigateur envoie un signal Global Privacy Control : nous le respectons, la vente ou le partage de vos données restent désactivés.";
     BackToChoices => "Back to your privacy choices", "Zurück zu Ihren Einstellungen", "Retour à vos choix";
     UnknownChoice => "This is not one of the choices offered.", "Das ist keine der angebotenen Möglichkeiten.", "Ce n'est pas l'un des choix proposés.";
     BadDate => "Give a date as YYYY-MM-DD, not after the end date.", "Geben Sie ein Datum als JJJJ-MM-TT an, nicht nach dem Enddatum.", "Indiquez une date au format AAAA-MM-JJ, pas après la date de fin.";

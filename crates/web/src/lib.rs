@@ -17,6 +17,7 @@
 //!   HMAC-SHA256 under a server secret, with an expiry; the http crate verifies it before acting.
 #![forbid(unsafe_code)]
 
+pub mod banner;
 pub mod components;
 pub mod csrf;
 mod error;

@@ -53,6 +53,8 @@ pub struct ConsentRequest {
     pub source: String,
     pub user_agent: Option<String>,
     pub double_opt_in_token: Option<String>,
+    /// What the banner showed (set by the banner use case only, from the server's own notice).
+    pub notice_hash: Option<String>,
     pub ip: Option<IpAddr>,
     pub signals: PrivacySignals,
 }
@@ -285,6 +287,7 @@ impl App {
                 req.double_opt_in_token,
                 256,
             )?,
+            notice_hash: req.notice_hash,
         };
 
         let now = self.now();
@@ -528,6 +531,7 @@ impl App {
                         .map_err(|e| err("ip", e.to_string()))?,
                     user_agent: field("user_agent", &r.user_agent, 512)?,
                     double_opt_in_token: field("double_opt_in_token", &r.double_opt_in_token, 256)?,
+                    notice_hash: None,
                 };
                 let subject = self
                     .subject_key(external)

@@ -1,6 +1,7 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
 pub mod audit;
+pub mod banner;
 pub mod catalog;
 pub mod consents;
 pub mod fairness;
