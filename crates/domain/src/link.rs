@@ -95,7 +95,8 @@ impl LinkKey {
         ) else {
             return Err(LinkError::Malformed);
         };
-        let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(id) || !digits(expires) || sig.len() != 64 {
             return Err(LinkError::Malformed);
         }

@@ -166,34 +166,33 @@ fn checked(
     app: &AppState,
     headers: &HeaderMap,
     form: Result<Form<Fields>, FormRejection>,
-) -> Result<(Session, Lang, Fields), Response> {
+) -> Result<(Session, Lang, Fields), Box<Response>> {
     let fallback = lang_of(None, headers);
     let fields = match form {
         Ok(Form(f)) => f,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(html(
+            return Err(Box::new(html(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 page::message(fallback, M::TooLargeTitle, M::TooLargeText, true),
-            ));
+            )));
         }
         Err(_) => {
-            return Err(html(
+            return Err(Box::new(html(
                 StatusCode::BAD_REQUEST,
                 page::message(fallback, M::ForbiddenTitle, M::ForbiddenText, true),
-            ));
+            )));
         }
     };
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let lang = lang_of(field("lang"), headers);
+    let lang = lang_of(field(&fields, "lang"), headers);
     let Some(session) = session(app, headers) else {
-        return Err(link_invalid(lang));
+        return Err(Box::new(link_invalid(lang)));
     };
-    let token = field(csrf::FIELD).unwrap_or("");
+    let token = field(&fields, csrf::FIELD).unwrap_or("");
     if csrf::verify(&csrf_key(app), &session.token, token, app.now()).is_err() {
-        return Err(html(
+        return Err(Box::new(html(
             StatusCode::FORBIDDEN,
             page::message(lang, M::ForbiddenTitle, M::ForbiddenText, true),
-        ));
+        )));
     }
     Ok((session, lang, fields))
 }
@@ -298,7 +297,9 @@ fn summarize(doc: &serde_json::Value) -> (Vec<(String, usize)>, Vec<Shown>) {
                 .filter(|(k, _)| k.as_str() != "about")
                 .filter_map(|(k, v)| match v {
                     serde_json::Value::Array(a) => Some((k.replace('_', " "), a.len())),
-                    serde_json::Value::Object(m) if !m.is_empty() => Some((k.replace('_', " "), m.len())),
+                    serde_json::Value::Object(m) if !m.is_empty() => {
+                        Some((k.replace('_', " "), m.len()))
+                    }
                     _ => None,
                 })
                 .collect()
@@ -359,7 +360,7 @@ async fn consents(
 ) -> Response {
     let (s, lang, fields) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut choices = Vec::new();
     for (k, v) in &fields {
@@ -388,7 +389,13 @@ async fn consents(
         Ok(Some(_)) => done(lang, Notice::Saved),
         Ok(None) => done(lang, Notice::NothingChanged),
         Err(AppError::UnknownPurpose(p)) => {
-            bad(&app, &s, lang, invalid(&format!("purpose.{p}"), M::UnknownChoice)).await
+            bad(
+                &app,
+                &s,
+                lang,
+                invalid(&format!("purpose.{p}"), M::UnknownChoice),
+            )
+            .await
         }
         Err(e) => internal(lang, e),
     }
@@ -396,7 +403,15 @@ async fn consents(
 
 /// The page again, with the refused field marked: 422.
 async fn bad(app: &AppState, s: &Session, lang: Lang, error: FieldError) -> Response {
-    render(app, s, lang, StatusCode::UNPROCESSABLE_ENTITY, None, Some(error)).await
+    render(
+        app,
+        s,
+        lang,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        Some(error),
+    )
+    .await
 }
 
 /// Applies a preferences change; "nothing changed" when it would store what is already there.
@@ -436,7 +451,7 @@ async fn level(
 ) -> Response {
     let (s, lang, fields) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let Some(level) = field(&fields, "level").and_then(|l| Level::parse(l).ok()) else {
         return bad(&app, &s, lang, invalid("level", M::UnknownChoice)).await;
@@ -456,7 +471,7 @@ async fn too_personal(
 ) -> Response {
     let (s, lang, _) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let current = match app.preferences(&s.subject).await {
         Ok(p) => p.level,
@@ -483,7 +498,7 @@ async fn add_quiet(
 ) -> Response {
     let (s, lang, fields) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let label = match field(&fields, "occasion") {
         Some("mothers_day") => M::MothersDay,
@@ -527,7 +542,7 @@ async fn remove_quiet(
 ) -> Response {
     let (s, lang, fields) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let current = match app.preferences(&s.subject).await {
         Ok(p) => p,
@@ -624,7 +639,7 @@ async fn erase(
 ) -> Response {
     let (s, lang, fields) = match checked(&app, &headers, form) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let suppress = field(&fields, "suppress") == Some("yes");
     if let Err(e) = file_request(&app, &s, "erasure").await {

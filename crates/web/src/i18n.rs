@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn an_explicit_choice_wins_then_the_best_quality() {
         assert_eq!(Lang::negotiate(Some("fr"), Some("de")), Lang::Fr);
-        assert_eq!(Lang::negotiate(Some("xx"), Some("de-DE,de;q=0.9")), Lang::De);
+        assert_eq!(
+            Lang::negotiate(Some("xx"), Some("de-DE,de;q=0.9")),
+            Lang::De
+        );
         assert_eq!(
             Lang::negotiate(None, Some("es;q=1, fr;q=0.5, de;q=0.8")),
             Lang::De

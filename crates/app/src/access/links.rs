@@ -98,7 +98,12 @@ impl App {
 
 /// Parses `7d`, `12h`, `30m` or plain seconds into microseconds.
 pub fn parse_ttl(s: &str) -> Result<Micros> {
-    let bad = || AppError::invalid("ttl", format!("`{s}` is not a duration like 7d, 12h or 30m"));
+    let bad = || {
+        AppError::invalid(
+            "ttl",
+            format!("`{s}` is not a duration like 7d, 12h or 30m"),
+        )
+    };
     let (num, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
         _ => (s, 's'),

@@ -813,17 +813,17 @@ impl App {
         let model_version = resp.model_version;
         if req.preview.is_none() {
             self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
-            subject_key: subject.to_string(),
-            surface: req.surface.clone(),
-            item_id: it.item_id.clone(),
-            selected: true,
-            outcome: None,
-            score: Some(f64::from(it.score)),
-            model_version: model_version.clone(),
-            at: now,
-            position: Some(pos as i64 + 1),
-        }))
-        .await?;
+                subject_key: subject.to_string(),
+                surface: req.surface.clone(),
+                item_id: it.item_id.clone(),
+                selected: true,
+                outcome: None,
+                score: Some(f64::from(it.score)),
+                model_version: model_version.clone(),
+                at: now,
+                position: Some(pos as i64 + 1),
+            }))
+            .await?;
         }
         metrics::counter!("candor_recommendations_total", "level" => applied.as_str(), "surface" => req.surface.clone()).increment(1);
         Ok(Recommendations {

@@ -99,9 +99,7 @@ async fn banner_config(
 ) -> Json<BannerConfig> {
     let lang = Lang::negotiate(
         q.lang.as_deref(),
-        headers
-            .get("accept-language")
-            .and_then(|v| v.to_str().ok()),
+        headers.get("accept-language").and_then(|v| v.to_str().ok()),
     );
     let n = current_notice(&app, lang);
     let button = |action: &str, label: &str| BannerButton {
@@ -179,7 +177,11 @@ async fn banner_consents(
 ) -> Result<Json<BannerResult>, ApiError> {
     let id = input.anonymous_id.trim();
     if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(AppError::invalid("anonymous_id", "must be 1-128 characters without control characters").into());
+        return Err(AppError::invalid(
+            "anonymous_id",
+            "must be 1-128 characters without control characters",
+        )
+        .into());
     }
     let lang = Lang::parse(&input.lang)
         .ok_or_else(|| AppError::invalid("lang", "must be en, de or fr"))?;

@@ -537,25 +537,42 @@ mod tests {
                     current_version: 2,
                 },
             ),
-            (purpose("c", "consent", None), ConsentStatus::Denied { since: 0 }),
-            (purpose("orders", "contract", None), ConsentStatus::NotRequired),
+            (
+                purpose("c", "consent", None),
+                ConsentStatus::Denied { since: 0 },
+            ),
+            (
+                purpose("orders", "contract", None),
+                ConsentStatus::NotRequired,
+            ),
         ]))
         .into_string();
         // Only the denial the person made is selected among purpose choices (and the level).
-        let purpose_checks = html
-            .matches(r#"name="purpose."#)
-            .count();
-        assert_eq!(purpose_checks, 6, "two radios for each of the three choosable purposes");
-        assert_eq!(html.matches("checked").count(), 2, "c's denial and the level");
+        let purpose_checks = html.matches(r#"name="purpose."#).count();
+        assert_eq!(
+            purpose_checks, 6,
+            "two radios for each of the three choosable purposes"
+        );
+        assert_eq!(
+            html.matches("checked").count(),
+            2,
+            "c's denial and the level"
+        );
         assert!(html.contains(r#"name="purpose.c" value="deny" checked"#));
         assert!(html.contains("Now also uses purchases."));
-        assert!(!html.contains("purpose.orders"), "strictly necessary: no choice offered");
+        assert!(
+            !html.contains("purpose.orders"),
+            "strictly necessary: no choice offered"
+        );
         assert!(html.contains("<legend>Title a</legend>"));
     }
 
     #[test]
     fn an_error_is_shown_next_to_its_field_and_names_it() {
-        let mut c = center(vec![(purpose("a", "consent", None), ConsentStatus::NotAsked)]);
+        let mut c = center(vec![(
+            purpose("a", "consent", None),
+            ConsentStatus::NotAsked,
+        )]);
         c.error = Some(FieldError {
             field: "from".into(),
             message: M::BadDate,
