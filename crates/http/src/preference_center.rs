@@ -51,6 +51,7 @@ pub fn routes(max_form_bytes: usize) -> Router<AppState> {
             axum::routing::post(too_personal),
         )
         .route(&format!("{PATH}/quiet"), axum::routing::post(add_quiet))
+        .route(&format!("{PATH}/interests"), axum::routing::post(interests))
         .route(
             &format!("{PATH}/quiet/remove"),
             axum::routing::post(remove_quiet),
@@ -279,6 +280,9 @@ async fn center(
         level: prefs.level,
         previews,
         quiet: prefs.quiet_periods.clone(),
+        categories: app.serving().categories(),
+        declared_interests: prefs.declared_interests.clone(),
+        sensitive_opt_ins: prefs.sensitive_opt_ins.clone(),
         held,
         shown,
         requests,
@@ -479,6 +483,41 @@ async fn too_personal(
     };
     let patch = PreferencesPatch {
         level: Some(current.lower()),
+        ..Default::default()
+    };
+    change_preferences(&app, &s, lang, patch).await
+}
+
+/// Declared interests and sensitive opt-ins, both replaced by what the form ticks.
+async fn interests(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let (s, lang, fields) = match checked(&app, &headers, form) {
+        Ok(v) => v,
+        Err(resp) => return *resp,
+    };
+    let categories = app.serving().categories();
+    let picked = |name: &str, sensitive: bool| -> Option<Vec<String>> {
+        fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| {
+                categories
+                    .iter()
+                    .find(|c| &c.0 == v && c.2 == sensitive)
+                    .map(|c| c.0.clone())
+            })
+            .collect()
+    };
+    let (Some(declared), Some(sensitive)) = (picked("interest", false), picked("sensitive", true))
+    else {
+        return bad(&app, &s, lang, invalid("interests", M::UnknownChoice)).await;
+    };
+    let patch = PreferencesPatch {
+        declared_interests: Some(declared),
+        sensitive_opt_ins: Some(sensitive),
         ..Default::default()
     };
     change_preferences(&app, &s, lang, patch).await

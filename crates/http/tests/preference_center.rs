@@ -389,6 +389,52 @@ both_stores!(
             (303, "/preferences?lang=en&done=unchanged")
         );
 
+        // Interests and sensitive opt-ins: what the form ticks replaces both lists; an unknown or
+        // misfiled category is a 422 and changes nothing.
+        let (_, html) = page(&node, &cookie, "").await;
+        assert!(
+            html.contains(r#"name="sensitive" value="pharmacy""#),
+            "the sensitive category is offered apart"
+        );
+        let (s, _, _) = submit(
+            &node,
+            &cookie,
+            "/preferences/interests",
+            &[
+                ("csrf_token", &csrf),
+                ("interest", "garden"),
+                ("sensitive", "pharmacy"),
+            ],
+        )
+        .await;
+        assert_eq!(s, 303);
+        let (_, prefs) = node
+            .get(&format!("/v1/subjects/{cust}/preferences"), &node.recommend)
+            .await;
+        assert_eq!(
+            (
+                prefs["declared_interests"].clone(),
+                prefs["sensitive_opt_ins"].clone()
+            ),
+            (json!(["garden"]), json!(["pharmacy"])),
+            "{prefs}"
+        );
+        for bad in [("interest", "pharmacy"), ("interest", "no_such_category")] {
+            let (s, _, body) = submit(
+                &node,
+                &cookie,
+                "/preferences/interests",
+                &[("csrf_token", &csrf), bad],
+            )
+            .await;
+            assert_eq!(s, 422, "{bad:?}");
+            assert!(body.contains(r#"id="error-interests""#));
+        }
+        let (_, prefs) = node
+            .get(&format!("/v1/subjects/{cust}/preferences"), &node.recommend)
+            .await;
+        assert_eq!(prefs["sensitive_opt_ins"], json!(["pharmacy"]));
+
         // "Too personal" lowers the level one step.
         let (s, _, _) = submit(
             &node,

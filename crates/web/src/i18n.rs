@@ -129,6 +129,11 @@ catalog! {
     Chosen => "(your choice)", "(Ihre Wahl)", "(votre choix)";
     TooPersonal => "This feels too personal", "Das ist mir zu persönlich", "C'est trop personnel";
     TooPersonalHelp => "Lowers your level one step at once.", "Senkt Ihre Stufe sofort um eine Stufe.", "Baisse immédiatement votre niveau d'un cran.";
+    Interests => "Your interests", "Ihre Interessen", "Vos centres d'intérêt";
+    InterestsIntro => "Tell us what you like; at level basic these are all we use.", "Sagen Sie uns, was Sie mögen; auf der Stufe Einfach nutzen wir nur das.", "Dites-nous ce que vous aimez ; au niveau de base, c'est tout ce que nous utilisons.";
+    Sensitive => "Sensitive categories", "Sensible Kategorien", "Catégories sensibles";
+    SensitiveIntro => "We never suggest anything from these unless you tick it here.", "Daraus schlagen wir nie etwas vor, außer Sie kreuzen es hier an.", "Nous ne suggérons rien de ces catégories sauf si vous les cochez ici.";
+    SaveInterests => "Save interests", "Interessen speichern", "Enregistrer mes centres d'intérêt";
     Quiet => "Quiet periods", "Ruhezeiten", "Périodes calmes";
     QuietIntro => "During a quiet period you get no personal suggestions or offers, for example around Mother's Day.",
         "In einer Ruhezeit erhalten Sie keine persönlichen Vorschläge oder Angebote, zum Beispiel rund um den Muttertag.",

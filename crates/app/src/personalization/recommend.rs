@@ -76,6 +76,23 @@ impl Serving {
         self.model_version.as_deref()
     }
 
+    /// The catalog's categories in catalog order: (id, display name, sensitive), for a person
+    /// choosing interests and sensitive opt-ins.
+    pub fn categories(&self) -> Vec<(String, String, bool)> {
+        let catalog = self.engine.catalog();
+        self.category_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    id.clone(),
+                    catalog.category_names[i].clone(),
+                    catalog.category_sensitive[i],
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }

@@ -98,6 +98,10 @@ pub struct PreferenceCenter {
     pub level: Level,
     pub previews: Vec<LevelPreview>,
     pub quiet: Vec<QuietPeriod>,
+    /// The catalog's categories: (id, name, sensitive).
+    pub categories: Vec<(String, String, bool)>,
+    pub declared_interests: Vec<String>,
+    pub sensitive_opt_ins: Vec<String>,
     /// Sections of the export and how many records each holds.
     pub held: Vec<(String, usize)>,
     pub shown: Vec<Shown>,
@@ -221,6 +225,45 @@ fn previews(p: &PreferenceCenter) -> Markup {
     }
 }
 
+fn interests_section(p: &PreferenceCenter) -> Markup {
+    let l = p.lang;
+    let error = error_for(p, "interests");
+    let boxes = |sensitive: bool, name: &str, chosen: &[String]| {
+        html! {
+            div class="options" {
+                @for (id, label, _) in p.categories.iter().filter(|c| c.2 == sensitive) {
+                    label class="option" {
+                        input type="checkbox" name=(name) value=(id) checked[chosen.contains(id)];
+                        span { (label) }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        section class="group" aria-labelledby="interests" {
+            h2 id="interests" { (M::Interests.text(l)) }
+            @if let Some((_, markup)) = &error { (markup) }
+            form method="post" action={ (PATH) "/interests" } class="stack" {
+                (hidden(p))
+                fieldset class="choice" aria-describedby=[error.as_ref().map(|(e, _)| e.as_str())] {
+                    legend { (M::Interests.text(l)) }
+                    p { (M::InterestsIntro.text(l)) }
+                    (boxes(false, "interest", &p.declared_interests))
+                }
+                @if p.categories.iter().any(|c| c.2) {
+                    fieldset class="choice" {
+                        legend { (M::Sensitive.text(l)) }
+                        p { (M::SensitiveIntro.text(l)) }
+                        (boxes(true, "sensitive", &p.sensitive_opt_ins))
+                    }
+                }
+                button type="submit" class="button" { (M::SaveInterests.text(l)) }
+            }
+        }
+    }
+}
+
 fn quiet_section(p: &PreferenceCenter) -> Markup {
     let l = p.lang;
     let field = |name: &str, label: M, kind: &str| {
@@ -287,6 +330,7 @@ pub fn preference_center(p: &PreferenceCenter) -> Markup {
     let sections = [
         ("permissions", M::Permissions),
         ("personalization", M::Personalization),
+        ("interests", M::Interests),
         ("quiet", M::Quiet),
         ("why", M::Why),
         ("held", M::Held),
@@ -355,6 +399,7 @@ pub fn preference_center(p: &PreferenceCenter) -> Markup {
                 }
             }
 
+            @if !p.categories.is_empty() { (interests_section(p)) }
             (quiet_section(p))
 
             section class="group" aria-labelledby="why" {
@@ -518,6 +563,9 @@ mod tests {
             level: Level::Basic,
             previews: vec![],
             quiet: vec![],
+            categories: vec![],
+            declared_interests: vec![],
+            sensitive_opt_ins: vec![],
             held: vec![],
             shown: vec![],
             requests: vec![],
