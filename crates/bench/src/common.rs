@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// Bulk catalog upsert of 1M items (target >= 50,000 items/s) while serving continues, with
     /// serving p99 during the upsert against its quiet figure (target within 2x).
     Catalog(crate::catalog::CatalogBenchArgs),
+    /// The preference center on a large store: `GET /preferences` p99 (target < 50 ms at 1M
+    /// subjects).
+    Pages(crate::pages::PagesBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -50,6 +53,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Recommend(args) => crate::recommend::run(config, args).await?,
         BenchCommand::Rights(args) => crate::rights::run(config, args).await?,
         BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
+        BenchCommand::Pages(args) => crate::pages::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 mod catalog;
 mod common;
 mod ingest;
+mod pages;
 mod recommend;
 mod rights;
 
