@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use candor_app::{App, Config};
 use candor_domain::Scope;
+use candor_store::{CatalogCategory, Item};
 use clap::Args;
 use hdrhistogram::Histogram;
 
@@ -57,6 +58,25 @@ async fn bench(app: Arc<App>, args: PagesBenchArgs) -> Result<()> {
     }
     app.set_inventory("bench", crate::ingest::inventory()?)
         .await?;
+    // The products the generated events name (sku-0..499), in ten categories, so previews and
+    // explanations have something to show.
+    let cats: Vec<CatalogCategory> = (0..10)
+        .map(|c| CatalogCategory {
+            id: format!("cat-{c}"),
+            name: format!("Category {c}"),
+            sensitive_kind: None,
+        })
+        .collect();
+    let items: Vec<Item> = (0..500)
+        .map(|i| Item {
+            id: format!("sku-{i}"),
+            name: format!("Product {i}"),
+            category_id: format!("cat-{}", i % 10),
+            price_cents: 1000,
+            ..Default::default()
+        })
+        .collect();
+    app.upsert_catalog("bench", &cats, &items).await?;
     let t = Instant::now();
     grant_all(&app, (0..args.subjects).map(|i| format!("user-{i}"))).await?;
     let ts = candor_domain::format_micros(app.now());
@@ -83,7 +103,13 @@ async fn bench(app: Arc<App>, args: PagesBenchArgs) -> Result<()> {
     for t in tasks {
         t.await??;
     }
-    println!("loaded in {:.1} s (not timed)", t.elapsed().as_secs_f64());
+    let report = app.train("bench", &|_| {}).await?;
+    println!(
+        "loaded and trained ({} subjects, {} interactions) in {:.1} s (not timed)",
+        report.subjects,
+        report.interactions,
+        t.elapsed().as_secs_f64()
+    );
 
     let server = crate::common::LoopbackServer::start(&app, Scope::Auditor, "pages").await?;
     let client = reqwest::Client::new();
