@@ -354,6 +354,7 @@ fn invalid(field: &str, message: M) -> FieldError {
     FieldError {
         field: field.to_owned(),
         message,
+        entered: vec![],
     }
 }
 
@@ -539,6 +540,15 @@ async fn add_quiet(
         Ok(v) => v,
         Err(resp) => return *resp,
     };
+    // A refused date comes back with what was typed, so only the marked field needs fixing.
+    let typed = |field: &str, message: M| FieldError {
+        entered: fields
+            .iter()
+            .filter(|(k, _)| k == "from" || k == "until")
+            .cloned()
+            .collect(),
+        ..invalid(field, message)
+    };
     let label = match field(&fields, "occasion") {
         Some("mothers_day") => M::MothersDay,
         Some("fathers_day") => M::FathersDay,
@@ -547,12 +557,12 @@ async fn add_quiet(
         _ => return bad(&app, &s, lang, invalid("occasion", M::UnknownChoice)).await,
     };
     let Some(from) = field(&fields, "from").and_then(day) else {
-        return bad(&app, &s, lang, invalid("from", M::BadDate)).await;
+        return bad(&app, &s, lang, typed("from", M::BadDate)).await;
     };
     // The end date is inclusive: the period runs to the end of that day.
     let until = match field(&fields, "until").and_then(day) {
         Some(u) if u >= from => u + DAY,
-        _ => return bad(&app, &s, lang, invalid("until", M::BadDate)).await,
+        _ => return bad(&app, &s, lang, typed("until", M::BadDate)).await,
     };
     let current = match app.preferences(&s.subject).await {
         Ok(p) => p,

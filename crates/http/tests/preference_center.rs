@@ -324,7 +324,16 @@ both_stores!(
         )
         .await;
         assert_eq!(s, 422);
-        assert!(body.contains(r#"aria-invalid="true" aria-describedby="error-from""#));
+        assert!(
+            body.contains(
+                r#"value="2026-13-01" required aria-invalid="true" aria-describedby="error-from""#
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"value="2026-05-10""#),
+            "the other field keeps its text"
+        );
         assert_eq!(history_len(&node, &cust).await, n);
 
         // Oversized forms: 413, nothing read.

@@ -64,6 +64,9 @@ pub struct RequestLine {
 pub struct FieldError {
     pub field: String,
     pub message: M,
+    /// What the person typed into the refused form's text fields, shown again so they only fix
+    /// the marked one.
+    pub entered: Vec<(String, String)>,
 }
 
 /// What the last action did, shown at the top of the page.
@@ -269,11 +272,16 @@ fn quiet_section(p: &PreferenceCenter) -> Markup {
     let field = |name: &str, label: M, kind: &str| {
         let error = error_for(p, name);
         let id = format!("quiet-{name}");
+        let value = p
+            .error
+            .as_ref()
+            .and_then(|e| e.entered.iter().find(|(k, _)| k == name))
+            .map(|(_, v)| v.as_str());
         html! {
             div class="field" {
                 label for=(id) { (label.text(l)) }
                 @if let Some((_, markup)) = &error { (markup) }
-                input type=(kind) id=(id) name=(name) required aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[error.as_ref().map(|(e, _)| e.as_str())];
+                input type=(kind) id=(id) name=(name) value=[value] required aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[error.as_ref().map(|(e, _)| e.as_str())];
             }
         }
     };
@@ -624,6 +632,7 @@ mod tests {
         c.error = Some(FieldError {
             field: "from".into(),
             message: M::BadDate,
+            entered: vec![("from".into(), "2026-13-01\"".into())],
         });
         let html = preference_center(&c).into_string();
         let err = html.find(r#"id="error-from""#).unwrap();
@@ -631,6 +640,10 @@ mod tests {
         assert!(err < input);
         assert!(html.contains(r#"aria-invalid="true" aria-describedby="error-from""#));
         assert!(html.contains("role=\"alert\""));
+        assert!(
+            html.contains(r#"value="2026-13-01&quot;""#),
+            "typed text comes back, escaped"
+        );
     }
 
     #[test]
