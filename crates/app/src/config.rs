@@ -70,6 +70,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub recommend: RecommendConfig,
     pub rights: RightsConfig,
+    /// The preference center: signed links and page limits.
+    pub pages: PagesConfig,
     pub catalog: CatalogConfig,
     /// Browser tracking: which web origins may send events from a page.
     pub browser: BrowserConfig,
@@ -255,6 +257,32 @@ pub struct RetentionRule {
     pub anonymize_after_days: Option<u32>,
 }
 
+/// The preference center people reach through signed links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// The address people reach this server at, e.g. `https://privacy.example.com`; links are
+    /// made under it. Empty: `http://` and `server.bind`.
+    pub public_url: String,
+    /// The link key's id. Raising it revokes every preference-center link issued before.
+    pub link_key_id: u32,
+    /// How long a link is valid when the issuer gives no time, in hours.
+    pub link_ttl_hours: u32,
+    /// Largest accepted page form, in bytes (a larger one gets a 413 page).
+    pub max_form_bytes: usize,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig {
+            public_url: String::new(),
+            link_key_id: 1,
+            link_ttl_hours: 7 * 24,
+            max_form_bytes: 16 * 1024,
+        }
+    }
+}
+
 /// Subject rights: the law requests are counted under by default, and what erasure keeps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -369,6 +397,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             recommend: RecommendConfig::default(),
             rights: RightsConfig::default(),
+            pages: PagesConfig::default(),
             catalog: CatalogConfig::default(),
             browser: BrowserConfig::default(),
             analytics: AnalyticsConfig::default(),

@@ -46,7 +46,7 @@ impl From<DomainError> for AppError {
             DomainError::UnknownScope(s) => AppError::invalid(
                 "scope",
                 format!(
-                    "`{s}` is not one of ingest, recommend, consent, admin, auditor, rights, analytics"
+                    "`{s}` is not one of ingest, recommend, consent, admin, auditor, rights, analytics, site"
                 ),
             ),
         }

@@ -8,7 +8,7 @@
 //! | room | owns |
 //! |---|---|
 //! | [`consent`] | purposes, consent records, the consent cache, [`Permit`]s |
-//! | [`access`] | API keys and scopes |
+//! | [`access`] | API keys and scopes, signed preference-center links |
 //! | [`ingest`] | the ingest gate, the tracking plan and its counters, data keys, retention |
 //! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
 //! | [`governance`] | fairness runs, incidents, audit-log verification |
@@ -101,7 +101,7 @@ impl App {
             .then(|| std::time::Duration::from_millis(config.recommend.history_cache_ttl_ms));
         let app = App {
             consent: consent::ConsentRoom::new(config.consent.cache_entries),
-            access: access::AccessRoom::default(),
+            access: access::AccessRoom::new(&master_key, config.pages.link_key_id),
             rights: rights::RightsRoom::new(&master_key),
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),

@@ -40,6 +40,9 @@ pub enum BenchCommand {
     /// A DP histogram over 10M events by 50 segments (target < 1 s) beside pandas, and the
     /// transparency report of a year at 1M subjects (target < 10 s).
     Analytics(crate::analytics::AnalyticsBenchArgs),
+    /// The preference center on a large store: `GET /preferences` p99 (target < 50 ms at 1M
+    /// subjects).
+    Pages(crate::pages::PagesBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -54,6 +57,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Rights(args) => crate::rights::run(config, args).await?,
         BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
         BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
+        BenchCommand::Pages(args) => crate::pages::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

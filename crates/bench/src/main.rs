@@ -10,6 +10,7 @@ mod analytics;
 mod catalog;
 mod common;
 mod ingest;
+mod pages;
 mod recommend;
 mod rights;
 

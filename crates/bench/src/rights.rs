@@ -64,7 +64,12 @@ fn raw(v: Value) -> RawMessage {
 }
 
 /// Messages of one batch from the ingestion benchmark's generator (ids `user-N`).
-fn background_batch(b: u64, size: usize, subjects: usize, ts: &str) -> Result<Vec<RawMessage>> {
+pub(crate) fn background_batch(
+    b: u64,
+    size: usize,
+    subjects: usize,
+    ts: &str,
+) -> Result<Vec<RawMessage>> {
     let body: Value = serde_json::from_str(&crate::ingest::batch_body(b, size, subjects, 1.0, ts))?;
     Ok(body["batch"]
         .as_array()
@@ -92,7 +97,7 @@ fn subject_messages(user: &str, n: usize, ts: &str) -> Vec<RawMessage> {
     out
 }
 
-async fn ingest_all(app: &App, mut messages: Vec<RawMessage>) -> Result<()> {
+pub(crate) async fn ingest_all(app: &App, mut messages: Vec<RawMessage>) -> Result<()> {
     while !messages.is_empty() {
         let rest = messages.split_off(messages.len().min(500));
         let r = app.ingest(messages, None).await?;
@@ -102,7 +107,7 @@ async fn ingest_all(app: &App, mut messages: Vec<RawMessage>) -> Result<()> {
     Ok(())
 }
 
-async fn grant_all(app: &App, users: impl Iterator<Item = String>) -> Result<()> {
+pub(crate) async fn grant_all(app: &App, users: impl Iterator<Item = String>) -> Result<()> {
     let ids = [
         PurposeId::parse("personalization")?,
         PurposeId::parse("analytics")?,
@@ -126,7 +131,7 @@ async fn grant_all(app: &App, users: impl Iterator<Item = String>) -> Result<()>
     Ok(())
 }
 
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+pub(crate) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 

@@ -36,6 +36,15 @@ pub enum SubjectCommand {
         #[arg(long)]
         receipts: Option<PathBuf>,
     },
+    /// Print a signed link to the subject's preference center (valid for --ttl; raise
+    /// `pages.link_key_id` to revoke every link issued).
+    Link {
+        /// The subject's user id.
+        id: String,
+        /// How long it is valid: 7d, 12h, 30m or seconds (at most 90 days).
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+    },
     /// Check an erasure receipt offline: its signature and every field.
     VerifyReceipt {
         file: PathBuf,
@@ -59,10 +68,22 @@ pub async fn run(config: Config, cmd: SubjectCommand) -> Result<std::process::Ex
             suppress,
             receipts,
         } => erase(&app, id, file, suppress, receipts).await,
+        SubjectCommand::Link { id, ttl } => link(&app, &id, &ttl),
         SubjectCommand::VerifyReceipt { .. } => unreachable!("handled above"),
     };
     app.close().await;
     result.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+fn link(app: &App, id: &str, ttl: &str) -> Result<()> {
+    let ttl = candor_app::access::links::parse_ttl(ttl)?;
+    let link = app.issue_subject_link(id, Some(ttl))?;
+    println!("{}", link.url);
+    eprintln!(
+        "valid until {}",
+        candor_domain::format_micros(link.expires_at)
+    );
+    Ok(())
 }
 
 async fn export(app: &App, id: &str, format: &str, out: Option<PathBuf>) -> Result<()> {

@@ -30,10 +30,14 @@ pub enum Scope {
     /// and track requests and their deadlines.
     Rights,
     Analytics,
+    /// A publishable site key, held by every visitor's browser (the consent banner): it may
+    /// record consent decisions for an anonymous visitor id through the banner endpoint, and
+    /// nothing else: no read, no user ids, no other source than `banner`.
+    Site,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
@@ -41,6 +45,7 @@ impl Scope {
         Scope::Auditor,
         Scope::Rights,
         Scope::Analytics,
+        Scope::Site,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +57,7 @@ impl Scope {
             Scope::Auditor => "auditor",
             Scope::Rights => "rights",
             Scope::Analytics => "analytics",
+            Scope::Site => "site",
         }
     }
 
@@ -83,6 +89,10 @@ impl Scope {
                 "handle subject-rights requests: export, erase, rectify and restrict a \
                  subject's data; track requests and their deadlines"
             }
+            Scope::Site => {
+                "publishable (shown to every visitor): record banner consent decisions for an \
+                 anonymous visitor id; reads nothing, cannot name a user id"
+            }
         }
     }
 
@@ -95,6 +105,7 @@ impl Scope {
             "auditor" => Ok(Scope::Auditor),
             "rights" => Ok(Scope::Rights),
             "analytics" => Ok(Scope::Analytics),
+            "site" => Ok(Scope::Site),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }

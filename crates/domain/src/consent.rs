@@ -114,6 +114,8 @@ pub struct ConsentProof {
     pub ip_hash: Option<String>,
     pub user_agent: Option<String>,
     pub double_opt_in_token: Option<String>,
+    /// What a banner showed: `sha256:<hex of the exact notice text>@<config version>`.
+    pub notice_hash: Option<String>,
 }
 
 /// A decision about to be appended.

@@ -22,7 +22,7 @@ macro_rules! scopes {
         impl RequiredScope for $name { const SCOPE: Scope = $scope; }
     )*};
 }
-scopes!(Ingest => Scope::Ingest, Recommend => Scope::Recommend, Consent => Scope::Consent, Admin => Scope::Admin, Auditor => Scope::Auditor, Rights => Scope::Rights, Analytics => Scope::Analytics);
+scopes!(Ingest => Scope::Ingest, Recommend => Scope::Recommend, Consent => Scope::Consent, Admin => Scope::Admin, Auditor => Scope::Auditor, Rights => Scope::Rights, Analytics => Scope::Analytics, Site => Scope::Site);
 
 /// The authenticated key of a request that needed scope `S`.
 pub struct Auth<S> {

@@ -1,5 +1,6 @@
 //! CORS for browser tracking: pages on the configured origins (`browser.allowed_origins`) may
-//! call the ingestion routes and read the analytics.js settings document; nobody else may.
+//! call the ingestion routes, read the analytics.js settings document and use the consent
+//! banner's routes; nobody else may.
 //!
 //! Invariants:
 //! - Only the ingestion paths take part; every other route answers browsers as before (no CORS
@@ -35,6 +36,8 @@ fn is_browser_path(path: &str) -> bool {
         "/v1/group",
         "/v1/alias",
         "/v1/batch",
+        "/v1/banner/config",
+        "/v1/banner/consents",
     ];
     PATHS.contains(&path) || (path.starts_with("/v1/projects/") && path.ends_with("/settings"))
 }

@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod observe;
 mod pages;
+mod preference_center;
 pub mod routes;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::system::routes())
         .merge(routes::purposes::routes())
         .merge(routes::consents::routes())
+        .merge(routes::banner::routes())
         .merge(routes::keys::routes())
         .merge(routes::analytics::routes())
         .merge(routes::audit::routes())
@@ -76,7 +78,7 @@ pub fn router(app: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new("/docs")
                 .url("/docs/openapi.json", spec.as_ref().clone()),
         )
-        .merge(pages::routes())
+        .merge(pages::routes(app.config().pages.max_form_bytes))
         .route_layer(axum::middleware::from_fn(observe::observe))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -15,12 +15,14 @@ use candor_web::layout::{FAVICON, FAVICON_PATH, STYLESHEET, STYLESHEET_PATH};
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(max_form_bytes: usize) -> Router<AppState> {
     Router::new()
+        .merge(crate::preference_center::routes(max_form_bytes))
         .route("/privacy", get(privacy))
         .route("/reports/transparency/{period}", get(transparency))
         .route(STYLESHEET_PATH, get(stylesheet))
         .route(FAVICON_PATH, get(favicon))
+        .route(candor_web::banner::SCRIPT_PATH, get(banner_script))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -55,6 +57,18 @@ async fn stylesheet() -> Response {
             (CACHE_CONTROL, Cache::Immutable.header_value()),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+/// The consent banner's script: the same for every site, so cached like the icon.
+async fn banner_script() -> Response {
+    (
+        [
+            (CONTENT_TYPE, candor_web::banner::SCRIPT_CONTENT_TYPE),
+            (CACHE_CONTROL, Cache::Asset.header_value()),
+        ],
+        candor_web::banner::SCRIPT,
     )
         .into_response()
 }

@@ -33,6 +33,7 @@ both_stores!(
             (Scope::Ingest, &node.ingest),
             (Scope::Rights, &node.rights),
             (Scope::Analytics, &node.analytics),
+            (Scope::Site, &node.site),
         ];
         let mut protected = 0;
         let mut public = 0;

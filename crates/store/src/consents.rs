@@ -25,11 +25,12 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<ConsentRecord> {
             ip_hash: r.try_get("ip_hash")?,
             user_agent: r.try_get("user_agent")?,
             double_opt_in_token: r.try_get("double_opt_in_token")?,
+            notice_hash: r.try_get("notice_hash")?,
         },
     })
 }
 
-const COLUMNS: &str = "seq, subject_key, purpose_id, decision, at, source, policy_version, ip_hash, user_agent, double_opt_in_token";
+const COLUMNS: &str = "seq, subject_key, purpose_id, decision, at, source, policy_version, ip_hash, user_agent, double_opt_in_token, notice_hash";
 
 /// One subject's imported decisions and the audit entry that records them.
 #[derive(Debug, Clone)]
@@ -48,8 +49,8 @@ async fn insert_records_in_tx(
     let mut stored = Vec::with_capacity(records.len());
     for chunk in records.chunks(crate::ingest::CHUNK) {
         let sql = format!(
-            "INSERT INTO consent_records (subject_key, purpose_id, decision, at, source, policy_version, ip_hash, user_agent, double_opt_in_token) VALUES {} RETURNING seq",
-            crate::ingest::placeholders(backend, chunk.len(), 9)
+            "INSERT INTO consent_records (subject_key, purpose_id, decision, at, source, policy_version, ip_hash, user_agent, double_opt_in_token, notice_hash) VALUES {} RETURNING seq",
+            crate::ingest::placeholders(backend, chunk.len(), 10)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for c in chunk {
@@ -62,7 +63,8 @@ async fn insert_records_in_tx(
                 .bind(i64::from(c.policy_version))
                 .bind(c.proof.ip_hash.as_deref())
                 .bind(c.proof.user_agent.as_deref())
-                .bind(c.proof.double_opt_in_token.as_deref());
+                .bind(c.proof.double_opt_in_token.as_deref())
+                .bind(c.proof.notice_hash.as_deref());
         }
         // Both backends number the rows of one VALUES list in list order (SQLite's rowid,
         // PostgreSQL's sequence called per row), but RETURNING's row order is unspecified.

@@ -2,6 +2,8 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use crate::i18n::{Lang, M};
+
 /// The whole stylesheet. Kept in its own file for editing; served from memory.
 pub const STYLESHEET: &str = include_str!("candor.css");
 
@@ -41,9 +43,26 @@ pub fn stylesheet_href() -> String {
 /// content. Everything a page shows goes through here, so landmarks, the skip link and the
 /// stylesheet are the same on every page.
 pub fn page(title: &str, main: Markup) -> Markup {
+    page_in(Lang::En, title, None, main)
+}
+
+/// [`page`] in `lang`: the shell's own words come from the catalog, and when `switcher` names
+/// the page's path the header offers the other languages as links to it.
+pub fn page_in(lang: Lang, title: &str, switcher: Option<&str>, main: Markup) -> Markup {
+    page_with_head(lang, title, switcher, html! {}, main)
+}
+
+/// [`page_in`] with extra `<head>` elements (a `meta` refresh; never a script or style).
+pub fn page_with_head(
+    lang: Lang,
+    title: &str,
+    switcher: Option<&str>,
+    head: Markup,
+    main: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -51,12 +70,28 @@ pub fn page(title: &str, main: Markup) -> Markup {
                 link rel="stylesheet" href=(stylesheet_href());
                 link rel="icon" href=(FAVICON_PATH) type="image/svg+xml";
                 meta name="referrer" content="no-referrer";
+                (head)
             }
             body {
-                a class="skip-link" href={ "#" (MAIN_ID) } { "Skip to main content" }
+                a class="skip-link" href={ "#" (MAIN_ID) } { (M::Skip.text(lang)) }
                 header class="site-header" {
                     div class="wrap" {
-                        p class="brand" { a href="/privacy" { "Privacy centre" } }
+                        p class="brand" { a href="/privacy" { (M::Brand.text(lang)) } }
+                        @if let Some(path) = switcher {
+                            nav class="languages" aria-label=(M::LanguageNav.text(lang)) {
+                                ul {
+                                    @for l in Lang::ALL {
+                                        li {
+                                            @if l == lang {
+                                                a href={ (path) "?lang=" (l.code()) } lang=(l.code()) hreflang=(l.code()) aria-current="true" { (l.name()) }
+                                            } @else {
+                                                a href={ (path) "?lang=" (l.code()) } lang=(l.code()) hreflang=(l.code()) { (l.name()) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
                 // tabindex=-1 lets the skip link move keyboard focus here, not just scroll.
@@ -65,7 +100,7 @@ pub fn page(title: &str, main: Markup) -> Markup {
                 }
                 footer class="site-footer" {
                     div class="wrap" {
-                        p { "Served by Candor, which uses personal data only for the purposes it declares." }
+                        p { (M::Footer.text(lang)) }
                     }
                 }
             }

@@ -17,11 +17,14 @@
 //!   HMAC-SHA256 under a server secret, with an expiry; the http crate verifies it before acting.
 #![forbid(unsafe_code)]
 
+pub mod banner;
 pub mod components;
 pub mod csrf;
 mod error;
 pub mod headers;
+pub mod i18n;
 pub mod layout;
 pub mod pages;
 
 pub use error::WebError;
+pub use maud::Markup;

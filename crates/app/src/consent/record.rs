@@ -53,6 +53,8 @@ pub struct ConsentRequest {
     pub source: String,
     pub user_agent: Option<String>,
     pub double_opt_in_token: Option<String>,
+    /// What the banner showed (set by the banner use case only, from the server's own notice).
+    pub notice_hash: Option<String>,
     pub ip: Option<IpAddr>,
     pub signals: PrivacySignals,
 }
@@ -285,6 +287,7 @@ impl App {
                 req.double_opt_in_token,
                 256,
             )?,
+            notice_hash: req.notice_hash,
         };
 
         let now = self.now();
@@ -373,6 +376,44 @@ impl App {
             records: stored,
             overridden_by_signal: overridden,
         })
+    }
+
+    /// A person's choices from a page that shows every purpose at once (the preference center):
+    /// only the purposes whose state the choice changes are recorded, so sending the same form
+    /// twice records once. `Ok(None)` when nothing changed.
+    pub async fn record_consent_choices(
+        &self,
+        actor: &str,
+        subject: &SubjectKey,
+        choices: &[(String, bool)],
+        template: ConsentRequest,
+    ) -> Result<Option<ConsentOutcome>> {
+        let current = self.subject_consents(subject).await?;
+        let mut changes = Vec::new();
+        for (pid, grant) in choices {
+            let Some(pc) = current.iter().find(|pc| pc.purpose.id.as_str() == pid) else {
+                return Err(AppError::UnknownPurpose(pid.clone()));
+            };
+            let unchanged = match pc.status {
+                ConsentStatus::Granted { .. } => *grant,
+                ConsentStatus::Denied { .. } => !*grant,
+                ConsentStatus::NotRequired => true,
+                ConsentStatus::LegitimateInterest => *grant,
+                _ => false,
+            };
+            if !unchanged {
+                let decision = if *grant { "granted" } else { "denied" };
+                changes.push((pid.clone(), decision.to_owned()));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let req = ConsentRequest {
+            changes,
+            ..template
+        };
+        self.record_consents(actor, subject, req).await.map(Some)
     }
 
     /// Records historical decisions with their original times (bulk import and the demo).
@@ -490,6 +531,7 @@ impl App {
                         .map_err(|e| err("ip", e.to_string()))?,
                     user_agent: field("user_agent", &r.user_agent, 512)?,
                     double_opt_in_token: field("double_opt_in_token", &r.double_opt_in_token, 256)?,
+                    notice_hash: None,
                 };
                 let subject = self
                     .subject_key(external)

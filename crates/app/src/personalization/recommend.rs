@@ -76,6 +76,23 @@ impl Serving {
         self.model_version.as_deref()
     }
 
+    /// The catalog's categories in catalog order: (id, display name, sensitive), for a person
+    /// choosing interests and sensitive opt-ins.
+    pub fn categories(&self) -> Vec<(String, String, bool)> {
+        let catalog = self.engine.catalog();
+        self.category_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    id.clone(),
+                    catalog.category_names[i].clone(),
+                    catalog.category_sensitive[i],
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
@@ -99,6 +116,10 @@ pub struct RecommendRequest {
     /// The item the person is looking at now.
     pub current_item: Option<String>,
     pub cart: Vec<String>,
+    /// Answer as if the person had chosen this level (the preference center's preview): consent
+    /// and quiet periods still apply, and nothing is written to the decision log, because the
+    /// person is shown what a choice would change, not offered anything.
+    pub preview: Option<Level>,
 }
 
 #[derive(Debug, Clone)]
@@ -630,7 +651,10 @@ impl App {
         };
 
         // 2. The person's level, then quiet periods.
-        let prefs = self.preferences(subject).await?;
+        let mut prefs = self.preferences(subject).await?;
+        if let Some(preview) = req.preview {
+            std::sync::Arc::make_mut(&mut prefs).level = preview;
+        }
         let mut level = prefs.level;
         // What, besides consent, made the applied level lower than the chosen one.
         let mut lowered_by: Option<&str> = None;
@@ -804,18 +828,20 @@ impl App {
             })
             .collect();
         let model_version = resp.model_version;
-        self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
-            subject_key: subject.to_string(),
-            surface: req.surface.clone(),
-            item_id: it.item_id.clone(),
-            selected: true,
-            outcome: None,
-            score: Some(f64::from(it.score)),
-            model_version: model_version.clone(),
-            at: now,
-            position: Some(pos as i64 + 1),
-        }))
-        .await?;
+        if req.preview.is_none() {
+            self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
+                subject_key: subject.to_string(),
+                surface: req.surface.clone(),
+                item_id: it.item_id.clone(),
+                selected: true,
+                outcome: None,
+                score: Some(f64::from(it.score)),
+                model_version: model_version.clone(),
+                at: now,
+                position: Some(pos as i64 + 1),
+            }))
+            .await?;
+        }
         metrics::counter!("candor_recommendations_total", "level" => applied.as_str(), "surface" => req.surface.clone()).increment(1);
         Ok(Recommendations {
             subject_key: subject.to_string(),

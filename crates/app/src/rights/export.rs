@@ -252,6 +252,7 @@ impl App {
                     "policy_version": r.policy_version,
                     "proof_ip_hash": r.proof.ip_hash,
                     "proof_user_agent": r.proof.user_agent,
+                    "proof_notice_hash": r.proof.notice_hash,
                     "proof_double_opt_in_token": r.proof.double_opt_in_token,
                 })
             })

@@ -120,6 +120,8 @@ pub struct ProofView {
     pub ip_hash: Option<String>,
     pub user_agent: Option<String>,
     pub double_opt_in_token: Option<String>,
+    /// For banner decisions: `sha256:<hash of the exact notice text>@<banner config version>`.
+    pub notice_hash: Option<String>,
 }
 
 impl From<&ConsentRecord> for ConsentRecordView {
@@ -135,6 +137,7 @@ impl From<&ConsentRecord> for ConsentRecordView {
                 ip_hash: r.proof.ip_hash.clone(),
                 user_agent: r.proof.user_agent.clone(),
                 double_opt_in_token: r.proof.double_opt_in_token.clone(),
+                notice_hash: r.proof.notice_hash.clone(),
             },
         }
     }
@@ -237,6 +240,7 @@ async fn post_consents(
             .user_agent
             .or_else(|| header("user-agent").map(str::to_owned)),
         double_opt_in_token: proof.double_opt_in_token,
+        notice_hash: None,
         ip,
         signals: PrivacySignals::from_headers(header("sec-gpc"), header("dnt")),
     };

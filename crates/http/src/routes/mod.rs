@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod banner;
 pub mod catalog;
 pub mod consents;
 pub mod fairness;

@@ -305,6 +305,7 @@ async fn post_recommendations(
             k: body.k,
             current_item: ctx.current_item,
             cart: ctx.cart,
+            preview: None,
         },
     )
     .await

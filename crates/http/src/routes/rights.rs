@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_request, update_request))
         .routes(routes!(list_requests))
         .routes(routes!(receipt_key))
+        .routes(routes!(subject_link))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -443,4 +444,44 @@ async fn receipt_key(State(app): State<AppState>) -> Json<ReceiptKey> {
         key_id,
         public_key,
     })
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkInput {
+    /// How long the link is valid: `7d`, `12h`, `30m` or seconds; default `pages.link_ttl_hours`,
+    /// at most 90 days.
+    pub ttl: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinkView {
+    /// The preference-center link to send the person. Whoever holds it can act as them there.
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// A signed, expiring link to the preference center for one subject (send it to the person, by
+/// a channel you already verified). Raising `pages.link_key_id` revokes every link issued.
+#[utoipa::path(post, path = "/v1/subjects/{id}/link", tag = "rights", request_body = LinkInput, params(("id" = String, Path, description = "Your user id")), security(("api_key" = ["rights"])),
+    responses((status = 201, body = LinkView), (status = 422, body = crate::error::ErrorBody)))]
+async fn subject_link(
+    State(app): State<AppState>,
+    _auth: Auth<Rights>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<LinkInput>,
+) -> Result<(axum::http::StatusCode, Json<LinkView>), ApiError> {
+    let ttl = input
+        .ttl
+        .as_deref()
+        .map(candor_app::access::links::parse_ttl)
+        .transpose()?;
+    let link = app.issue_subject_link(&id, ttl)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(LinkView {
+            url: link.url,
+            expires_at: candor_domain::format_micros(link.expires_at),
+        }),
+    ))
 }

@@ -5,3 +5,4 @@ mod transparency;
 
 pub use privacy::privacy;
 pub use transparency::transparency;
+pub mod preferences;
