@@ -76,6 +76,8 @@ pub struct Config {
     /// Browser tracking: which web origins may send events from a page.
     pub browser: BrowserConfig,
     pub analytics: AnalyticsConfig,
+    /// The human review queue: which actions wait for a reviewer.
+    pub review: ReviewConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -235,6 +237,15 @@ impl Default for AnalyticsConfig {
             min_cell: candor_analytics::DEFAULT_K,
         }
     }
+}
+
+/// What each kind of held action does: `apply` (at once, recorded), `review` (waits for a
+/// reviewer; the default of every kind) or `block`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Serving a newly trained or re-activated model version.
+    pub model_activation: candor_domain::review::RuleMode,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -401,6 +412,7 @@ impl Default for Config {
             catalog: CatalogConfig::default(),
             browser: BrowserConfig::default(),
             analytics: AnalyticsConfig::default(),
+            review: ReviewConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),

@@ -310,6 +310,7 @@ pub async fn load(
                 model_version: "demo-offer-v1".into(),
                 at: o.at_unix * MICROS,
                 position: None,
+                answer_id: None,
             })
         })
         .collect::<Result<_>>()?;

@@ -21,6 +21,9 @@ pub enum AppError {
     /// A private query would take the analyst's budget past its limit; nothing was spent.
     #[error("{0}; nothing was spent")]
     OverBudget(String),
+    /// A review decision the queue's rules refuse.
+    #[error("review refused: {0}")]
+    Review(#[from] candor_domain::review::Refusal),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("storage failure: {0}")]
@@ -46,7 +49,7 @@ impl From<DomainError> for AppError {
             DomainError::UnknownScope(s) => AppError::invalid(
                 "scope",
                 format!(
-                    "`{s}` is not one of ingest, recommend, consent, admin, auditor, rights, analytics, site"
+                    "`{s}` is not one of ingest, recommend, consent, admin, auditor, rights, analytics, site, reviewer"
                 ),
             ),
         }

@@ -11,9 +11,10 @@
 //! | [`access`] | API keys and scopes, signed preference-center links |
 //! | [`ingest`] | the ingest gate, the tracking plan and its counters, data keys, retention |
 //! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
-//! | [`governance`] | fairness runs, incidents, audit-log verification |
+//! | [`governance`] | fairness runs, incidents, audit-log verification, the human review queue |
 //! | [`delivery`] | webhooks (later: the message outbox) |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
+//! | [`feedback`] | feedback on answers, survey answers, KPIs from incremental counts |
 //! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
 //!
 //! Invariants:
@@ -35,6 +36,7 @@ pub mod consent;
 pub mod delivery;
 pub mod demo;
 mod error;
+pub mod feedback;
 pub mod governance;
 pub mod ingest;
 pub mod personalization;

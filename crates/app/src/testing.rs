@@ -30,6 +30,8 @@ pub fn config(db: &TestDb, dir: &Path) -> Config {
     ));
     c.server.max_body_bytes = 64 * 1024;
     c.webhooks.poll_interval_ms = 20;
+    // Most tests train and serve at once; the review queue's own tests turn review back on.
+    c.review.model_activation = candor_domain::review::RuleMode::Apply;
     c
 }
 

@@ -223,6 +223,7 @@ fn preferences_of(s: usize, n_cat: usize) -> Preferences {
             vec![]
         },
         quiet_periods: vec![],
+        hidden_items: vec![],
     }
 }
 

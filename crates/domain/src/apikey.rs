@@ -34,10 +34,13 @@ pub enum Scope {
     /// record consent decisions for an anonymous visitor id through the banner endpoint, and
     /// nothing else: no read, no user ids, no other source than `banner`.
     Site,
+    /// Decide items held in the human review queue (approve, reject, break glass), never one's
+    /// own request; read the queue.
+    Reviewer,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::Ingest,
         Scope::Recommend,
         Scope::Consent,
@@ -46,6 +49,7 @@ impl Scope {
         Scope::Rights,
         Scope::Analytics,
         Scope::Site,
+        Scope::Reviewer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,7 @@ impl Scope {
             Scope::Rights => "rights",
             Scope::Analytics => "analytics",
             Scope::Site => "site",
+            Scope::Reviewer => "reviewer",
         }
     }
 
@@ -93,6 +98,10 @@ impl Scope {
                 "publishable (shown to every visitor): record banner consent decisions for an \
                  anonymous visitor id; reads nothing, cannot name a user id"
             }
+            Scope::Reviewer => {
+                "read the human review queue and approve or reject what it holds, with a \
+                 reason; never one's own request"
+            }
         }
     }
 
@@ -106,6 +115,7 @@ impl Scope {
             "rights" => Ok(Scope::Rights),
             "analytics" => Ok(Scope::Analytics),
             "site" => Ok(Scope::Site),
+            "reviewer" => Ok(Scope::Reviewer),
             other => Err(DomainError::UnknownScope(other.to_owned())),
         }
     }

@@ -9,7 +9,7 @@ pub enum DomainError {
     #[error("unknown purpose `{0}`")]
     UnknownPurpose(String),
     #[error(
-        "unknown scope `{0}` (expected one of: ingest, recommend, consent, admin, auditor, rights, analytics, site)"
+        "unknown scope `{0}` (expected one of: ingest, recommend, consent, admin, auditor, rights, analytics, site, reviewer)"
     )]
     UnknownScope(String),
 }

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod consent;
 pub mod envelope;
 mod error;
+pub mod feedback;
 pub mod incident;
 pub mod inventory;
 pub mod link;
@@ -20,6 +21,7 @@ pub mod preferences;
 pub mod profile;
 pub mod purpose;
 pub mod receipt;
+pub mod review;
 pub mod rights;
 pub mod signals;
 pub mod subject;
@@ -46,6 +48,19 @@ pub use subject::{ExternalId, Pseudonymizer, SubjectKey};
 /// Time as Candor stores it: microseconds since the Unix epoch, UTC. One integer type keeps the
 /// two stores (SQLite and PostgreSQL) byte-for-byte comparable and the audit hash canonical.
 pub type Micros = i64;
+
+/// The one of `all` whose name is `s`, or an error for `field` listing the names.
+pub(crate) fn named<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    field: &str,
+    s: &str,
+) -> Result<T, DomainError> {
+    all.iter().copied().find(|k| name(*k) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|k| name(*k)).collect();
+        DomainError::invalid(field, format!("`{s}` is not one of {}", names.join(", ")))
+    })
+}
 
 /// Converts stored microseconds to an RFC 3339 timestamp for people and JSON.
 pub fn format_micros(at: Micros) -> String {

@@ -4,7 +4,9 @@
 //! Invariants: new subjects start at `basic`; only the person moves to `full`. A quiet period only
 //! takes personalization away (serving falls back to non-personal while it lasts). Sensitive
 //! categories are used only if listed in `sensitive_opt_ins`. Every change says where the person
-//! made it ([`PreferenceSource`]), kept in its audit entry.
+//! made it ([`PreferenceSource`]), kept in its audit entry. Hidden items (from the person's
+//! "not for me" feedback) are declared preference data: serving applies them only where it may
+//! use declared preferences, and a replacement that does not name them keeps them.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +61,8 @@ pub enum PreferenceSource {
     PreferenceCenter,
     Api,
     Import,
+    /// "Too personal" or "not for me" feedback on an answer (never given by a client).
+    Feedback,
 }
 
 impl PreferenceSource {
@@ -67,6 +71,7 @@ impl PreferenceSource {
             PreferenceSource::PreferenceCenter => "preference_center",
             PreferenceSource::Api => "api",
             PreferenceSource::Import => "import",
+            PreferenceSource::Feedback => "feedback",
         }
     }
     pub fn parse(s: &str) -> Result<Self, DomainError> {
@@ -89,6 +94,7 @@ pub struct PreferencesPatch {
     pub declared_interests: Option<Vec<String>>,
     pub sensitive_opt_ins: Option<Vec<String>>,
     pub quiet_periods: Option<Vec<QuietPeriod>>,
+    pub hidden_items: Option<Vec<String>>,
 }
 
 impl PreferencesPatch {
@@ -105,6 +111,9 @@ impl PreferencesPatch {
             quiet_periods: self
                 .quiet_periods
                 .unwrap_or_else(|| current.quiet_periods.clone()),
+            hidden_items: self
+                .hidden_items
+                .unwrap_or_else(|| current.hidden_items.clone()),
         }
     }
 
@@ -115,6 +124,7 @@ impl PreferencesPatch {
             ("declared_interests", self.declared_interests.is_some()),
             ("sensitive_opt_ins", self.sensitive_opt_ins.is_some()),
             ("quiet_periods", self.quiet_periods.is_some()),
+            ("hidden_items", self.hidden_items.is_some()),
         ]
         .into_iter()
         .filter_map(|(f, set)| set.then_some(f))
@@ -138,11 +148,28 @@ pub struct Preferences {
     /// Sensitive catalog categories the person explicitly allows.
     pub sensitive_opt_ins: Vec<String>,
     pub quiet_periods: Vec<QuietPeriod>,
+    /// Catalog item ids the person marked thumbs down or not relevant, newest last, at most
+    /// [`MAX_HIDDEN`]: never recommended to them while declared preferences may be used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_items: Vec<String>,
 }
 
 pub const MAX_LIST: usize = 50;
+/// Most hidden items kept; hiding one more forgets the oldest.
+pub const MAX_HIDDEN: usize = 500;
 
 impl Preferences {
+    /// These preferences with `item` hidden (moved to the newest place if it already was),
+    /// keeping at most [`MAX_HIDDEN`].
+    pub fn hiding(&self, item: &str) -> Preferences {
+        let mut next = self.clone();
+        next.hidden_items.retain(|i| i != item);
+        next.hidden_items.push(item.to_owned());
+        let over = next.hidden_items.len().saturating_sub(MAX_HIDDEN);
+        next.hidden_items.drain(..over);
+        next
+    }
+
     /// The quiet period in force at `now`, if any.
     pub fn quiet_at(&self, now: Micros) -> Option<&QuietPeriod> {
         self.quiet_periods
@@ -179,6 +206,22 @@ impl Preferences {
             return Err(DomainError::invalid(
                 "sensitive_opt_ins",
                 format!("`{c}` is not a sensitive category; it needs no opt-in"),
+            ));
+        }
+        if self.hidden_items.len() > MAX_HIDDEN {
+            return Err(DomainError::invalid(
+                "hidden_items",
+                format!("at most {MAX_HIDDEN} entries"),
+            ));
+        }
+        if self
+            .hidden_items
+            .iter()
+            .any(|i| i.is_empty() || i.len() > 200)
+        {
+            return Err(DomainError::invalid(
+                "hidden_items",
+                "each entry is an item id of 1 to 200 bytes",
             ));
         }
         if self.quiet_periods.len() > MAX_LIST {
@@ -223,6 +266,7 @@ mod tests {
                 until: 2,
                 label: None,
             }],
+            hidden_items: vec![],
         };
         let patch = PreferencesPatch {
             level: Some(Level::Full),

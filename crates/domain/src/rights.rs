@@ -15,20 +15,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
-use crate::{DomainError, MICROS_PER_DAY, Micros};
-
-/// The one of `all` whose name is `s`, or an error for `field` listing the names.
-fn named<T: Copy>(
-    all: &[T],
-    name: fn(T) -> &'static str,
-    field: &str,
-    s: &str,
-) -> Result<T, DomainError> {
-    all.iter().copied().find(|k| name(*k) == s).ok_or_else(|| {
-        let names: Vec<&str> = all.iter().map(|k| name(*k)).collect();
-        DomainError::invalid(field, format!("`{s}` is not one of {}", names.join(", ")))
-    })
-}
+use crate::{DomainError, MICROS_PER_DAY, Micros, named};
 
 /// What a person asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ macro_rules! scopes {
         impl RequiredScope for $name { const SCOPE: Scope = $scope; }
     )*};
 }
-scopes!(Ingest => Scope::Ingest, Recommend => Scope::Recommend, Consent => Scope::Consent, Admin => Scope::Admin, Auditor => Scope::Auditor, Rights => Scope::Rights, Analytics => Scope::Analytics, Site => Scope::Site);
+scopes!(Ingest => Scope::Ingest, Recommend => Scope::Recommend, Consent => Scope::Consent, Admin => Scope::Admin, Auditor => Scope::Auditor, Rights => Scope::Rights, Analytics => Scope::Analytics, Site => Scope::Site, Reviewer => Scope::Reviewer);
 
 /// The authenticated key of a request that needed scope `S`.
 pub struct Auth<S> {
@@ -106,6 +106,40 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Auth<S> {
         Ok(Auth {
             key: authorize(app, &secret, S::SCOPE)?,
             _scope: PhantomData,
+        })
+    }
+}
+
+/// The authenticated key of a request that needed scope `A` or scope `B`.
+pub struct AuthEither<A, B> {
+    pub key: KeyInfo,
+    _scopes: PhantomData<(A, B)>,
+}
+
+impl<A, B> AuthEither<A, B> {
+    pub fn actor(&self) -> String {
+        self.key.actor()
+    }
+}
+
+impl<A: RequiredScope, B: RequiredScope> FromRequestParts<AppState> for AuthEither<A, B> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let secret = secret_from_headers(&parts.headers)?;
+        let key = authorize(app, &secret, A::SCOPE).or_else(|first| match first.code {
+            crate::error::ErrorCode::Forbidden => authorize(app, &secret, B::SCOPE).map_err(|_| {
+                ApiError::forbidden(format!(
+                    "this route needs a key with scope `{}` or `{}`",
+                    A::SCOPE.as_str(),
+                    B::SCOPE.as_str()
+                ))
+            }),
+            _ => Err(first),
+        })?;
+        Ok(AuthEither {
+            key,
+            _scopes: PhantomData,
         })
     }
 }

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     UnknownPurpose,
     /// A message of an ingestion request was refused; its own code says why.
     Rejected(candor_app::ingest::RejectCode),
+    /// A review decision was refused: `reason_required` (422), `already_decided` or
+    /// `own_request` (409).
+    Review(&'static str),
     // 500, 503
     Internal,
     NotReady,
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidRows => "invalid_rows",
             ErrorCode::UnknownPurpose => "unknown_purpose",
             ErrorCode::Rejected(r) => r.as_str(),
+            ErrorCode::Review(code) => code,
             ErrorCode::Internal => "internal",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Timeout => "timeout",
@@ -183,6 +187,16 @@ impl From<AppError> for ApiError {
             AppError::Conflict { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 crate::error::ErrorCode::Conflict,
+                e.to_string(),
+            ),
+            AppError::Review(refusal) => ApiError::new(
+                match refusal {
+                    candor_domain::review::Refusal::ReasonRequired => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    _ => StatusCode::CONFLICT,
+                },
+                crate::error::ErrorCode::Review(refusal.code()),
                 e.to_string(),
             ),
             AppError::OverBudget(_) => ApiError::new(

@@ -1009,6 +1009,7 @@ both_stores!(
                     model_version: "test".into(),
                     at: node.app.now(),
                     position: Some(pos),
+                    answer_id: None,
                 });
             }
         }

@@ -3,39 +3,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
-use common::Node;
+use common::{Node, receiver};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-/// A local receiver that keeps every body posted to `/hook`.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let app = {
-        let received = received.clone();
-        axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: String| {
-                let received = received.clone();
-                async move {
-                    received
-                        .lock()
-                        .unwrap()
-                        .push(serde_json::from_str(&body).unwrap());
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
-}
+use serde_json::json;
 
 both_stores!(
     a_material_change_announces_every_subject_who_must_renew,

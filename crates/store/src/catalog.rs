@@ -106,6 +106,8 @@ pub struct DecisionRow {
     pub at: Micros,
     /// 1-based rank in the response, for exposure audits.
     pub position: Option<i64>,
+    /// The answer this row was part of, for feedback; `None` for imported decisions.
+    pub answer_id: Option<String>,
 }
 
 impl Store {
@@ -352,8 +354,8 @@ async fn insert_decisions_in(
 ) -> Result<()> {
     for chunk in decisions.chunks(crate::ingest::CHUNK) {
         let sql = format!(
-            "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position) VALUES {}",
-            crate::ingest::placeholders(backend, chunk.len(), 9)
+            "INSERT INTO decisions (subject_key, surface, item_id, selected, outcome, score, model_version, at, position, answer_id) VALUES {}",
+            crate::ingest::placeholders(backend, chunk.len(), 10)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for d in chunk {
@@ -366,9 +368,32 @@ async fn insert_decisions_in(
                 .bind(d.score)
                 .bind(&d.model_version)
                 .bind(d.at)
-                .bind(d.position);
+                .bind(d.position)
+                .bind(d.answer_id.as_deref());
         }
         q.execute(&mut **tx).await?;
+    }
+    // The answers KPI: one per logged answer (its first row), by model version and surface.
+    let mut answers: std::collections::BTreeMap<(i64, String, String), i64> = Default::default();
+    for d in decisions
+        .iter()
+        .filter(|d| d.answer_id.is_some() && d.position == Some(1))
+    {
+        let day = crate::feedback::day_of(d.at);
+        for dim in [
+            format!("model:{}", d.model_version),
+            format!("surface:{}", d.surface),
+        ] {
+            *answers.entry((day, "answers".into(), dim)).or_default() += 1;
+        }
+    }
+    let mut by_day: std::collections::BTreeMap<i64, Vec<(String, String, i64)>> =
+        Default::default();
+    for ((day, metric, dim), n) in answers {
+        by_day.entry(day).or_default().push((metric, dim, n));
+    }
+    for (day, counts) in by_day {
+        crate::feedback::add_counts_in(tx, backend, day, &counts).await?;
     }
     Ok(())
 }

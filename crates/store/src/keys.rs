@@ -15,6 +15,8 @@ pub struct ApiKeyRow {
     pub prefix: String,
     pub created_at: Micros,
     pub revoked_at: Option<Micros>,
+    /// The person holding the key, when named at creation.
+    pub holder: Option<String>,
 }
 
 fn decode(r: &sqlx::any::AnyRow) -> Result<ApiKeyRow> {
@@ -27,20 +29,22 @@ fn decode(r: &sqlx::any::AnyRow) -> Result<ApiKeyRow> {
         prefix: r.try_get("prefix")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        holder: r.try_get("holder")?,
     })
 }
 
-const COLUMNS: &str = "id, name, scope, secret_hash, prefix, created_at, revoked_at";
+const COLUMNS: &str = "id, name, scope, secret_hash, prefix, created_at, revoked_at, holder";
 
 impl Store {
     pub async fn create_key(&self, key: &ApiKeyRow, audit: &AuditDraft) -> Result<()> {
-        let insert = sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
+        let insert = sqlx::query("INSERT INTO api_keys (id, name, scope, secret_hash, prefix, created_at, revoked_at, holder) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)")
             .bind(&key.id)
             .bind(&key.name)
             .bind(key.scope.as_str())
             .bind(&key.secret_hash)
             .bind(&key.prefix)
-            .bind(key.created_at);
+            .bind(key.created_at)
+            .bind(key.holder.as_deref());
         self.audited_statement(key.created_at, insert, None, audit, &["keys".to_owned()])
             .await
     }

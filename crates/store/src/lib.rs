@@ -28,10 +28,12 @@ mod changes;
 mod cluster;
 mod consents;
 mod fairness;
+mod feedback;
 mod ingest;
 mod keys;
 mod profiles;
 mod purposes;
+mod reviews;
 mod rights;
 mod serving;
 mod sqlite_writer;
@@ -52,12 +54,14 @@ pub use changes::Change;
 pub use cluster::ClusterLock;
 pub use consents::ConsentImport;
 pub use fairness::{FairnessDecision, FairnessRunRow, Incident, IncidentInput};
+pub use feedback::{AnswerRow, FeedbackRow, KpiCount, SurveyRow, day_of};
 pub use ingest::{
     IngestBatch, IngestResult, NewEvent, PreparedMessage, RetentionAction, RetentionCounts,
     RetentionPass, RetentionStep,
 };
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
+pub use reviews::{ReviewDecision, ReviewRow};
 pub use rights::{ErasedCounts, Erasure, RightsRequestRow, StoredEvent, SubjectHoldings};
 pub use serving::{ItemEvent, ModelVersion, PreferencesUpdate, TrainingPage};
 pub use webhooks::{Delivery, DeliveryOutcome, OutboxEvent, Webhook};

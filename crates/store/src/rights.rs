@@ -98,6 +98,8 @@ pub struct SubjectHoldings {
     pub decisions: Vec<crate::DecisionRow>,
     /// (event id, event type, status, attempts, created at, payload)
     pub deliveries: Vec<(String, String, String, i64, Micros, String)>,
+    pub feedback: Vec<crate::FeedbackRow>,
+    pub surveys: Vec<crate::SurveyRow>,
     pub has_data_key: bool,
     pub suppressed: bool,
 }
@@ -245,7 +247,7 @@ impl Store {
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<Result<_>>()?;
         let decisions = sqlx::query(
-            "SELECT subject_key, surface, item_id, selected, outcome, score, model_version, at, position \
+            "SELECT subject_key, surface, item_id, selected, outcome, score, model_version, at, position, answer_id \
              FROM decisions WHERE subject_key = $1 ORDER BY at, id LIMIT $2",
         )
         .bind(subject)
@@ -264,6 +266,7 @@ impl Store {
                 model_version: r.try_get("model_version")?,
                 at: r.try_get("at")?,
                 position: r.try_get("position")?,
+                answer_id: r.try_get("answer_id")?,
             })
         })
         .collect::<Result<_>>()?;
@@ -295,6 +298,8 @@ impl Store {
             quarantined,
             decisions,
             deliveries,
+            feedback: self.feedback_of(subject).await?,
+            surveys: self.surveys_of(subject).await?,
             has_data_key: self.wrapped_data_key(subject).await?.is_some(),
             suppressed: self.is_suppressed(subject).await?,
         })
@@ -785,7 +790,7 @@ async fn erase_batch_in_tx(
         q.execute(&mut **tx).await?;
     }
 
-    const ERASED: [&str; 11] = [
+    const ERASED: [&str; 13] = [
         "events",
         "contact_fields",
         "protected_attributes",
@@ -796,6 +801,8 @@ async fn erase_batch_in_tx(
         "webhook_delivery_history",
         "decision_log_links",
         "identity_links",
+        "feedback",
+        "survey_answers",
         "data_key",
     ];
     let mut tally = Tally {
@@ -859,6 +866,16 @@ async fn erase_batch_in_tx(
                 "identity_links",
                 format!(
                     "DELETE FROM identity_links WHERE anonymous_key IN ({list}) RETURNING anonymous_key"
+                ),
+            ),
+            (
+                "feedback",
+                format!("DELETE FROM feedback WHERE subject_key IN ({list}) RETURNING subject_key"),
+            ),
+            (
+                "survey_answers",
+                format!(
+                    "DELETE FROM survey_answers WHERE subject_key IN ({list}) RETURNING subject_key"
                 ),
             ),
             (

@@ -7,6 +7,7 @@
 use candor_domain::{AuditDraft, Micros, Permit};
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::audit::Tx;
 use crate::{Result, Store, StoreError};
 
 /// A stored model version. `body` is the model file, base64.
@@ -85,6 +86,8 @@ pub struct PreferencesUpdate {
     pub subject: String,
     pub body: String,
     pub interests: Vec<String>,
+    /// Where the person made the change (counted per source in the KPI read model).
+    pub source: String,
     pub audit: AuditDraft,
 }
 
@@ -157,6 +160,7 @@ impl Store {
                 subject: subject.to_owned(),
                 body: body.to_owned(),
                 interests: interests.to_vec(),
+                source: "api".into(),
                 audit: audit_draft.clone(),
             }],
             at,
@@ -182,49 +186,7 @@ impl Store {
         self.audited_many(
             at,
             updates,
-            |tx, updates| {
-                Box::pin(async move {
-                    for chunk in updates.chunks(crate::ingest::CHUNK) {
-                        let sql = format!(
-                            "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                            crate::ingest::placeholders(backend, chunk.len(), 3)
-                        );
-                        let mut q = sqlx::query(AssertSqlSafe(sql));
-                        for u in chunk {
-                            q = q.bind(&u.subject).bind(&u.body).bind(at);
-                        }
-                        q.execute(&mut **tx).await?;
-                        let sql = format!(
-                            "DELETE FROM declared_interests WHERE subject_key IN ({})",
-                            (1..=chunk.len())
-                                .map(|i| format!("${i}"))
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        );
-                        let mut q = sqlx::query(AssertSqlSafe(sql));
-                        for u in chunk {
-                            q = q.bind(&u.subject);
-                        }
-                        q.execute(&mut **tx).await?;
-                    }
-                    let interests: Vec<(&str, &str)> = updates
-                        .iter()
-                        .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
-                        .collect();
-                    for chunk in interests.chunks(crate::ingest::CHUNK) {
-                        let sql = format!(
-                            "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
-                            crate::ingest::placeholders(backend, chunk.len(), 2)
-                        );
-                        let mut q = sqlx::query(AssertSqlSafe(sql));
-                        for (subject, category) in chunk {
-                            q = q.bind(*subject).bind(*category);
-                        }
-                        q.execute(&mut **tx).await?;
-                    }
-                    Ok(())
-                })
-            },
+            |tx, updates| Box::pin(write_preferences_in(tx, backend, updates, at)),
             |_| updates.iter().map(|u| &u.audit).collect(),
             &notices,
         )
@@ -423,4 +385,68 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Writes preferences (and their declared interests) inside a caller's transaction; the caller
+/// audits them (`set_preferences_bulk`, feedback).
+pub(crate) async fn write_preferences_in(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    updates: &[PreferencesUpdate],
+    at: Micros,
+) -> Result<()> {
+    let mut by_source: std::collections::BTreeMap<&str, i64> = Default::default();
+    for u in updates {
+        *by_source.entry(u.source.as_str()).or_default() += 1;
+    }
+    let counts: Vec<(String, String, i64)> = by_source
+        .into_iter()
+        .map(|(source, n)| {
+            (
+                "preference_changes".to_owned(),
+                format!("source:{source}"),
+                n,
+            )
+        })
+        .collect();
+    crate::feedback::add_counts_in(tx, backend, crate::feedback::day_of(at), &counts).await?;
+    for chunk in updates.chunks(crate::ingest::CHUNK) {
+        let sql = format!(
+            "INSERT INTO subject_preferences (subject_key, body, updated_at) VALUES {} ON CONFLICT (subject_key) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            crate::ingest::placeholders(backend, chunk.len(), 3)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for u in chunk {
+            q = q.bind(&u.subject).bind(&u.body).bind(at);
+        }
+        q.execute(&mut **tx).await?;
+        let sql = format!(
+            "DELETE FROM declared_interests WHERE subject_key IN ({})",
+            (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for u in chunk {
+            q = q.bind(&u.subject);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let interests: Vec<(&str, &str)> = updates
+        .iter()
+        .flat_map(|u| u.interests.iter().map(|c| (u.subject.as_str(), c.as_str())))
+        .collect();
+    for chunk in interests.chunks(crate::ingest::CHUNK) {
+        let sql = format!(
+            "INSERT INTO declared_interests (subject_key, category_id) VALUES {}",
+            crate::ingest::placeholders(backend, chunk.len(), 2)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (subject, category) in chunk {
+            q = q.bind(*subject).bind(*category);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -653,6 +653,7 @@ both_stores!(
             subject: subject(&format!("p-{i}")).to_string(),
             body: format!("{{\"n\":{i}}}"),
             interests: interests.iter().map(|s| (*s).to_owned()).collect(),
+            source: "api".into(),
             audit: AuditDraft::new(
                 "test",
                 candor_domain::AuditAction::PreferencesUpdate,

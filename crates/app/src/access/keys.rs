@@ -16,12 +16,18 @@ pub struct KeyInfo {
     pub id: String,
     pub name: String,
     pub scope: Scope,
+    /// The person holding the key, when named at creation.
+    pub holder: Option<String>,
 }
 
 impl KeyInfo {
-    /// How this key appears as the actor in the audit log.
+    /// How this key appears as the actor in the audit log: `key:ID`, or `holder:WHO/key:ID`
+    /// for a key created for a named person (see [`candor_domain::review::identity`]).
     pub fn actor(&self) -> String {
-        format!("key:{}", self.id)
+        match &self.holder {
+            Some(h) => format!("holder:{h}/key:{}", self.id),
+            None => format!("key:{}", self.id),
+        }
     }
 }
 
@@ -46,6 +52,7 @@ impl App {
                         id: k.id,
                         name: k.name,
                         scope: k.scope,
+                        holder: k.holder,
                     },
                 )
             })
@@ -68,6 +75,27 @@ impl App {
     }
 
     pub async fn create_key(&self, actor: &str, name: &str, scope: Scope) -> Result<CreatedKey> {
+        self.create_key_for(actor, name, scope, None).await
+    }
+
+    /// [`App::create_key`] for a named person (an email or staff id, 1-200 characters): keys
+    /// of one holder count as one identity in the review queue.
+    pub async fn create_key_for(
+        &self,
+        actor: &str,
+        name: &str,
+        scope: Scope,
+        holder: Option<&str>,
+    ) -> Result<CreatedKey> {
+        let holder = holder.map(str::trim);
+        if holder.is_some_and(|h| {
+            h.is_empty() || h.chars().count() > 200 || h.chars().any(|c| c.is_control() || c == '/')
+        }) {
+            return Err(AppError::invalid(
+                "holder",
+                "must be 1-200 characters without control characters or `/`",
+            ));
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(AppError::invalid(
@@ -85,12 +113,13 @@ impl App {
             prefix: display_prefix(&secret),
             created_at: self.now(),
             revoked_at: None,
+            holder: holder.map(str::to_owned),
         };
         let audit = AuditDraft::new(
             actor,
             candor_domain::AuditAction::KeyCreate,
             &id,
-            json!({"name": name, "scope": scope}),
+            json!({"name": name, "scope": scope, "holder": holder}),
         );
         self.store.create_key(&row, &audit).await?;
         self.reload_keys().await?;

@@ -1,5 +1,5 @@
 //! The governance room: fairness runs over the decision log, the bias incident log, and
-//! verification of the hash-chained audit log. Later: the human review queue.
+//! verification of the hash-chained audit log, and the human review queue (`reviews.rs`).
 //!
 //! Invariants:
 //! - `fairness.rs` is the only code that reads protected attributes, and nothing it computes
@@ -8,6 +8,7 @@
 
 pub mod audit_log;
 pub mod fairness;
+pub mod reviews;
 
 impl crate::App {
     /// Scheduled fairness audits, on one node of the cluster at a time.

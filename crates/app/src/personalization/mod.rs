@@ -31,6 +31,13 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 
+/// What answers send the decision-log writer.
+pub(crate) enum DecisionLog {
+    Rows(Vec<DecisionRow>),
+    /// Answered once every row queued before it is written (feedback on a fresh answer).
+    Flushed(tokio::sync::oneshot::Sender<()>),
+}
+
 /// What the personalization room keeps in memory.
 pub(crate) struct PersonalizationRoom {
     serving: RwLock<Arc<recommend::Serving>>,
@@ -38,7 +45,7 @@ pub(crate) struct PersonalizationRoom {
     prefs: RwLock<HashMap<String, Arc<Preferences>>>,
     /// Where answers queue their decision rows; `None` before the writer starts and after it
     /// stopped (then rows are written directly).
-    decisions_tx: Mutex<Option<mpsc::Sender<Vec<DecisionRow>>>>,
+    decisions_tx: Mutex<Option<mpsc::Sender<DecisionLog>>>,
     /// A bulk catalog write committed and serving has not reloaded since (see
     /// `catalog::Refresh::Soon`).
     catalog_stale: std::sync::atomic::AtomicBool,
@@ -115,7 +122,7 @@ impl App {
         self: &Arc<Self>,
         mut stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        let (tx, mut rx) = mpsc::channel::<Vec<DecisionRow>>(4096);
+        let (tx, mut rx) = mpsc::channel::<DecisionLog>(4096);
         *self
             .personalization
             .decisions_tx
@@ -125,15 +132,15 @@ impl App {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    batch = rx.recv() => match batch {
-                        Some(rows) => app.write_decisions(rows, &mut rx).await,
+                    message = rx.recv() => match message {
+                        Some(m) => app.write_decisions(m, &mut rx).await,
                         None => break,
                     },
                     _ = stop.changed() => {
                         *app.personalization.decisions_tx.lock().expect("decision log lock") = None;
                         rx.close();
-                        while let Some(rows) = rx.recv().await {
-                            app.write_decisions(rows, &mut rx).await;
+                        while let Some(m) = rx.recv().await {
+                            app.write_decisions(m, &mut rx).await;
                         }
                         break;
                     }
@@ -142,20 +149,44 @@ impl App {
         })
     }
 
-    /// Writes one queued batch plus whatever else is waiting, as one insert.
-    async fn write_decisions(
-        &self,
-        mut rows: Vec<DecisionRow>,
-        rx: &mut mpsc::Receiver<Vec<DecisionRow>>,
-    ) {
-        while rows.len() < DECISION_BATCH {
-            match rx.try_recv() {
-                Ok(more) => rows.extend(more),
-                Err(_) => break,
+    /// Writes one queued batch plus whatever else is waiting, as one insert, then answers the
+    /// flush requests that were queued among them (each after the rows queued before it).
+    async fn write_decisions(&self, first: DecisionLog, rx: &mut mpsc::Receiver<DecisionLog>) {
+        let mut rows = Vec::new();
+        let mut flushed = Vec::new();
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                DecisionLog::Rows(more) => rows.extend(more),
+                DecisionLog::Flushed(done) => flushed.push(done),
+            }
+            if rows.len() < DECISION_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = self.store.insert_decisions(&rows).await {
+        if !rows.is_empty()
+            && let Err(e) = self.store.insert_decisions(&rows).await
+        {
             tracing::error!(error = %e, rows = rows.len(), "decision log write failed");
+        }
+        for done in flushed {
+            let _ = done.send(());
+        }
+    }
+
+    /// Waits until every decision row queued so far is written.
+    pub(crate) async fn flush_decisions(&self) {
+        let tx = self
+            .personalization
+            .decisions_tx
+            .lock()
+            .expect("decision log lock")
+            .clone();
+        if let Some(tx) = tx {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(DecisionLog::Flushed(done)).await.is_ok() {
+                let _ = wait.await;
+            }
         }
     }
 

@@ -101,6 +101,7 @@ impl App {
                 body: serde_json::to_string(prefs)
                     .map_err(|e| AppError::Internal(e.to_string()))?,
                 interests: prefs.declared_interests.clone(),
+                source: source.as_str().into(),
                 audit: AuditDraft::new(
                     actor,
                     candor_domain::AuditAction::PreferencesUpdate,

@@ -25,7 +25,9 @@ use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
 use candor_store::{DecisionRow, ModelVersion};
 use serde_json::json;
 
+use super::DecisionLog;
 use super::history::History;
+use crate::governance::reviews::Requested;
 use crate::{App, AppError, Result};
 
 /// The engine in force and how to map ids to its indices.
@@ -150,6 +152,9 @@ pub struct Recommendations {
     /// Every rule that shaped this answer, in the order applied.
     pub filters: Vec<String>,
     pub items: Vec<RecommendedItem>,
+    /// Names this answer in the decision log, so feedback can refer back to it; `None` for a
+    /// preview, which is not logged.
+    pub decision_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +165,8 @@ pub struct TrainReport {
     pub interactions: usize,
     pub items: usize,
     pub activated: bool,
+    /// The review item the activation waits on, when the review rule holds it.
+    pub review: Option<String>,
 }
 
 /// The catalog in the engine's terms, and how to map ids to its indices.
@@ -550,19 +557,26 @@ impl App {
             json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items}),
         );
         self.store.save_model(&version, &audit).await?;
-        self.activate_model(actor, &version.version).await?;
+        let review = match self
+            .request_model_activation(actor, &version.version)
+            .await?
+        {
+            Requested::Applied => None,
+            Requested::Held(item) => Some(item.id),
+        };
         Ok(TrainReport {
             version: version.version,
             subjects,
             subjects_excluded_without_consent: excluded,
             interactions,
             items: n_items,
-            activated: true,
+            activated: review.is_none(),
+            review,
         })
     }
 
-    /// Switches serving to `version` after proving it loads and fits the catalog.
-    pub async fn activate_model(&self, actor: &str, version: &str) -> Result<()> {
+    /// The stored model `version`, after proving it loads and fits the catalog.
+    pub(crate) async fn checked_model(&self, version: &str) -> Result<ModelVersion> {
         let m = self
             .store
             .model_version(version)
@@ -575,6 +589,13 @@ impl App {
         let EngineCatalog { catalog, .. } =
             self.catalog_for_engine(Some(&file.meta.item_ids)).await?;
         self.engine_from(&catalog, &m, &file)?;
+        Ok(m)
+    }
+
+    /// Switches serving to `version` after proving it loads and fits the catalog. Callers
+    /// outside the review queue go through [`App::request_model_activation`].
+    pub(crate) async fn activate_model(&self, actor: &str, version: &str) -> Result<()> {
+        let m = self.checked_model(version).await?;
         let audit = AuditDraft::new(
             actor,
             candor_domain::AuditAction::ModelActivate,
@@ -713,6 +734,20 @@ impl App {
                 .chain(req.cart.iter())
                 .filter_map(|id| serving.item_index.get(id).copied()),
         );
+        // Items the person marked "not for me" are declared preference data: left out where
+        // declared preferences may be used.
+        let hidden = if consent.declared && level >= Level::Basic {
+            let before = owned.len();
+            owned.extend(
+                prefs
+                    .hidden_items
+                    .iter()
+                    .filter_map(|id| serving.item_index.get(id).copied()),
+            );
+            owned.len() - before
+        } else {
+            0
+        };
         let declared: Vec<u32> = prefs
             .declared_interests
             .iter()
@@ -799,7 +834,16 @@ impl App {
                 excluded.join(", ")
             ));
         }
-        filters.push(format!("{} owned or on-screen items excluded", owned.len()));
+        if hidden > 0 {
+            filters.push(format!(
+                "{hidden} item{} you marked not for you left out",
+                if hidden == 1 { "" } else { "s" }
+            ));
+        }
+        filters.push(format!(
+            "{} owned or on-screen items excluded",
+            owned.len() - hidden
+        ));
         filters.push(format!(
             "diversity re-ranking: MMR lambda {}, at most {} per category{}",
             cfg.mmr_lambda,
@@ -828,7 +872,8 @@ impl App {
             })
             .collect();
         let model_version = resp.model_version;
-        if req.preview.is_none() {
+        let decision_id = req.preview.is_none().then(new_decision_id);
+        if let Some(answer_id) = &decision_id {
             self.log_decisions(items.iter().enumerate().map(|(pos, it)| DecisionRow {
                 subject_key: subject.to_string(),
                 surface: req.surface.clone(),
@@ -839,6 +884,7 @@ impl App {
                 model_version: model_version.clone(),
                 at: now,
                 position: Some(pos as i64 + 1),
+                answer_id: Some(answer_id.clone()),
             }))
             .await?;
         }
@@ -853,6 +899,7 @@ impl App {
             fallback,
             filters,
             items,
+            decision_id,
         })
     }
 
@@ -893,18 +940,32 @@ impl App {
             .expect("decision log lock")
             .clone();
         let unsent = match tx {
-            Some(tx) => match tx.try_send(rows) {
+            Some(tx) => match tx.try_send(DecisionLog::Rows(rows)) {
                 Ok(()) => return Ok(()),
-                Err(TrySendError::Full(rows)) => match tx.send(rows).await {
+                Err(TrySendError::Full(m)) => match tx.send(m).await {
                     Ok(()) => return Ok(()),
-                    Err(SendError(rows)) => rows,
+                    Err(SendError(m)) => m,
                 },
-                Err(TrySendError::Closed(rows)) => rows,
+                Err(TrySendError::Closed(m)) => m,
             },
-            None => rows,
+            None => DecisionLog::Rows(rows),
+        };
+        let DecisionLog::Rows(unsent) = unsent else {
+            return Ok(());
         };
         Ok(self.store.insert_decisions(&unsent).await?)
     }
+}
+
+/// A fresh answer id: 128 random bits, so an id names one answer and cannot be guessed.
+pub(crate) fn new_decision_id() -> String {
+    format!("ans_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// Whether `id` has the shape [`new_decision_id`] makes.
+pub(crate) fn is_decision_id(id: &str) -> bool {
+    id.strip_prefix("ans_")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What the consent state of the recommendation purpose means for this answer, in words.

@@ -289,8 +289,30 @@ impl App {
                     "outcome": d.outcome,
                     "score": d.score,
                     "model_version": d.model_version,
+                    "decision_id": d.answer_id,
                 })
             })
+            .collect();
+        let feedback: Vec<Value> = holdings
+            .feedback
+            .iter()
+            .map(|f| {
+                json!({
+                    "at": candor_domain::format_micros(f.at),
+                    "decision_id": f.answer_id,
+                    "item_id": f.item_id,
+                    "kind": f.kind,
+                    "text": f.text_sealed.as_deref().map(|t| open(key.as_ref(), s, "feedback.text", t)),
+                    "surface": f.surface,
+                    "model_version": f.model_version,
+                    "applied": serde_json::from_str::<Value>(&f.applied).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        let surveys: Vec<Value> = holdings
+            .surveys
+            .iter()
+            .map(|a| json!({"at": candor_domain::format_micros(a.at), "survey": a.survey, "score": a.score}))
             .collect();
         let quarantined: Vec<Value> = holdings
             .quarantined
@@ -346,7 +368,6 @@ impl App {
                 "suppressed": holdings.suppressed,
                 "data_key": if holdings.has_data_key { "held" } else { "none" },
                 "explanations": "recommendation explanations are computed with each answer and not stored; the decisions below are what was shown",
-                "feedback": "no feedback is recorded on this subject",
             }),
         );
         doc.insert("contact".into(), Value::Array(contact));
@@ -362,7 +383,8 @@ impl App {
         doc.insert("protected_attributes".into(), Value::Array(protected));
         doc.insert("decisions".into(), Value::Array(decisions));
         doc.insert("quarantined_messages".into(), Value::Array(quarantined));
-        doc.insert("feedback".into(), Value::Array(Vec::new()));
+        doc.insert("feedback".into(), Value::Array(feedback));
+        doc.insert("survey_answers".into(), Value::Array(surveys));
         doc.insert("rights_requests".into(), Value::Array(requests));
         doc.insert("erasure_receipts".into(), Value::Array(receipts));
         doc.insert("webhook_deliveries".into(), Value::Array(deliveries));

@@ -24,8 +24,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct KeyInput {
     pub name: String,
-    /// ingest, recommend, consent, admin or auditor.
+    /// ingest, recommend, consent, admin, auditor, rights, analytics, site or reviewer.
     pub scope: String,
+    /// The person who holds the key (an email or staff id). Keys of one holder are one
+    /// identity in the review queue: nobody approves their own request with a second key.
+    pub holder: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,6 +49,7 @@ pub struct KeyView {
     pub prefix: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    pub holder: Option<String>,
 }
 
 /// Every key, active and revoked. Secrets are never returned.
@@ -64,6 +68,7 @@ async fn list_keys(
                 prefix: k.prefix,
                 created_at: ts(k.created_at),
                 revoked_at: k.revoked_at.map(ts),
+                holder: k.holder,
             })
             .collect(),
     ))
@@ -78,7 +83,9 @@ async fn create_key(
     ApiJson(input): ApiJson<KeyInput>,
 ) -> Result<(StatusCode, Json<CreatedKeyView>), ApiError> {
     let scope = Scope::parse(&input.scope).map_err(candor_app::AppError::from)?;
-    let k = app.create_key(&auth.actor(), &input.name, scope).await?;
+    let k = app
+        .create_key_for(&auth.actor(), &input.name, scope, input.holder.as_deref())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKeyView {

@@ -6,12 +6,14 @@ pub mod banner;
 pub mod catalog;
 pub mod consents;
 pub mod fairness;
+pub mod feedback;
 pub mod ingest;
 pub mod inventory;
 pub mod keys;
 pub mod profiles;
 pub mod purposes;
 pub mod recommendations;
+pub mod reviews;
 pub mod rights;
 pub mod system;
 pub mod webhooks;
@@ -42,6 +44,8 @@ use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
         (name = "catalog", description = "The shop's items, categories and sensitive categories"),
         (name = "analytics", description = "Differentially private aggregates, the privacy budget, exact aggregates for auditors"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
+        (name = "feedback", description = "Feedback on answers, the trust survey, KPIs"),
+        (name = "reviews", description = "The human review queue: held actions, decisions with reasons, break glass"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
 )]

@@ -87,6 +87,8 @@ pub struct RecommendationsView {
     /// Every rule applied, in order.
     pub filters: Vec<String>,
     pub items: Vec<ItemView>,
+    /// Names this answer: send it with feedback (`POST /v1/feedback`).
+    pub decision_id: Option<String>,
 }
 
 impl From<Recommendations> for RecommendationsView {
@@ -100,6 +102,7 @@ impl From<Recommendations> for RecommendationsView {
             confidence_calibrated: r.confidence_calibrated,
             fallback: r.fallback,
             filters: r.filters,
+            decision_id: r.decision_id,
             items: r
                 .items
                 .into_iter()
@@ -143,6 +146,9 @@ pub struct PreferencesView {
     pub sensitive_opt_ins: Vec<String>,
     #[serde(default)]
     pub quiet_periods: Vec<QuietPeriodView>,
+    /// Items the person marked thumbs down or not relevant: not recommended to them.
+    #[serde(default)]
+    pub hidden_items: Vec<String>,
 }
 
 impl From<&Preferences> for PreferencesView {
@@ -160,6 +166,7 @@ impl From<&Preferences> for PreferencesView {
                     label: q.label.clone(),
                 })
                 .collect(),
+            hidden_items: p.hidden_items.clone(),
         }
     }
 }
@@ -196,6 +203,9 @@ pub struct PreferencesPatchInput {
     /// Replaces every quiet period (`[]` removes them all).
     #[serde(default)]
     pub quiet_periods: Option<Vec<QuietPeriodView>>,
+    /// Replaces the hidden items (`[]` shows them all again).
+    #[serde(default)]
+    pub hidden_items: Option<Vec<String>>,
     /// Where the person made this choice: preference_center, api or import. Required.
     #[serde(default)]
     pub source: Option<String>,
@@ -249,7 +259,10 @@ pub struct TrainView {
     pub subjects_excluded_without_consent: usize,
     pub interactions: usize,
     pub items: usize,
+    /// False when the activation waits in the review queue.
     pub activated: bool,
+    /// The review item it waits on (`GET /v1/reviews/{id}`).
+    pub review: Option<String>,
 }
 
 async fn answer(
@@ -340,6 +353,8 @@ async fn put_preferences(
         declared_interests: body.declared_interests,
         sensitive_opt_ins: body.sensitive_opt_ins,
         quiet_periods: quiet_periods_of(body.quiet_periods)?,
+        // Only feedback and an explicit PATCH change them; a replacement keeps them.
+        hidden_items: app.preferences(&key).await?.hidden_items.clone(),
     };
     let stored = app
         .set_preferences(&auth.actor(), &key, prefs, source)
@@ -366,6 +381,7 @@ async fn patch_preferences(
         declared_interests: body.declared_interests,
         sensitive_opt_ins: body.sensitive_opt_ins,
         quiet_periods: body.quiet_periods.map(quiet_periods_of).transpose()?,
+        hidden_items: body.hidden_items,
     };
     let stored = app
         .update_preferences(&auth.actor(), &key, patch, source)
@@ -414,19 +430,34 @@ async fn train(
             interactions: r.interactions,
             items: r.items,
             activated: r.activated,
+            review: r.review,
         }),
     ))
 }
 
-/// Switches serving to a stored version; a version that does not load is refused and the current
-/// one keeps serving.
+/// Asks for a stored version to serve. Under `review.model_activation = "review"` (the default)
+/// it waits for a reviewer: 202 with the review item; under `apply` it serves at once: 204.
+/// A version that does not load is refused and the current one keeps serving.
 #[utoipa::path(post, path = "/v1/admin/models/{version}/activate", tag = "recommendations", params(("version" = String, Path, description = "Model version")), security(("api_key" = ["admin"])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 202, body = super::reviews::ReviewView), (status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn activate(
     State(app): State<AppState>,
     auth: Auth<Admin>,
     ApiPath(version): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
-    app.activate_model(&auth.actor(), &version).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use candor_app::governance::reviews::Requested;
+    Ok(
+        match app
+            .request_model_activation(&auth.actor(), &version)
+            .await?
+        {
+            Requested::Applied => StatusCode::NO_CONTENT.into_response(),
+            Requested::Held(item) => (
+                StatusCode::ACCEPTED,
+                Json(super::reviews::ReviewView::from(item)),
+            )
+                .into_response(),
+        },
+    )
 }

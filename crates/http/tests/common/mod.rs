@@ -21,6 +21,7 @@ pub struct Node {
     pub rights: String,
     pub analytics: String,
     pub site: String,
+    pub reviewer: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     background: Option<candor_app::Background>,
     _dir: TempDir,
@@ -73,6 +74,7 @@ impl Node {
             rights: key(Scope::Rights).await,
             analytics: key(Scope::Analytics).await,
             site: key(Scope::Site).await,
+            reviewer: key(Scope::Reviewer).await,
             base,
             app,
             http: reqwest::Client::new(),
@@ -292,4 +294,29 @@ impl Node {
             .await
             .unwrap();
     }
+}
+
+/// A local receiver that keeps every body posted to `/hook`.
+pub async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let app = {
+        let received = received.clone();
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let received = received.clone();
+                async move {
+                    received
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&body).unwrap());
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
 }
