@@ -43,6 +43,8 @@ pub struct DemoSummary {
     pub auditor_key: CreatedKey,
     /// Handles subject-rights requests (export, erasure, rectification, restriction).
     pub rights_key: CreatedKey,
+    /// Decides what the human review queue holds (the demo's first model waits there).
+    pub reviewer_key: CreatedKey,
 }
 
 const ACTOR: &str = "demo";
@@ -346,6 +348,14 @@ pub async fn load(
             .await?,
         rights_key: app
             .create_key(ACTOR, "demo privacy team", Scope::Rights)
+            .await?,
+        reviewer_key: app
+            .create_key_for(
+                ACTOR,
+                "demo reviewer",
+                Scope::Reviewer,
+                Some("reviewer@demo"),
+            )
             .await?,
     })
 }

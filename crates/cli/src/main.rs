@@ -122,6 +122,10 @@ enum KeysCommand {
         scope: String,
         #[arg(long)]
         name: String,
+        /// The person who holds the key (an email or staff id): their keys count as one
+        /// identity in the review queue.
+        #[arg(long)]
+        holder: Option<String>,
     },
     /// List keys (never their secrets).
     List,
@@ -374,10 +378,20 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
         candor_app::demo::load(&app, &cfg, |done, _| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
     // A very small demo may have nothing to train on or audit: say so and serve anyway.
+    let base = format!("http://127.0.0.1:{}", args.port);
     let model = match app.train("demo", &|_| {}).await {
         Ok(m) => format!(
-            "{} trained on {} consenting customers ({} chose the `full` level)",
-            m.version, m.subjects, summary.chose_full
+            "{} trained on {} consenting customers ({} chose the `full` level){}",
+            m.version,
+            m.subjects,
+            summary.chose_full,
+            match &m.review {
+                None => String::new(),
+                Some(id) => format!(
+                    "\n                      held for human review as {id}: until a reviewer approves it, answers are non-personal popularity.\n                      approve: curl -X POST -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n                        -d '{{\"verdict\":\"approve\",\"reason\":\"checked the card: figures and consent basis\"}}' {base}/v1/reviews/{id}/decision",
+                    summary.reviewer_key.secret
+                ),
+            }
         ),
         Err(e) => format!("not trained ({e})"),
     };
@@ -393,7 +407,6 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
         Err(e) => format!("not run ({e})"),
     };
 
-    let base = format!("http://127.0.0.1:{}", args.port);
     println!("Candor demo: a synthetic shop, loaded through the same consent rules as real data");
     println!("  data directory      {}", dir.display());
     println!(
@@ -438,6 +451,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
     println!("  consent key         {}", summary.consent_key.secret);
     println!("  auditor key         {}", summary.auditor_key.secret);
     println!("  rights key          {}", summary.rights_key.secret);
+    println!("  reviewer key        {}", summary.reviewer_key.secret);
     println!();
     let rk = &summary.recommend_key.secret;
     println!("  try:");
@@ -479,9 +493,15 @@ fn demo_config_toml(config: &Config) -> String {
 async fn keys(config: Config, cmd: KeysCommand) -> Result<std::process::ExitCode> {
     let app = App::open(config).await?;
     match cmd {
-        KeysCommand::Create { scope, name } => {
+        KeysCommand::Create {
+            scope,
+            name,
+            holder,
+        } => {
             let scope = Scope::parse(&scope).map_err(candor_app::AppError::from)?;
-            let k = app.create_key("cli", &name, scope).await?;
+            let k = app
+                .create_key_for("cli", &name, scope, holder.as_deref())
+                .await?;
             println!("created {} key `{}` ({})", k.scope.as_str(), k.name, k.id);
             println!("secret (shown once, store it now): {}", k.secret);
         }
@@ -587,12 +607,18 @@ async fn train(config: Config) -> Result<std::process::ExitCode> {
         .await?;
     spinner.finish_and_clear();
     println!(
-        "trained {} on {} consenting subjects ({} interactions, {} items); {} subjects left out for lack of consent; active now",
+        "trained {} on {} consenting subjects ({} interactions, {} items); {} subjects left out for lack of consent; {}",
         report.version,
         report.subjects,
         report.interactions,
         report.items,
-        report.subjects_excluded_without_consent
+        report.subjects_excluded_without_consent,
+        match &report.review {
+            None => "active now".to_owned(),
+            Some(id) => format!(
+                "held for human review as {id} (a reviewer decides: POST /v1/reviews/{id}/decision)"
+            ),
+        }
     );
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -399,7 +399,7 @@ both_stores!(
             held["fallback"]
                 .as_str()
                 .unwrap()
-                .contains("no model trained"),
+                .contains(&format!("model {version} awaits human review ({review})")),
             "{held}"
         );
 

@@ -108,6 +108,10 @@ impl App {
                     json!({"kind": row.kind, "target": version}),
                 );
                 self.store.create_review(&row, &audit).await?;
+                // With nothing serving, answers say why: this model awaits review.
+                if self.serving().model_version().is_none() {
+                    self.reload_serving().await?;
+                }
                 Ok(Requested::Held(ReviewItem::from_row(row)?))
             }
         }

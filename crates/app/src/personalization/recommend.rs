@@ -313,9 +313,20 @@ impl App {
                     Some(_) => format!(
                         "the active model cannot serve ({e}); non-personal popularity until a new model is trained"
                     ),
-                    None => {
-                        "no model trained yet; popularity and declared interests only".to_owned()
-                    }
+                    None => match self
+                        .store
+                        .reviews(Some("pending"), None, 1)
+                        .await?
+                        .into_iter()
+                        .find(|r| r.kind == "model_activation")
+                    {
+                        Some(r) => format!(
+                            "model {} awaits human review ({}); popularity and declared interests until a reviewer approves it",
+                            r.target, r.id
+                        ),
+                        None => "no model trained yet; popularity and declared interests only"
+                            .to_owned(),
+                    },
                 };
                 (engine, None, Some(note))
             }
