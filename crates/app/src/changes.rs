@@ -48,6 +48,7 @@ impl App {
             Change::Webhooks => self.reload_webhooks().await,
             Change::Inventory => self.reload_inventory().await,
             Change::Model => self.reload_serving().await,
+            Change::Alerts => self.reload_alerts().await,
             Change::Preferences(key) => {
                 self.invalidate_preferences(&key);
                 Ok(())
@@ -80,6 +81,7 @@ impl App {
                     .and(self.reload_webhooks().await)
                     .and(self.reload_inventory().await)
                     .and(self.reload_serving().await)
+                    .and(self.reload_alerts().await)
             }
         };
         if let Err(e) = result {

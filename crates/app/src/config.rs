@@ -78,6 +78,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// The human review queue: which actions wait for a reviewer.
     pub review: ReviewConfig,
+    /// Anomaly alerts on feedback rates.
+    pub alerts: AlertsConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -236,6 +238,20 @@ impl Default for AnalyticsConfig {
             budget_per_dataset: false,
             min_cell: candor_analytics::DEFAULT_K,
         }
+    }
+}
+
+/// Anomaly alerts: how often the rules (set through `PUT /v1/admin/alerts/rules`) are evaluated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Seconds between evaluations, once per cluster; 0 = only `POST /v1/admin/alerts/evaluate`.
+    pub evaluate_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { evaluate_secs: 300 }
     }
 }
 
@@ -413,6 +429,7 @@ impl Default for Config {
             browser: BrowserConfig::default(),
             analytics: AnalyticsConfig::default(),
             review: ReviewConfig::default(),
+            alerts: AlertsConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),

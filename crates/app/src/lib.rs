@@ -14,7 +14,7 @@
 //! | [`governance`] | fairness runs, incidents, audit-log verification, the human review queue |
 //! | [`delivery`] | webhooks (later: the message outbox) |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
-//! | [`feedback`] | feedback on answers, survey answers, KPIs from incremental counts |
+//! | [`feedback`] | feedback on answers, survey answers, KPIs from incremental counts, anomaly alerts and their scale-backs |
 //! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
 //!
 //! Invariants:
@@ -79,6 +79,7 @@ pub struct App {
     personalization: personalization::PersonalizationRoom,
     delivery: delivery::DeliveryRoom,
     rights: rights::RightsRoom,
+    feedback: feedback::FeedbackRoom,
 }
 
 impl App {
@@ -105,6 +106,7 @@ impl App {
             consent: consent::ConsentRoom::new(config.consent.cache_entries),
             access: access::AccessRoom::new(&master_key, config.pages.link_key_id),
             rights: rights::RightsRoom::new(&master_key),
+            feedback: feedback::FeedbackRoom::default(),
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
             delivery: delivery::DeliveryRoom::new(http),
@@ -120,6 +122,7 @@ impl App {
         app.install_configured_inventory().await?;
         app.reload_inventory().await?;
         app.reload_serving().await?;
+        app.reload_alerts().await?;
         Ok(Arc::new(app))
     }
 

@@ -116,6 +116,8 @@ impl App {
         jobs.extend(self.training_job());
         jobs.extend(self.fairness_job());
         jobs.extend(self.overdue_requests_job());
+        jobs.push(self.kpi_gauges_job());
+        jobs.extend(self.alerts_job());
         jobs
     }
 

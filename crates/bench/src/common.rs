@@ -43,6 +43,8 @@ pub enum BenchCommand {
     /// The preference center on a large store: `GET /preferences` p99 (target < 50 ms at 1M
     /// subjects).
     Pages(crate::pages::PagesBenchArgs),
+    /// Feedback on answers (target >= 20,000/s) and KPI reads (target < 10 ms).
+    Feedback(crate::feedback::FeedbackBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -58,6 +60,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
         BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
         BenchCommand::Pages(args) => crate::pages::run(config, args).await?,
+        BenchCommand::Feedback(args) => crate::feedback::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 mod analytics;
 mod catalog;
 mod common;
+mod feedback;
 mod ingest;
 mod pages;
 mod recommend;

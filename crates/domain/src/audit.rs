@@ -17,6 +17,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// entry's hash, so a name never changes once released; add a variant for a new kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
+    AlertClear,
+    AlertRaise,
+    AlertRules,
     CatalogDelete,
     AnalyticsExact,
     AnalyticsSpend,
@@ -52,6 +55,9 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub const ALL: &'static [AuditAction] = &[
+        AuditAction::AlertClear,
+        AuditAction::AlertRaise,
+        AuditAction::AlertRules,
         AuditAction::CatalogDelete,
         AuditAction::AnalyticsExact,
         AuditAction::AnalyticsSpend,
@@ -87,6 +93,9 @@ impl AuditAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AuditAction::AlertClear => "alert.clear",
+            AuditAction::AlertRaise => "alert.raise",
+            AuditAction::AlertRules => "alert.rules",
             AuditAction::CatalogDelete => "catalog.delete",
             AuditAction::AnalyticsExact => "analytics.exact",
             AuditAction::AnalyticsSpend => "analytics.spend",

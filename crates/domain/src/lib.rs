@@ -5,6 +5,7 @@
 //! its inputs, so every rule about consent can be tested without a server or a database.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod apikey;
 pub mod audit;
 pub mod budget;

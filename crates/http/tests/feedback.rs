@@ -661,3 +661,260 @@ both_stores!(
         node.stop().await;
     }
 );
+
+/// `n` answers on `surface` for demo customers from `first` on, with "too personal" feedback on
+/// the first `complaints` of them.
+async fn answers_with_feedback(
+    node: &Node,
+    surface: &str,
+    first: usize,
+    n: usize,
+    complaints: usize,
+) {
+    for i in 0..n {
+        let id = format!("cust-{:04}", first + i);
+        let (s, v) = node
+            .get(
+                &format!("/v1/recommendations/{id}?surface={surface}&k=3"),
+                &node.recommend,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        if i < complaints {
+            let (s, f) = feedback(
+                node,
+                json!({"user_id": id, "decision_id": v["decision_id"], "kind": "too_personal"}),
+            )
+            .await;
+            assert_eq!(s, 201, "{f}");
+        }
+    }
+}
+
+both_stores!(
+    a_rise_in_too_personal_feedback_scales_one_surface_back_in_steps_until_a_person_clears_it,
+    |db: TestDb| async move {
+        const DAY: i64 = 86_400_000_000;
+        // Two weeks of quiet history, then today.
+        let today = candor_domain::parse_rfc3339("2026-11-20T10:00:00Z").unwrap();
+        let clock = Arc::new(candor_app::ManualClock::new(today - 14 * DAY));
+        let node = Node::start_with_clock(&db, clock.clone()).await;
+        node.load_demo(300, 400).await;
+        let (s, v) = node
+            .send(
+                Method::POST,
+                "/v1/admin/models/train",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let (url, received) = common::receiver().await;
+        let (s, v) = node
+            .post("/v1/admin/webhooks", &node.admin, json!({"url": url}))
+            .await;
+        assert_eq!(s, 201, "{v}");
+
+        // Bad rules are refused naming the field, and the rules in force stay.
+        let rule =
+            json!({"metric": "too_personal", "min_sample": 20, "min_rise": 0.05, "min_ratio": 2.0});
+        let (s, v) = node
+            .send(
+                Method::PUT,
+                "/v1/admin/alerts/rules",
+                Some(&node.admin),
+                Some(json!({"rules": [rule]})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        for (bad, field) in [
+            (
+                json!({"metric": "too_personal", "min_sample": 20, "min_rise": -0.05, "min_ratio": 2.0}),
+                "rules[0].min_rise",
+            ),
+            (
+                json!({"metric": "vibes", "min_sample": 20, "min_rise": 0.05, "min_ratio": 2.0}),
+                "rules[0].metric",
+            ),
+            (
+                json!({"metric": "too_personal", "min_sample": 0, "min_rise": 0.05, "min_ratio": 2.0}),
+                "rules[0].min_sample",
+            ),
+        ] {
+            let (s, v) = node
+                .send(
+                    Method::PUT,
+                    "/v1/admin/alerts/rules",
+                    Some(&node.admin),
+                    Some(json!({"rules": [bad]})),
+                )
+                .await;
+            assert_eq!(s, 422, "{v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(field),
+                "{v}"
+            );
+        }
+        let (_, rules) = node.get("/v1/admin/alerts/rules", &node.admin).await;
+        assert_eq!(rules["rules"][0]["min_rise"], 0.05, "{rules}");
+
+        // Fourteen quiet days: 25 answers a day on home, one "too personal" every other day.
+        for d in 0..14 {
+            clock.set(today - (14 - d) * DAY);
+            answers_with_feedback(&node, "home", 100 + d as usize * 10, 25, (d % 2) as usize).await;
+        }
+        clock.set(today);
+        let viewer = customer_at_full(&node).await;
+        assert_eq!(answer(&node, &viewer).await["level_applied"], "full");
+        let (s, none) = node
+            .send(
+                Method::POST,
+                "/v1/admin/alerts/evaluate",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!((s, none.as_array().unwrap().len()), (200, 0), "{none}");
+
+        // Today: 25 answers on home, 8 of them "too personal" (32% against about 2%).
+        answers_with_feedback(&node, "home", 250, 25, 8).await;
+        let (s, raised) = node
+            .send(
+                Method::POST,
+                "/v1/admin/alerts/evaluate",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{raised}");
+        let raised = raised.as_array().unwrap();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        let alert = raised[0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            (
+                raised[0]["surface"].as_str(),
+                raised[0]["scale_back_to"].as_str()
+            ),
+            (Some("home"), Some("basic"))
+        );
+        assert!(raised[0]["observed"].as_f64().unwrap() > 0.3);
+        assert!(raised[0]["expected"].as_f64().unwrap() < 0.05, "{raised:?}");
+
+        // Home answers are capped at basic and say why; another surface is untouched.
+        let capped = answer(&node, &viewer).await;
+        assert_eq!(capped["level_applied"], "basic", "{capped}");
+        assert!(
+            capped["filters"].as_array().unwrap().iter().any(|f| f
+                .as_str()
+                .unwrap()
+                .contains(&format!("scaled back to basic by alert {alert}"))),
+            "{capped}"
+        );
+        assert!(
+            capped["filters"]
+                .to_string()
+                .contains("because of an alert's scale-back"),
+            "{capped}"
+        );
+        let (_, product) = node
+            .get(
+                &format!("/v1/recommendations/{viewer}?surface=product&k=3"),
+                &node.recommend,
+            )
+            .await;
+        assert_eq!(product["level_applied"], "full", "{product}");
+
+        // The same evaluation again changes nothing: no new answers since the step.
+        let (_, again) = node
+            .send(
+                Method::POST,
+                "/v1/admin/alerts/evaluate",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(again.as_array().unwrap().len(), 0, "{again}");
+        // It goes on: the next step is off.
+        answers_with_feedback(&node, "home", 280, 20, 8).await;
+        let (_, stepped) = node
+            .send(
+                Method::POST,
+                "/v1/admin/alerts/evaluate",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(stepped[0]["scale_back_to"], "off", "{stepped}");
+        assert_eq!(answer(&node, &viewer).await["level_applied"], "off");
+
+        // Every step reached the webhooks.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "alert.fired")
+            .count()
+            < 2
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "alert.fired not delivered twice"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+
+        // Only a person lifts it, with a reason.
+        let clear = format!("/v1/alerts/{alert}/clear");
+        let (s, _) = node
+            .post(
+                &clear,
+                &node.auditor,
+                json!({"reason": "looked at it, fine"}),
+            )
+            .await;
+        assert_eq!(s, 403);
+        let (s, v) = node
+            .post(&clear, &node.admin, json!({"reason": "ok"}))
+            .await;
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(answer(&node, &viewer).await["level_applied"], "off");
+        let (s, v) = node
+            .post(
+                &clear,
+                &node.admin,
+                json!({"reason": "the pharmacy banner that upset people is gone"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["state"], "cleared");
+        assert_eq!(answer(&node, &viewer).await["level_applied"], "full");
+        let (s, v) = node
+            .post(
+                &clear,
+                &node.admin,
+                json!({"reason": "the pharmacy banner is gone"}),
+            )
+            .await;
+        assert_eq!(s, 409, "{v}");
+        let (s, v) = node
+            .post(
+                "/v1/alerts/alr_nope/clear",
+                &node.admin,
+                json!({"reason": "nothing to clear here"}),
+            )
+            .await;
+        assert_eq!(s, 404, "{v}");
+        let (_, list) = node.get("/v1/alerts", &node.auditor).await;
+        assert_eq!(
+            list[0]["cleared_by"]
+                .as_str()
+                .map(|a| a.starts_with("key:")),
+            Some(true),
+            "{list}"
+        );
+        let (_, log) = node.get("/v1/audit/log?limit=10", &node.auditor).await;
+        assert!(log.to_string().contains("alert.clear") && log.to_string().contains("alert.raise"));
+        node.stop().await;
+    }
+);

@@ -21,6 +21,8 @@ pub enum Change {
     Inventory,
     /// The active model changed.
     Model,
+    /// An alert was raised, escalated or cleared (scale-backs changed).
+    Alerts,
     /// A subject's preferences changed.
     Preferences(String),
     /// A subject was erased: forget everything cached about them.
@@ -76,6 +78,7 @@ fn parse(payload: &str) -> Option<Change> {
         "purposes" => Some(Change::Purposes),
         "inventory" => Some(Change::Inventory),
         "model" => Some(Change::Model),
+        "alerts" => Some(Change::Alerts),
         "keys" => Some(Change::Keys),
         "webhooks" => Some(Change::Webhooks),
         other => other

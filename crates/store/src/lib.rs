@@ -21,6 +21,7 @@
 //! - Consent records are only ever inserted, never updated or deleted.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod analytics;
 mod audit;
 mod catalog;
@@ -48,6 +49,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use alerts::AlertRow;
 pub use analytics::{AnalyticsPage, AnalyticsRow, Dataset, StoredReport};
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item, ServingItem};
 pub use changes::Change;

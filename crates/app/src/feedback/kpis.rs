@@ -65,6 +65,41 @@ fn rate(n: i64, of: i64) -> Option<f64> {
 }
 
 impl App {
+    /// Sets the Prometheus gauges of the last 30 days' KPIs once a minute on every node (each
+    /// node's `/metrics` shows the cluster's figures: they come from the shared counts).
+    pub(crate) fn kpi_gauges_job(&self) -> crate::scheduler::Job {
+        crate::scheduler::Job::new(
+            "kpi-gauges",
+            std::time::Duration::from_secs(60),
+            crate::scheduler::Reach::EveryNode,
+            |app| async move {
+                let k = app.kpis(30).await?;
+                metrics::gauge!("candor_kpi_answers_30d").set(k.answers as f64);
+                for (kind, n) in &k.feedback {
+                    metrics::gauge!("candor_kpi_feedback_30d", "kind" => kind.as_str())
+                        .set(*n as f64);
+                }
+                for r in &k.by_model {
+                    let model = r.dimension.trim_start_matches("model:").to_owned();
+                    if let Some(rate) = r.too_personal_rate {
+                        metrics::gauge!("candor_kpi_too_personal_rate_30d", "model" => model.clone())
+                            .set(rate);
+                    }
+                    if let Some(rate) = r.complaint_rate {
+                        metrics::gauge!("candor_kpi_complaint_rate_30d", "model" => model)
+                            .set(rate);
+                    }
+                }
+                if let Some(nps) = k.trust.nps {
+                    metrics::gauge!("candor_kpi_trust_nps_30d").set(nps);
+                }
+                metrics::gauge!("candor_kpi_preference_changes_per_day_30d")
+                    .set(k.preference_changes_per_day);
+                Ok(String::new())
+            },
+        )
+    }
+
     /// KPIs over the last `days` days (1 to [`MAX_DAYS`]), up to now.
     pub async fn kpis(&self, days: i64) -> Result<Kpis> {
         if !(1..=MAX_DAYS).contains(&days) {
@@ -73,6 +108,7 @@ impl App {
                 format!("must be from 1 to {MAX_DAYS}"),
             ));
         }
+        self.flush_decisions().await;
         let until = self.now() + 1;
         let since = candor_store::day_of(until - 1) - (days - 1) * MICROS_PER_DAY;
         let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();

@@ -9,8 +9,17 @@
 //!   that covers declared preferences, read now (a revocation counts from the next request).
 //! - Complaint text is sealed with the subject's data key before it is stored.
 //! - KPI counts are added in the transaction of what they count; KPI reads never rescan.
+//! - Alerts and their scale-backs follow `alerts.rs`'s module doc.
 
+pub mod alerts;
 pub mod kpis;
+
+/// What the feedback room keeps in memory: the scale-backs of active alerts, per surface.
+#[derive(Default)]
+pub(crate) struct FeedbackRoom {
+    scale_backs:
+        std::sync::RwLock<std::sync::Arc<std::collections::HashMap<String, alerts::ScaleBack>>>,
+}
 
 use candor_domain::feedback::{self, FeedbackKind};
 use candor_domain::preferences::{Level, PreferenceSource};

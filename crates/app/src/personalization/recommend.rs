@@ -703,6 +703,15 @@ impl App {
             lowered_by = Some("a quiet period");
             level = Level::Off;
         }
+        // An alert's scale-back caps every answer on the surface until a person clears it.
+        if let Some(sb) = self.scale_back(&req.surface)
+            && level > sb.cap
+        {
+            filters.push(sb.line);
+            fallback = Some(format!("scaled back by alert {}", sb.alert_id));
+            lowered_by = Some("an alert's scale-back");
+            level = sb.cap;
+        }
         // The level line is written once the applied level is known (below), here in order.
         let level_line_at = filters.len();
 

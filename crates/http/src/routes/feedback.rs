@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use candor_app::feedback::FeedbackInput;
+use candor_app::feedback::alerts::AlertItem;
 use candor_app::feedback::kpis::{FeedbackRates, Kpis};
+use candor_domain::alert::AlertRule;
 use candor_domain::feedback::FeedbackKind;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,8 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ts;
-use crate::auth::{Auditor, Auth, Recommend};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::auth::{Admin, Auditor, Auth, Recommend};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -25,6 +27,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(give_feedback))
         .routes(routes!(answer_survey))
         .routes(routes!(kpis))
+        .routes(routes!(get_alert_rules, put_alert_rules))
+        .routes(routes!(evaluate_alerts))
+        .routes(routes!(list_alerts))
+        .routes(routes!(clear_alert))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -243,4 +249,184 @@ async fn kpis(
     ApiQuery(q): ApiQuery<KpiQuery>,
 ) -> Result<Json<KpisView>, ApiError> {
     Ok(Json(app.kpis(q.days.unwrap_or(30)).await?.into()))
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleView {
+    /// The feedback kind whose rate per answer is watched: too_personal, complaint,
+    /// thumbs_down or not_relevant.
+    pub metric: String,
+    /// Answers needed on the day (and since the last step, to escalate).
+    pub min_sample: i64,
+    /// Smallest absolute rise of the rate over its baseline (0.02 = two points).
+    pub min_rise: f64,
+    /// Smallest ratio of the rate to its baseline (>= 1).
+    pub min_ratio: f64,
+    /// Scale personalization back on the surface while the alert is active.
+    #[serde(default = "yes")]
+    pub scale_back: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRulesBody {
+    pub rules: Vec<AlertRuleView>,
+}
+
+/// The alert rules in force.
+#[utoipa::path(get, path = "/v1/admin/alerts/rules", tag = "feedback", security(("api_key" = ["admin"])),
+    responses((status = 200, body = AlertRulesBody)))]
+async fn get_alert_rules(
+    State(app): State<AppState>,
+    _auth: Auth<Admin>,
+) -> Result<Json<AlertRulesBody>, ApiError> {
+    let rules = app.alert_rules().await?;
+    Ok(Json(AlertRulesBody {
+        rules: rules
+            .into_iter()
+            .map(|r| AlertRuleView {
+                metric: r.metric.as_str().into(),
+                min_sample: r.min_sample,
+                min_rise: r.min_rise,
+                min_ratio: r.min_ratio,
+                scale_back: r.scale_back,
+            })
+            .collect(),
+    }))
+}
+
+/// Replaces the alert rules; a bad rule is refused naming `rules[i].field`, and nothing changes.
+#[utoipa::path(put, path = "/v1/admin/alerts/rules", tag = "feedback", request_body = AlertRulesBody, security(("api_key" = ["admin"])),
+    responses((status = 200, body = AlertRulesBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn put_alert_rules(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiJson(body): ApiJson<AlertRulesBody>,
+) -> Result<Json<AlertRulesBody>, ApiError> {
+    let rules = body
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Ok(AlertRule {
+                metric: FeedbackKind::parse(&r.metric).map_err(|_| {
+                    candor_app::AppError::invalid(
+                        format!("rules[{i}].metric"),
+                        format!("`{}` is not a feedback kind", r.metric),
+                    )
+                })?,
+                min_sample: r.min_sample,
+                min_rise: r.min_rise,
+                min_ratio: r.min_ratio,
+                scale_back: r.scale_back,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    app.set_alert_rules(&auth.actor(), &rules).await?;
+    Ok(Json(body))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    pub metric: String,
+    pub surface: String,
+    /// active or cleared.
+    pub state: String,
+    /// The level answers on the surface are capped at while active (basic, off), if any.
+    pub scale_back_to: Option<String>,
+    pub fired_at: String,
+    pub updated_at: String,
+    /// The rate that fired (per answer), its baseline, and the answers it was measured on.
+    pub observed: f64,
+    pub expected: f64,
+    pub sample: i64,
+    pub cleared_by: Option<String>,
+    pub cleared_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl From<AlertItem> for AlertView {
+    fn from(a: AlertItem) -> Self {
+        AlertView {
+            id: a.id,
+            metric: a.metric.as_str().into(),
+            surface: a.surface,
+            state: if a.active { "active" } else { "cleared" }.into(),
+            scale_back_to: a.cap.map(|c| c.as_str().into()),
+            fired_at: ts(a.fired_at),
+            updated_at: ts(a.updated_at),
+            observed: a.observed,
+            expected: a.expected,
+            sample: a.sample,
+            cleared_by: a.cleared_by,
+            cleared_at: a.cleared_at.map(ts),
+            reason: a.reason,
+        }
+    }
+}
+
+/// Evaluates every alert rule now (the scheduler does so every `alerts.evaluate_secs`); returns
+/// the alerts raised or escalated.
+#[utoipa::path(post, path = "/v1/admin/alerts/evaluate", tag = "feedback", security(("api_key" = ["admin"])),
+    responses((status = 200, body = [AlertView])))]
+async fn evaluate_alerts(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let raised = app.evaluate_alerts(&auth.actor()).await?;
+    Ok(Json(raised.into_iter().map(AlertView::from).collect()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Only active alerts.
+    pub active: Option<bool>,
+    /// At most this many, newest first (1-500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// Alerts, newest first.
+#[utoipa::path(get, path = "/v1/alerts", tag = "feedback", params(AlertQuery), security(("api_key" = ["auditor"])),
+    responses((status = 200, body = [AlertView]), (status = 422, body = crate::error::ErrorBody)))]
+async fn list_alerts(
+    State(app): State<AppState>,
+    _auth: Auth<Auditor>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
+) -> Result<Json<Vec<AlertView>>, ApiError> {
+    let list = app
+        .alerts(q.active.unwrap_or(false), q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(list.into_iter().map(AlertView::from).collect()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearBody {
+    /// Why it is safe to lift the scale-back (10 characters or more).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A person clears an alert: its scale-back lifts on every node at once. 409 when it is not
+/// active.
+#[utoipa::path(post, path = "/v1/alerts/{id}/clear", tag = "feedback", request_body = ClearBody, params(("id" = String, Path, description = "Alert id")), security(("api_key" = ["admin"])),
+    responses((status = 200, body = AlertView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn clear_alert(
+    State(app): State<AppState>,
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ClearBody>,
+) -> Result<Json<AlertView>, ApiError> {
+    Ok(Json(
+        app.clear_alert(&auth.actor(), &id, &body.reason)
+            .await?
+            .into(),
+    ))
 }
