@@ -83,11 +83,10 @@ impl App {
                     .store
                     .reviews(Some("pending"), Some((kind.as_str(), version)), 1)
                     .await?;
+                // Asking again (retraining on the same data gives the same version) waits on
+                // the same item.
                 if let Some(r) = open.into_iter().next() {
-                    return Err(AppError::Conflict {
-                        what: "pending review of model",
-                        id: format!("{version} ({})", r.id),
-                    });
+                    return Ok(Requested::Held(ReviewItem::from_row(r)?));
                 }
                 let row = ReviewRow {
                     id: format!("rev_{}", hex::encode(rand::random::<[u8; 12]>())),

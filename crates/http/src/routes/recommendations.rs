@@ -439,7 +439,7 @@ async fn train(
 /// it waits for a reviewer: 202 with the review item; under `apply` it serves at once: 204.
 /// A version that does not load is refused and the current one keeps serving.
 #[utoipa::path(post, path = "/v1/admin/models/{version}/activate", tag = "recommendations", params(("version" = String, Path, description = "Model version")), security(("api_key" = ["admin"])),
-    responses((status = 202, body = super::reviews::ReviewView), (status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 202, body = super::reviews::ReviewView), (status = 204), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn activate(
     State(app): State<AppState>,
     auth: Auth<Admin>,
