@@ -388,7 +388,7 @@ async fn demo(mut config: Config, args: DemoArgs) -> Result<std::process::ExitCo
             match &m.review {
                 None => String::new(),
                 Some(id) => format!(
-                    "\n                      held for human review as {id}: until a reviewer approves it, answers are non-personal popularity.\n                      approve: curl -X POST -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n                        -d '{{\"verdict\":\"approve\",\"reason\":\"checked the card: figures and consent basis\"}}' {base}/v1/reviews/{id}/decision",
+                    "\n                      held for human review as {id}: until a reviewer approves it, answers use popularity and declared interests only.\n                      approve: curl -X POST -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n                        -d '{{\"verdict\":\"approve\",\"reason\":\"checked the card: figures and consent basis\"}}' {base}/v1/reviews/{id}/decision",
                     summary.reviewer_key.secret
                 ),
             }

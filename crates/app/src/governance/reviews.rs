@@ -144,7 +144,7 @@ impl App {
             "model": figures(&m),
             "serving_now": active.as_ref().map(figures),
             "diff_against_serving": diff,
-            "fairness": "exposure by protected group is audited from a model's answers once it serves (GET /v1/fairness/runs); no audit of this version exists yet",
+            "fairness": "exposure by protected group is audited from a model's answers once it serves (GET /v1/audit/fairness/latest); no audit of this version exists yet",
         }))
     }
 
