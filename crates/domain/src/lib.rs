@@ -13,6 +13,7 @@ pub mod envelope;
 mod error;
 pub mod incident;
 pub mod inventory;
+pub mod journey;
 pub mod link;
 pub mod message;
 mod permit;
