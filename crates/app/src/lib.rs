@@ -12,7 +12,8 @@
 //! | [`ingest`] | the ingest gate, the tracking plan and its counters, data keys, retention |
 //! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
 //! | [`governance`] | fairness runs, incidents, audit-log verification |
-//! | [`delivery`] | webhooks (later: the message outbox) |
+//! | [`journeys`] | journey definitions, positions, the journey job and send-time boundaries |
+//! | [`delivery`] | webhooks, the message outbox's delivery, double opt-in for email |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
 //! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
 //!
@@ -37,6 +38,7 @@ pub mod demo;
 mod error;
 pub mod governance;
 pub mod ingest;
+pub mod journeys;
 pub mod personalization;
 pub mod rights;
 mod scheduler;
@@ -59,6 +61,7 @@ pub use delivery::CreatedWebhook;
 pub use error::{AppError, RowError};
 pub use governance::audit_log::AuditVerification;
 pub use ingest::InventoryView;
+pub use journeys::{JourneyInfo, JourneyRun};
 pub use scheduler::Background;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -76,6 +79,7 @@ pub struct App {
     ingest: ingest::IngestRoom,
     personalization: personalization::PersonalizationRoom,
     delivery: delivery::DeliveryRoom,
+    journeys: journeys::JourneysRoom,
     rights: rights::RightsRoom,
 }
 
@@ -106,6 +110,7 @@ impl App {
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
             delivery: delivery::DeliveryRoom::new(http),
+            journeys: journeys::JourneysRoom::new(),
             node_id: rand::random(),
             config,
             store,
@@ -118,6 +123,8 @@ impl App {
         app.install_configured_inventory().await?;
         app.reload_inventory().await?;
         app.reload_serving().await?;
+        app.install_configured_journeys().await?;
+        app.reload_journeys().await?;
         Ok(Arc::new(app))
     }
 

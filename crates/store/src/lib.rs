@@ -29,6 +29,7 @@ mod cluster;
 mod consents;
 mod fairness;
 mod ingest;
+mod journeys;
 mod keys;
 mod profiles;
 mod purposes;
@@ -56,6 +57,7 @@ pub use ingest::{
     IngestBatch, IngestResult, NewEvent, PreparedMessage, RetentionAction, RetentionCounts,
     RetentionPass, RetentionStep,
 };
+pub use journeys::{JourneyMessage, JourneyRow, Position, PositionMove};
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
 pub use rights::{ErasedCounts, Erasure, RightsRequestRow, StoredEvent, SubjectHoldings};
