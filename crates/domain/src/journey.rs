@@ -59,7 +59,7 @@ pub enum Trigger {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// At least `at_least` engagements (item events) with items of catalog category `topic`
-    /// (or a category under it) within the last `within_days` days.
+    /// (or a category under it, `Garden > Tools`) within the last `within_days` days.
     Engaged {
         topic: String,
         at_least: u32,
@@ -196,7 +196,7 @@ impl Condition {
                 within_days,
             } => {
                 let since = now - Micros::from(*within_days) * DAY;
-                let under = format!("{topic}/");
+                let under = format!("{topic} > ");
                 let n = engagements
                     .iter()
                     .filter(|(c, at)| {
@@ -680,7 +680,7 @@ mod tests {
         };
         let now = 100 * DAY;
         assert!(!c.holds(&[("garden", now - DAY)], now));
-        assert!(c.holds(&[("garden", now - DAY), ("garden/tools", now - 2 * DAY)], now));
+        assert!(c.holds(&[("garden", now - DAY), ("garden > tools", now - 2 * DAY)], now));
         assert!(!c.holds(&[("garden", now - DAY), ("gardening", now - DAY)], now));
         assert!(!c.holds(&[("garden", now - DAY), ("garden", now - 8 * DAY)], now));
     }

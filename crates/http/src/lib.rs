@@ -48,6 +48,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::fairness::routes())
         .merge(routes::ingest::routes())
         .merge(routes::inventory::routes())
+        .merge(routes::journeys::routes())
         .merge(routes::profiles::routes())
         .merge(routes::recommendations::routes())
         .merge(routes::rights::routes())

@@ -211,3 +211,25 @@ impl App {
         Ok(())
     }
 }
+
+impl App {
+    /// A journey's messages (sent, deferred, suppressed, with reasons), newest first; of one
+    /// subject when given.
+    pub async fn journey_messages(
+        &self,
+        journey: &str,
+        subject: Option<&SubjectKey>,
+        limit: i64,
+    ) -> Result<Vec<candor_store::JourneyMessage>> {
+        if !self.store.journeys().await?.iter().any(|j| j.id == journey) {
+            return Err(AppError::NotFound {
+                what: "journey",
+                id: journey.to_owned(),
+            });
+        }
+        Ok(self
+            .store
+            .journey_messages(journey, subject.map(SubjectKey::as_str), limit.clamp(1, 1000))
+            .await?)
+    }
+}

@@ -8,6 +8,7 @@ pub mod consents;
 pub mod fairness;
 pub mod ingest;
 pub mod inventory;
+pub mod journeys;
 pub mod keys;
 pub mod profiles;
 pub mod purposes;
@@ -42,6 +43,7 @@ use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
         (name = "catalog", description = "The shop's items, categories and sensitive categories"),
         (name = "analytics", description = "Differentially private aggregates, the privacy budget, exact aggregates for auditors"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
+        (name = "journeys", description = "Lifecycle journeys, their messages and the boundaries each met"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
 )]
