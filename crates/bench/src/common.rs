@@ -43,6 +43,9 @@ pub enum BenchCommand {
     /// The preference center on a large store: `GET /preferences` p99 (target < 50 ms at 1M
     /// subjects).
     Pages(crate::pages::PagesBenchArgs),
+    /// Journey evaluation: one run over every subject's position (target >= 50,000
+    /// subject-steps/s).
+    Journeys(crate::journeys::JourneysBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -58,6 +61,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Catalog(args) => crate::catalog::run(config, args).await?,
         BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
         BenchCommand::Pages(args) => crate::pages::run(config, args).await?,
+        BenchCommand::Journeys(args) => crate::journeys::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

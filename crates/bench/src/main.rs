@@ -10,6 +10,7 @@ mod analytics;
 mod catalog;
 mod common;
 mod ingest;
+mod journeys;
 mod pages;
 mod recommend;
 mod rights;

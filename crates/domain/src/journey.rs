@@ -49,10 +49,18 @@ pub struct JourneyDefinition {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// A tracked event of this name (as the tracking plan declares it) enters the person.
-    Event { event: String },
-    SegmentEntry { segment: String },
-    SegmentExit { segment: String },
-    Date { at: String },
+    Event {
+        event: String,
+    },
+    SegmentEntry {
+        segment: String,
+    },
+    SegmentExit {
+        segment: String,
+    },
+    Date {
+        at: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,7 +346,10 @@ impl JourneyDefinition {
                 .collect(),
             Step::Wait { next, .. } | Step::Message { next, .. } => match next {
                 Some(n) => self.index_of(n).into_iter().collect(),
-                None => (i + 1 < self.steps.len()).then_some(i + 1).into_iter().collect(),
+                None => (i + 1 < self.steps.len())
+                    .then_some(i + 1)
+                    .into_iter()
+                    .collect(),
             },
         }
     }
@@ -400,11 +411,7 @@ impl JourneyDefinition {
 
     /// Whether the journey reads behaviour at all (conditions or branches).
     pub fn reads_behaviour(&self) -> bool {
-        !self.conditions.is_empty()
-            || self
-                .steps
-                .iter()
-                .any(|s| matches!(s, Step::Branch { .. }))
+        !self.conditions.is_empty() || self.steps.iter().any(|s| matches!(s, Step::Branch { .. }))
     }
 }
 
@@ -517,7 +524,9 @@ pub enum SendDecision {
         reasons: Vec<String>,
     },
     /// Not now: try again at `until` (before the expiry).
-    Defer { until: Micros },
+    Defer {
+        until: Micros,
+    },
     Suppress(Suppression),
 }
 
@@ -534,7 +543,9 @@ pub fn decide_send(permit: Option<&Permit<'_>>, cx: &SendContext<'_>) -> SendDec
         let key = theme_key(theme);
         let near = cx.quiet_periods.iter().any(|q| {
             let named = q.label.as_deref().is_none_or(|l| theme_key(l) == key);
-            named && cx.now >= q.from - cx.sensitive_window && cx.now < q.until + cx.sensitive_window
+            named
+                && cx.now >= q.from - cx.sensitive_window
+                && cx.now < q.until + cx.sensitive_window
         });
         if near {
             return SendDecision::Suppress(Suppression::SensitiveDate);
@@ -561,7 +572,11 @@ pub fn decide_send(permit: Option<&Permit<'_>>, cx: &SendContext<'_>) -> SendDec
         }
     }
     // A quiet period takes personalization away; the level caps what the message may use.
-    let level = if cx.quiet_periods.iter().any(|q| q.from <= cx.now && cx.now < q.until) {
+    let level = if cx
+        .quiet_periods
+        .iter()
+        .any(|q| q.from <= cx.now && cx.now < q.until)
+    {
         Level::Off
     } else {
         cx.level
@@ -637,7 +652,10 @@ mod tests {
             {"type": "message", "id": "mail", "channel": "fax", "template": "t"}]));
         let (field, reason) = err(&unknown);
         assert_eq!(field, "steps[0]");
-        assert!(reason.contains("`mail`") && reason.contains("not a channel"), "{reason}");
+        assert!(
+            reason.contains("`mail`") && reason.contains("not a channel"),
+            "{reason}"
+        );
 
         let no_purpose = journey(serde_json::json!([
             {"type": "wait", "id": "w", "minutes": 5},
@@ -680,7 +698,10 @@ mod tests {
         };
         let now = 100 * DAY;
         assert!(!c.holds(&[("garden", now - DAY)], now));
-        assert!(c.holds(&[("garden", now - DAY), ("garden > tools", now - 2 * DAY)], now));
+        assert!(c.holds(
+            &[("garden", now - DAY), ("garden > tools", now - 2 * DAY)],
+            now
+        ));
         assert!(!c.holds(&[("garden", now - DAY), ("gardening", now - DAY)], now));
         assert!(!c.holds(&[("garden", now - DAY), ("garden", now - 8 * DAY)], now));
     }

@@ -214,39 +214,86 @@ both_stores!(
         assert_eq!(second["deferred"], 1, "carol: {second}");
         assert_eq!(second["suppressed"], 1, "bob: {second}");
         let again = run(&node).await;
-        assert_eq!((again["sent"].as_u64(), again["steps"].as_u64()), (Some(0), Some(0)), "{again}");
+        assert_eq!(
+            (again["sent"].as_u64(), again["steps"].as_u64()),
+            (Some(0), Some(0)),
+            "{again}"
+        );
 
         let alice = messages(&node, "garden-follow-up", "alice").await;
         assert_eq!(alice.len(), 1, "{alice:?}");
-        assert!(alice[0]["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("email_marketing")), "{alice:?}");
+        assert!(
+            alice[0]["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().contains("email_marketing")),
+            "{alice:?}"
+        );
         assert_eq!(alice[0]["personalization"], "declared");
         let bob = messages(&node, "garden-follow-up", "bob").await;
-        assert_eq!((bob.len(), bob[0]["reason"].as_str()), (1, Some("no_channel_consent")));
-        assert!(messages(&node, "garden-follow-up", "frank").await.is_empty(), "one engagement with the topic is not two");
+        assert_eq!(
+            (bob.len(), bob[0]["reason"].as_str()),
+            (1, Some("no_channel_consent"))
+        );
+        assert!(
+            messages(&node, "garden-follow-up", "frank")
+                .await
+                .is_empty(),
+            "one engagement with the topic is not two"
+        );
         let carol = messages(&node, "garden-follow-up", "carol").await;
         assert_eq!(carol[0]["status"], "deferred", "{carol:?}");
-        assert!(carol[0]["reason"].as_str().unwrap().contains("2027-05-08T15:00:00Z"), "08:00 in Los Angeles: {carol:?}");
+        assert!(
+            carol[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("2027-05-08T15:00:00Z"),
+            "08:00 in Los Angeles: {carol:?}"
+        );
 
         // The quiet hours end at 08:00 local, 15:00 UTC: carol's message goes then, not before.
         clock.advance(4 * HOUR);
         assert_eq!(run(&node).await["sent"], 0);
         clock.advance(2 * HOUR);
         assert_eq!(run(&node).await["sent"], 1);
-        assert_eq!(messages(&node, "garden-follow-up", "carol").await[0]["status"], "queued");
+        assert_eq!(
+            messages(&node, "garden-follow-up", "carol").await[0]["status"],
+            "queued"
+        );
 
         let got = received(&bodies, 3).await;
         assert_eq!(got.len(), 3, "{got:?}");
-        for (user, n) in [("alice", 1), ("erin", 1), ("carol", 1), ("bob", 0), ("dave", 0), ("frank", 0)] {
+        for (user, n) in [
+            ("alice", 1),
+            ("erin", 1),
+            ("carol", 1),
+            ("bob", 0),
+            ("dave", 0),
+            ("frank", 0),
+        ] {
             assert_eq!(to(&got, user), n, "{user}: {got:?}");
         }
         let a = got.iter().find(|b| b["external_id"] == "alice").unwrap();
-        assert_eq!((a["type"].as_str(), a["channel"].as_str(), a["template"].as_str()), (Some("message.send"), Some("email"), Some("garden-ideas")));
+        assert_eq!(
+            (
+                a["type"].as_str(),
+                a["channel"].as_str(),
+                a["template"].as_str()
+            ),
+            (Some("message.send"), Some("email"), Some("garden-ideas"))
+        );
         // Delivered messages say so; one more run sends nothing.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while messages(&node, "garden-follow-up", "alice").await[0]["status"] != "delivered" && Instant::now() < deadline {
+        while messages(&node, "garden-follow-up", "alice").await[0]["status"] != "delivered"
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(messages(&node, "garden-follow-up", "alice").await[0]["status"], "delivered");
+        assert_eq!(
+            messages(&node, "garden-follow-up", "alice").await[0]["status"],
+            "delivered"
+        );
         assert_eq!(run(&node).await["sent"], 0);
         node.stop().await;
     }
@@ -268,7 +315,11 @@ both_stores!(
         // Revoked just before the message would go: the very next run suppresses it.
         node.decide("gina", "email_marketing", "denied").await;
         let r = run(&node).await;
-        assert_eq!((r["sent"].as_u64(), r["suppressed"].as_u64()), (Some(0), Some(1)), "{r}");
+        assert_eq!(
+            (r["sent"].as_u64(), r["suppressed"].as_u64()),
+            (Some(0), Some(1)),
+            "{r}"
+        );
         let m = messages(&node, "garden-follow-up", "gina").await;
         assert_eq!(m[0]["reason"], "no_channel_consent");
         node.stop().await;
@@ -281,28 +332,62 @@ both_stores!(
         let (url, _) = sender().await;
         let node = start(&db, Arc::new(ManualClock::new(0))).await;
         setup(&node, &url).await;
-        let base = |steps: Value| json!({"id": "bad", "name": "Bad", "purpose": "personalization",
-            "trigger": {"type": "event", "event": "Product Viewed"}, "steps": steps});
+        let base = |steps: Value| {
+            json!({"id": "bad", "name": "Bad", "purpose": "personalization",
+            "trigger": {"type": "event", "event": "Product Viewed"}, "steps": steps})
+        };
         for (steps, field, says) in [
-            (json!([{"type": "message", "id": "fax-it", "channel": "fax", "template": "t"}]), "steps[0]", "`fax-it`"),
-            (json!([{"type": "wait", "id": "w", "minutes": 5}, {"type": "message", "id": "buzz", "channel": "sms", "template": "t"}]), "steps[1]", "no consent purpose"),
-            (json!([{"type": "message", "id": "a", "channel": "email", "template": "t", "next": "b"},
-                    {"type": "branch", "id": "b", "condition": {"type": "engaged", "topic": "Garden", "at_least": 1, "within_days": 1}, "then": "a", "otherwise": "a"}]), "steps[0]", "cycle without a wait"),
+            (
+                json!([{"type": "message", "id": "fax-it", "channel": "fax", "template": "t"}]),
+                "steps[0]",
+                "`fax-it`",
+            ),
+            (
+                json!([{"type": "wait", "id": "w", "minutes": 5}, {"type": "message", "id": "buzz", "channel": "sms", "template": "t"}]),
+                "steps[1]",
+                "no consent purpose",
+            ),
+            (
+                json!([{"type": "message", "id": "a", "channel": "email", "template": "t", "next": "b"},
+                    {"type": "branch", "id": "b", "condition": {"type": "engaged", "topic": "Garden", "at_least": 1, "within_days": 1}, "then": "a", "otherwise": "a"}]),
+                "steps[0]",
+                "cycle without a wait",
+            ),
         ] {
-            let (s, v) = node.post("/v1/admin/journeys", &node.admin, base(steps)).await;
+            let (s, v) = node
+                .post("/v1/admin/journeys", &node.admin, base(steps))
+                .await;
             assert_eq!(s, 422, "{v}");
             assert_eq!(v["error"]["code"], "invalid_field");
             let message = v["error"]["message"].as_str().unwrap();
-            assert!(message.contains(field) && message.contains(says), "{message}");
+            assert!(
+                message.contains(field) && message.contains(says),
+                "{message}"
+            );
         }
-        let (s, v) = node.post("/v1/admin/journeys", &node.admin, json!({"id": "x"})).await;
+        let (s, v) = node
+            .post("/v1/admin/journeys", &node.admin, json!({"id": "x"}))
+            .await;
         assert_eq!(s, 422, "{v}");
         let (s, v) = node
-            .send(Method::PUT, "/v1/subjects/x/time-zone", Some(&node.consent), Some(json!({"time_zone": "Mars/Olympus"})))
+            .send(
+                Method::PUT,
+                "/v1/subjects/x/time-zone",
+                Some(&node.consent),
+                Some(json!({"time_zone": "Mars/Olympus"})),
+            )
             .await;
-        assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_field")), "{v}");
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{v}"
+        );
         let (_, list) = node.get("/v1/admin/journeys", &node.admin).await;
-        assert_eq!(list.as_array().unwrap().len(), 2, "nothing stored by a bad request: {list}");
+        assert_eq!(
+            list.as_array().unwrap().len(),
+            2,
+            "nothing stored by a bad request: {list}"
+        );
         node.stop().await;
     }
 );

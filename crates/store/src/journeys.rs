@@ -310,12 +310,19 @@ impl Store {
         .bind(channel)
         .fetch_one(&self.pool)
         .await?;
-        let n = |c: &str| -> Result<u32> { Ok(u32::try_from(row.try_get::<i64, _>(c)?).unwrap_or(u32::MAX)) };
+        let n = |c: &str| -> Result<u32> {
+            Ok(u32::try_from(row.try_get::<i64, _>(c)?).unwrap_or(u32::MAX))
+        };
         Ok((n("channel_n")?, n("all_n")?))
     }
 
     /// Records what became of a message's delivery (its id is the outbox event id).
-    pub async fn message_delivery_outcome(&self, id: &str, delivered: bool, at: Micros) -> Result<()> {
+    pub async fn message_delivery_outcome(
+        &self,
+        id: &str,
+        delivered: bool,
+        at: Micros,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE journey_messages SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ('queued', 'failed')",
         )
@@ -364,7 +371,9 @@ impl Store {
             .bind(subject)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get("time_zone")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("time_zone"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// A double opt-in confirmation waiting for its token, with the confirmation message's
@@ -394,7 +403,11 @@ impl Store {
 
     /// Marks a confirmation used and returns its subject, if the token is known, unused and
     /// not expired at `now`; a token confirms once.
-    pub async fn use_email_confirmation(&self, token_hash: &str, now: Micros) -> Result<Option<String>> {
+    pub async fn use_email_confirmation(
+        &self,
+        token_hash: &str,
+        now: Micros,
+    ) -> Result<Option<String>> {
         let row = sqlx::query(
             "UPDATE email_confirmations SET confirmed_at = $1 WHERE token_hash = $2 AND confirmed_at IS NULL AND expires_at > $1 \
              RETURNING subject_key",
@@ -403,6 +416,8 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("subject_key")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("subject_key"))
+            .transpose()
+            .map_err(Into::into)
     }
 }

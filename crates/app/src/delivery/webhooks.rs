@@ -56,7 +56,10 @@ impl App {
     ) -> Result<CreatedWebhook> {
         validate_url(url)?;
         if !["changes", "messages"].contains(&kind) {
-            return Err(AppError::invalid("kind", format!("`{kind}` is not changes or messages")));
+            return Err(AppError::invalid(
+                "kind",
+                format!("`{kind}` is not changes or messages"),
+            ));
         }
         // A sender cannot send without knowing to whom.
         let include_external_id = include_external_id || kind == "messages";

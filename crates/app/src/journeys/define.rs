@@ -91,21 +91,23 @@ impl App {
         let Some(path) = &self.config.journeys.file else {
             return Ok(());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AppError::invalid("journeys.file", format!("{}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AppError::invalid("journeys.file", format!("{}: {e}", path.display())))?;
         let file: JourneyFile = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| AppError::invalid("journeys.file", e.to_string()))?
+            serde_json::from_str(&text)
+                .map_err(|e| AppError::invalid("journeys.file", e.to_string()))?
         } else {
             toml::from_str(&text).map_err(|e| AppError::invalid("journeys.file", e.to_string()))?
         };
         for (i, j) in file.journeys.into_iter().enumerate() {
-            self.define_journey("config", j).await.map_err(|e| match e {
-                AppError::Invalid { field, reason } => {
-                    AppError::invalid(format!("journeys.file: journey {i}: {field}"), reason)
-                }
-                e => e,
-            })?;
+            self.define_journey("config", j)
+                .await
+                .map_err(|e| match e {
+                    AppError::Invalid { field, reason } => {
+                        AppError::invalid(format!("journeys.file: journey {i}: {field}"), reason)
+                    }
+                    e => e,
+                })?;
         }
         Ok(())
     }
@@ -186,7 +188,9 @@ impl App {
             };
             match self.seal_external_id(&key, user_id).await {
                 Ok(s) => sealed.push((journey, subject, Some(s))),
-                Err(e) => tracing::warn!(subject = %subject, error = %e, "journey entry: sealing the id failed"),
+                Err(e) => {
+                    tracing::warn!(subject = %subject, error = %e, "journey entry: sealing the id failed")
+                }
             }
         }
         if let Err(e) = self.store.enter_journeys(&sealed, now).await {
@@ -229,7 +233,11 @@ impl App {
         }
         Ok(self
             .store
-            .journey_messages(journey, subject.map(SubjectKey::as_str), limit.clamp(1, 1000))
+            .journey_messages(
+                journey,
+                subject.map(SubjectKey::as_str),
+                limit.clamp(1, 1000),
+            )
             .await?)
     }
 }

@@ -89,8 +89,7 @@ impl App {
         subject: &SubjectKey,
     ) -> Result<Option<Vec<(String, Micros)>>> {
         let purposes = self.purposes();
-        let Some((id, purpose)) = purposes.iter().find(|(id, _)| id.as_str() == def.purpose)
-        else {
+        let Some((id, purpose)) = purposes.iter().find(|(id, _)| id.as_str() == def.purpose) else {
             return Ok(None);
         };
         if self.preferences(subject).await?.level == Level::Off {
@@ -147,7 +146,9 @@ impl App {
                             .condition_holds(def, &subject, |e| def.may_enter(e, now))
                             .await?;
                     if !enters {
-                        self.store.drop_position(&pos.journey_id, &pos.subject_key).await?;
+                        self.store
+                            .drop_position(&pos.journey_id, &pos.subject_key)
+                            .await?;
                         run.not_entered += 1;
                         return Ok(());
                     }
@@ -167,19 +168,23 @@ impl App {
                         }
                         to
                     }
-                    Some((_, Step::Branch {
-                        condition,
-                        then,
-                        otherwise,
-                        ..
-                    })) => {
+                    Some((
+                        _,
+                        Step::Branch {
+                            condition,
+                            then,
+                            otherwise,
+                            ..
+                        },
+                    )) => {
                         let holds = self
                             .condition_holds(def, &subject, |e| condition.holds(e, now))
                             .await?;
                         arrive(Some(if holds { then } else { otherwise }), now)
                     }
                     Some((i, step @ Step::Message { .. })) => {
-                        let (to, m, event) = self.message_step(def, &pos, i, step, &subject, now).await?;
+                        let (to, m, event) =
+                            self.message_step(def, &pos, i, step, &subject, now).await?;
                         match m.status.as_str() {
                             "queued" => run.sent += 1,
                             "deferred" => run.deferred += 1,
@@ -251,9 +256,12 @@ impl App {
         };
         let cfg = &self.config.journeys;
         let purposes = self.purposes();
-        let purpose = self
-            .channel_purpose(channel)
-            .and_then(|id| purposes.iter().find(|(p, _)| p.as_str() == id).map(|(_, p)| p.clone()));
+        let purpose = self.channel_purpose(channel).and_then(|id| {
+            purposes
+                .iter()
+                .find(|(p, _)| p.as_str() == id)
+                .map(|(_, p)| p.clone())
+        });
         let (permit, _) = match &purpose {
             Some(p) => self.permit_and_status(subject, p).await?,
             None => (None, candor_domain::ConsentStatus::NotAsked),
@@ -305,7 +313,10 @@ impl App {
         };
         let decision = candor_domain::journey::decide_send(permit.as_ref(), &cx);
         let key = format!("{}|{}|{id}|{}", def.id, pos.subject_key, pos.arrived_at);
-        let message_id = format!("msg_{}", &hex::encode(sha2::Sha256::digest(key.as_bytes()))[..24]);
+        let message_id = format!(
+            "msg_{}",
+            &hex::encode(sha2::Sha256::digest(key.as_bytes()))[..24]
+        );
         let next = def.next_after(i);
         let onward = PositionMove {
             step: next.map(str::to_owned),

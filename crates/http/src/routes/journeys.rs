@@ -93,7 +93,9 @@ async fn list_journeys(
     State(app): State<AppState>,
     _auth: Auth<Admin>,
 ) -> Result<Json<Vec<JourneyView>>, ApiError> {
-    Ok(Json(app.journeys().await?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        app.journeys().await?.into_iter().map(Into::into).collect(),
+    ))
 }
 
 /// Creates or replaces a journey. A faulty one gets 422 naming the step (`steps[i]`): an
@@ -136,7 +138,11 @@ async fn journey_messages(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> Result<Json<Vec<MessageView>>, ApiError> {
-    let subject = q.subject.as_deref().map(|s| app.subject_key(s)).transpose()?;
+    let subject = q
+        .subject
+        .as_deref()
+        .map(|s| app.subject_key(s))
+        .transpose()?;
     let list = app
         .journey_messages(&id, subject.as_ref(), q.limit.unwrap_or(100))
         .await?;
