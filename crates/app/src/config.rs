@@ -395,11 +395,6 @@ pub struct JourneysConfig {
     /// A TOML or JSON file of journeys (`[[journey]]` / `{"journeys": [...]}`) installed at
     /// start-up.
     pub file: Option<PathBuf>,
-    /// How long a double opt-in link stays valid.
-    pub confirmation_ttl_hours: u32,
-    /// How browsers reach the confirm route (`https://shop.example/candor`); empty: the
-    /// server's bind address.
-    pub public_url: String,
 }
 
 impl Default for JourneysConfig {
@@ -422,8 +417,6 @@ impl Default for JourneysConfig {
             sensitive_date_window_days: 3,
             default_time_zone: "UTC".into(),
             file: None,
-            confirmation_ttl_hours: 72,
-            public_url: String::new(),
         }
     }
 }
@@ -689,11 +682,8 @@ impl Config {
             );
         }
         let j = &self.journeys;
-        if j.tick_ms == 0 || j.confirmation_ttl_hours == 0 {
-            return invalid(
-                "journeys",
-                "tick_ms and confirmation_ttl_hours must be positive".into(),
-            );
+        if j.tick_ms == 0 {
+            return invalid("journeys.tick_ms", "must be positive".into());
         }
         if let Some(c) = j
             .channel_purposes
