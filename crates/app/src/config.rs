@@ -395,6 +395,8 @@ pub struct JourneysConfig {
     /// A TOML or JSON file of journeys (`[[journey]]` / `{"journeys": [...]}`) installed at
     /// start-up.
     pub file: Option<PathBuf>,
+    /// How long a double opt-in token confirms.
+    pub confirmation_ttl_hours: u32,
 }
 
 impl Default for JourneysConfig {
@@ -417,6 +419,7 @@ impl Default for JourneysConfig {
             sensitive_date_window_days: 3,
             default_time_zone: "UTC".into(),
             file: None,
+            confirmation_ttl_hours: 72,
         }
     }
 }
@@ -682,8 +685,11 @@ impl Config {
             );
         }
         let j = &self.journeys;
-        if j.tick_ms == 0 {
-            return invalid("journeys.tick_ms", "must be positive".into());
+        if j.tick_ms == 0 || j.confirmation_ttl_hours == 0 {
+            return invalid(
+                "journeys",
+                "tick_ms and confirmation_ttl_hours must be positive".into(),
+            );
         }
         if let Some(c) = j
             .channel_purposes

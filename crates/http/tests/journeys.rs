@@ -391,3 +391,110 @@ both_stores!(
         node.stop().await;
     }
 );
+
+both_stores!(
+    double_opt_in_grants_email_only_after_the_token_comes_back,
+    |db: TestDb| async move {
+        let (url, bodies) = sender().await;
+        let node = start(&db, Arc::new(ManualClock::new(1_800_000_000_000_000))).await;
+        // Without a messages webhook nobody would receive the confirmation.
+        node.declare_shop_plan("reject").await;
+        node.post("/v1/admin/purposes", &node.admin, json!({"id": "email_marketing", "title": "News by email", "description": "We email you news and ideas.", "legal_basis": "consent", "categories": ["contact"]})).await;
+        let (s, v) = node
+            .post(
+                "/v1/subjects/hana/email-confirmations",
+                &node.consent,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{v}"
+        );
+        node.post(
+            "/v1/admin/webhooks",
+            &node.admin,
+            json!({"url": url, "kind": "messages"}),
+        )
+        .await;
+
+        let (s, v) = node
+            .post(
+                "/v1/subjects/hana/email-confirmations",
+                &node.consent,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["purpose"], "email_marketing");
+        assert_eq!(
+            node.state("hana", "email_marketing").await,
+            "not_asked",
+            "nothing granted yet"
+        );
+        let got = received(&bodies, 1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0]["template"].as_str(), got[0]["external_id"].as_str()),
+            (Some("double_opt_in"), Some("hana"))
+        );
+        let token = got[0]["token"].as_str().unwrap().to_owned();
+
+        for bad in ["nope".to_owned(), "0".repeat(64)] {
+            let (s, v) = node
+                .send(
+                    Method::POST,
+                    "/v1/email/confirm",
+                    None,
+                    Some(json!({"token": bad})),
+                )
+                .await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str()),
+                (404, Some("not_found")),
+                "{v}"
+            );
+        }
+        assert_eq!(node.state("hana", "email_marketing").await, "not_asked");
+        let (s, v) = node
+            .send(
+                Method::POST,
+                "/v1/email/confirm",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert!(
+            v["proof"]
+                .as_str()
+                .unwrap()
+                .starts_with("double_opt_in:sha256:"),
+            "{v}"
+        );
+        assert_eq!(node.state("hana", "email_marketing").await, "granted");
+        let (_, history) = node
+            .get("/v1/subjects/hana/consents/history", &node.recommend)
+            .await;
+        assert!(
+            history.to_string().contains("double_opt_in:sha256:"),
+            "{history}"
+        );
+        assert!(
+            !history.to_string().contains(&token),
+            "only the hash is kept"
+        );
+        // A token confirms once.
+        let (s, _) = node
+            .send(
+                Method::POST,
+                "/v1/email/confirm",
+                None,
+                Some(json!({"token": token})),
+            )
+            .await;
+        assert_eq!(s, 404);
+        node.stop().await;
+    }
+);

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::ts;
 use crate::auth::{Admin, Auth, Consent};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, PeerIp};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -19,6 +19,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(run_journeys))
         .routes(routes!(journey_messages))
         .routes(routes!(set_time_zone))
+        .routes(routes!(request_email_confirmation))
+        .routes(routes!(confirm_email))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -178,4 +180,79 @@ async fn set_time_zone(
     let key = app.subject_key(&id)?;
     app.set_time_zone(&key, &input.time_zone).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingConfirmationView {
+    /// The purpose the confirmation will grant.
+    pub purpose: String,
+    /// The token stops working then.
+    pub expires_at: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmInput {
+    /// The token of the confirmation message.
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmedView {
+    pub purpose: String,
+    /// `granted`.
+    pub decision: String,
+    /// What the consent record keeps as proof: `double_opt_in:sha256:<hex of the token>`.
+    pub proof: String,
+    pub at: String,
+}
+
+/// Double opt-in: sends the person a confirmation message (template `double_opt_in`, with a
+/// one-time token) through the `messages` webhooks. Nothing is granted until they confirm.
+#[utoipa::path(post, path = "/v1/subjects/{id}/email-confirmations", tag = "journeys", security(("api_key" = ["consent"])),
+    params(("id" = String, Path, description = "Your user id")),
+    responses((status = 202, body = PendingConfirmationView), (status = 422, body = crate::error::ErrorBody)))]
+async fn request_email_confirmation(
+    State(app): State<AppState>,
+    _auth: Auth<Consent>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<PendingConfirmationView>), ApiError> {
+    let key = app.subject_key(&id)?;
+    let p = app.request_email_confirmation(&key, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PendingConfirmationView {
+            purpose: p.purpose,
+            expires_at: ts(p.expires_at),
+        }),
+    ))
+}
+
+/// Confirms a double opt-in token (your landing page posts it; a plain link would let mail
+/// scanners confirm for the person): records the email purpose's grant with the token's hash
+/// as proof. A token works once, before it expires; any other is 404.
+#[utoipa::path(post, path = "/v1/email/confirm", tag = "journeys", request_body = ConfirmInput,
+    responses((status = 200, body = ConfirmedView), (status = 404, body = crate::error::ErrorBody)))]
+async fn confirm_email(
+    State(app): State<AppState>,
+    PeerIp(ip): PeerIp,
+    headers: axum::http::HeaderMap,
+    ApiJson(input): ApiJson<ConfirmInput>,
+) -> Result<Json<ConfirmedView>, ApiError> {
+    let ua = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let outcome = app.confirm_email(&input.token, ip, ua).await?;
+    let r = outcome.records.first().ok_or_else(|| {
+        ApiError::from(candor_app::AppError::Internal(
+            "confirmation recorded nothing".into(),
+        ))
+    })?;
+    Ok(Json(ConfirmedView {
+        purpose: r.purpose.to_string(),
+        decision: r.decision.as_str().into(),
+        proof: r.proof.double_opt_in_token.clone().unwrap_or_default(),
+        at: ts(r.at),
+    }))
 }
