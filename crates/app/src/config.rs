@@ -78,6 +78,8 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     /// Journeys: lifecycle messages and the boundaries they meet at send time.
     pub journeys: JourneysConfig,
+    /// Advertising audiences exported from segments.
+    pub audiences: AudiencesConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -399,6 +401,21 @@ pub struct JourneysConfig {
     pub confirmation_ttl_hours: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudiencesConfig {
+    /// The sale/sharing purpose a person must have granted to be in an exported audience.
+    pub purpose: String,
+}
+
+impl Default for AudiencesConfig {
+    fn default() -> Self {
+        AudiencesConfig {
+            purpose: "ads_sharing".into(),
+        }
+    }
+}
+
 impl Default for JourneysConfig {
     fn default() -> Self {
         JourneysConfig {
@@ -457,6 +474,7 @@ impl Default for Config {
             browser: BrowserConfig::default(),
             analytics: AnalyticsConfig::default(),
             journeys: JourneysConfig::default(),
+            audiences: AudiencesConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),

@@ -14,6 +14,7 @@
 //! | [`governance`] | fairness runs, incidents, audit-log verification |
 //! | [`journeys`] | journey definitions, positions, the journey job and send-time boundaries |
 //! | [`delivery`] | webhooks, the message outbox's delivery, double opt-in for email |
+//! | [`audiences`] | consented advertising audiences exported from segments, their removal deltas |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
 //! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
 //!
@@ -29,6 +30,7 @@
 
 pub mod access;
 pub mod analytics;
+pub mod audiences;
 mod changes;
 mod clock;
 pub mod config;

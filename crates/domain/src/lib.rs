@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apikey;
+pub mod audience;
 pub mod audit;
 pub mod budget;
 pub mod consent;

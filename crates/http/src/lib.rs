@@ -43,6 +43,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::banner::routes())
         .merge(routes::keys::routes())
         .merge(routes::analytics::routes())
+        .merge(routes::audiences::routes())
         .merge(routes::audit::routes())
         .merge(routes::catalog::routes())
         .merge(routes::fairness::routes())

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod analytics;
+mod audiences;
 mod audit;
 mod catalog;
 mod changes;
@@ -48,6 +49,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use analytics::{AnalyticsPage, AnalyticsRow, Dataset, StoredReport};
+pub use audiences::AudienceMember;
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item, ServingItem};
 pub use changes::Change;
 pub use cluster::ClusterLock;

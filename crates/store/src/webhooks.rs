@@ -24,11 +24,13 @@ pub struct Webhook {
 }
 
 /// Which webhooks receive an event: journey messages (`message.*`) go to `messages` webhooks
-/// only, everything else to `changes` webhooks, so a sender never gets consent changes and a
+/// only, audience syncs (`audience.*`) to `audiences` webhooks, everything else to `changes` webhooks, so a sender never gets consent changes and a
 /// CRM never gets messages to send.
 fn webhook_kind(event_type: &str) -> &'static str {
     if event_type.starts_with("message.") {
         "messages"
+    } else if event_type.starts_with("audience.") {
+        "audiences"
     } else {
         "changes"
     }

@@ -43,7 +43,8 @@ fn validate_url(url: &str) -> Result<()> {
 }
 
 impl App {
-    /// Registers a webhook. `kind` is `changes` (consent and subject changes) or `messages`
+    /// Registers a webhook. `kind` is `changes` (consent and subject changes), `audiences`
+    /// (advertising audience syncs) or `messages`
     /// (journey messages, for the team's sender; they always carry the external id). With
     /// `include_external_id`, each delivery about one subject also carries the id the shop
     /// knows them by (sealed until the moment it is sent), so an email tool can act on it.
@@ -55,10 +56,10 @@ impl App {
         kind: &str,
     ) -> Result<CreatedWebhook> {
         validate_url(url)?;
-        if !["changes", "messages"].contains(&kind) {
+        if !["changes", "messages", "audiences"].contains(&kind) {
             return Err(AppError::invalid(
                 "kind",
-                format!("`{kind}` is not changes or messages"),
+                format!("`{kind}` is not changes, messages or audiences"),
             ));
         }
         // A sender cannot send without knowing to whom.

@@ -1,6 +1,7 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
 pub mod analytics;
+pub mod audiences;
 pub mod audit;
 pub mod banner;
 pub mod catalog;
@@ -44,6 +45,7 @@ use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
         (name = "analytics", description = "Differentially private aggregates, the privacy budget, exact aggregates for auditors"),
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
         (name = "journeys", description = "Lifecycle journeys, their messages and the boundaries each met"),
+        (name = "audiences", description = "Consented advertising audiences exported from segments"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
 )]

@@ -59,3 +59,13 @@ CREATE TABLE email_confirmations (
     expires_at BIGINT NOT NULL,
     confirmed_at BIGINT
 );
+-- Advertising audiences: who each segment's last export sent (hashed contacts only), so the
+-- next export can send the removals. Webhooks of kind `audiences` receive `audience.sync`.
+CREATE TABLE audience_members (
+    segment_id TEXT NOT NULL,
+    subject_key TEXT NOT NULL,
+    email_sha256 TEXT,
+    phone_sha256 TEXT,
+    synced_at BIGINT NOT NULL,
+    PRIMARY KEY (segment_id, subject_key)
+);
