@@ -295,6 +295,38 @@ both_stores!(
             "delivered"
         );
         assert_eq!(run(&node).await["sent"], 0);
+
+        // What journeys hold is in the person's export, and erasure removes it.
+        let (s, export) = node.get("/v1/subjects/carol/export", &node.rights).await;
+        assert_eq!(s, 200, "{export}");
+        assert_eq!(export["journeys"]["time_zone"], "America/Los_Angeles");
+        assert_eq!(
+            export["journeys"]["messages"][0]["status"]
+                .as_str()
+                .map(|s| s == "queued" || s == "delivered"),
+            Some(true),
+            "{}",
+            export["journeys"]
+        );
+        let (s, receipt) = node
+            .send(
+                Method::DELETE,
+                "/v1/subjects/carol",
+                Some(&node.rights),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{receipt}");
+        assert!(
+            messages(&node, "garden-follow-up", "carol")
+                .await
+                .is_empty()
+        );
+        let (_, export) = node.get("/v1/subjects/carol/export", &node.rights).await;
+        assert_eq!(
+            export["journeys"],
+            json!({"time_zone": null, "positions": [], "messages": []})
+        );
         node.stop().await;
     }
 );

@@ -420,4 +420,31 @@ impl Store {
             .transpose()
             .map_err(Into::into)
     }
+
+    /// Everything journeys hold on a subject (for their export): positions, messages, time
+    /// zone.
+    pub async fn subject_journeys(
+        &self,
+        subject: &str,
+    ) -> Result<(Vec<Position>, Vec<JourneyMessage>, Option<String>)> {
+        let positions = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {POSITION_COLUMNS} FROM journey_positions WHERE subject_key = $1 ORDER BY journey_id"
+        )))
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_position)
+        .collect::<Result<Vec<_>>>()?;
+        let messages = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM journey_messages WHERE subject_key = $1 ORDER BY created_at, id"
+        )))
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_message)
+        .collect::<Result<Vec<_>>>()?;
+        Ok((positions, messages, self.time_zone(subject).await?))
+    }
 }
