@@ -136,6 +136,10 @@ impl App {
             wake_at: at,
             status: if step.is_some() { "active" } else { "done" },
         };
+        // What the store holds. Moves that neither send nor stop (entry, branches) stay in
+        // memory until the next one that does: a crash in between redoes them, and nothing was
+        // sent meanwhile, since a message is written together with its position.
+        let mut stored = pos.clone();
         // A walk without a wait is at most every step once (no cycle without a wait).
         for _ in 0..=def.steps.len() + 1 {
             run.steps += 1;
@@ -192,11 +196,17 @@ impl App {
                         }
                         if !self
                             .store
-                            .record_journey_step(&pos, &to, Some((&m, event.as_ref())), now)
+                            .record_journey_step(&stored, &to, Some((&m, event.as_ref())), now)
                             .await?
                         {
                             return Ok(());
                         }
+                        stored = Position {
+                            step: to.step.clone(),
+                            arrived_at: to.arrived_at,
+                            wake_at: to.wake_at,
+                            ..pos.clone()
+                        };
                         if to.status == "done" {
                             run.finished += 1;
                         }
@@ -213,13 +223,15 @@ impl App {
                     }
                 },
             };
-            if !self.store.record_journey_step(&pos, &to, None, now).await? {
-                return Ok(());
-            }
-            if to.status == "done" {
-                run.finished += 1;
-            }
             if to.status != "active" || to.wake_at > now {
+                if self
+                    .store
+                    .record_journey_step(&stored, &to, None, now)
+                    .await?
+                    && to.status == "done"
+                {
+                    run.finished += 1;
+                }
                 return Ok(());
             }
             pos = Position {
