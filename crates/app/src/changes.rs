@@ -46,6 +46,7 @@ impl App {
             Change::Purposes => self.reload_purposes().await,
             Change::Keys => self.reload_keys().await,
             Change::Webhooks => self.reload_webhooks().await,
+            Change::Journeys => self.reload_journeys().await,
             Change::Inventory => self.reload_inventory().await,
             Change::Model => self.reload_serving().await,
             Change::Alerts => self.reload_alerts().await,

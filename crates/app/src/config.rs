@@ -80,6 +80,10 @@ pub struct Config {
     pub review: ReviewConfig,
     /// Anomaly alerts on feedback rates.
     pub alerts: AlertsConfig,
+    /// Journeys: lifecycle messages and the boundaries they meet at send time.
+    pub journeys: JourneysConfig,
+    /// Advertising audiences exported from segments.
+    pub audiences: AudiencesConfig,
     /// Retention rules per data category.
     pub retention: Vec<RetentionRule>,
     /// A tracking plan to install at start-up (the admin API can replace it later).
@@ -396,6 +400,74 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JourneysConfig {
+    /// Run the journey job on this node (it runs on one node of the cluster at a time).
+    pub enabled: bool,
+    /// How often due positions are advanced.
+    pub tick_ms: u64,
+    /// The consent purpose each channel's messages need; a channel without one cannot be used.
+    pub channel_purposes: std::collections::BTreeMap<String, String>,
+    /// Messages per person per local calendar day on one channel (0 = no cap).
+    pub cap_per_channel: u32,
+    /// Messages per person per local calendar day over every channel (0 = no cap).
+    pub cap_all_channels: u32,
+    /// Local time (`HH:MM`) quiet hours start; empty turns quiet hours off.
+    pub quiet_hours_start: String,
+    /// Local time (`HH:MM`) quiet hours end.
+    pub quiet_hours_end: String,
+    /// Days before and after a quiet period a themed message of its name stays away.
+    pub sensitive_date_window_days: u32,
+    /// The IANA time zone of people who set none.
+    pub default_time_zone: String,
+    /// A TOML or JSON file of journeys (`[[journey]]` / `{"journeys": [...]}`) installed at
+    /// start-up.
+    pub file: Option<PathBuf>,
+    /// How long a double opt-in token confirms.
+    pub confirmation_ttl_hours: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudiencesConfig {
+    /// The sale/sharing purpose a person must have granted to be in an exported audience.
+    pub purpose: String,
+}
+
+impl Default for AudiencesConfig {
+    fn default() -> Self {
+        AudiencesConfig {
+            purpose: "ads_sharing".into(),
+        }
+    }
+}
+
+impl Default for JourneysConfig {
+    fn default() -> Self {
+        JourneysConfig {
+            enabled: true,
+            tick_ms: 1000,
+            channel_purposes: [
+                ("email", "email_marketing"),
+                ("sms", "sms_marketing"),
+                ("push", "push_notifications"),
+            ]
+            .into_iter()
+            .map(|(c, p)| (c.to_owned(), p.to_owned()))
+            .collect(),
+            cap_per_channel: 1,
+            cap_all_channels: 2,
+            quiet_hours_start: "21:00".into(),
+            quiet_hours_end: "08:00".into(),
+            sensitive_date_window_days: 3,
+            default_time_zone: "UTC".into(),
+            file: None,
+            confirmation_ttl_hours: 72,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -430,6 +502,8 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             review: ReviewConfig::default(),
             alerts: AlertsConfig::default(),
+            journeys: JourneysConfig::default(),
+            audiences: AudiencesConfig::default(),
             retention: vec![
                 RetentionRule {
                     category: "browsing".into(),
@@ -655,6 +729,39 @@ impl Config {
             return invalid(
                 "webhooks",
                 "max_attempts, poll_interval_ms and timeout_ms must be positive".into(),
+            );
+        }
+        let j = &self.journeys;
+        if j.tick_ms == 0 || j.confirmation_ttl_hours == 0 {
+            return invalid(
+                "journeys",
+                "tick_ms and confirmation_ttl_hours must be positive".into(),
+            );
+        }
+        if let Some(c) = j
+            .channel_purposes
+            .keys()
+            .find(|c| !candor_domain::journey::CHANNELS.contains(&c.as_str()))
+        {
+            return invalid(
+                "journeys.channel_purposes",
+                format!("`{c}` is not a channel (email, sms, push)"),
+            );
+        }
+        if !j.quiet_hours_start.is_empty()
+            && [&j.quiet_hours_start, &j.quiet_hours_end]
+                .iter()
+                .any(|t| candor_domain::journey::QuietHours::minute_of(t).is_none())
+        {
+            return invalid(
+                "journeys.quiet_hours_start",
+                "quiet_hours_start and quiet_hours_end must be HH:MM".into(),
+            );
+        }
+        if jiff::tz::TimeZone::get(&j.default_time_zone).is_err() {
+            return invalid(
+                "journeys.default_time_zone",
+                format!("`{}` is not an IANA time zone", j.default_time_zone),
             );
         }
         if let Some(k) = &self.privacy.master_key {

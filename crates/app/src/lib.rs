@@ -12,7 +12,9 @@
 //! | [`ingest`] | the ingest gate, the tracking plan and its counters, data keys, retention |
 //! | [`personalization`] | serving, training, histories in memory, preferences, profiles, segments |
 //! | [`governance`] | fairness runs, incidents, audit-log verification, the human review queue |
-//! | [`delivery`] | webhooks (later: the message outbox) |
+//! | [`journeys`] | journey definitions, positions, the journey job and send-time boundaries |
+//! | [`delivery`] | webhooks, the message outbox's delivery, double opt-in for email |
+//! | [`audiences`] | consented advertising audiences exported from segments, their removal deltas |
 //! | [`rights`] | export, erasure with signed receipts, rectification, restriction, requests |
 //! | [`feedback`] | feedback on answers, survey answers, KPIs from incremental counts, anomaly alerts and their scale-backs |
 //! | [`analytics`] | differentially private queries, the budget ledger, the transparency report |
@@ -29,6 +31,7 @@
 
 pub mod access;
 pub mod analytics;
+pub mod audiences;
 mod changes;
 mod clock;
 pub mod config;
@@ -39,6 +42,7 @@ mod error;
 pub mod feedback;
 pub mod governance;
 pub mod ingest;
+pub mod journeys;
 pub mod personalization;
 pub mod rights;
 mod scheduler;
@@ -61,6 +65,7 @@ pub use delivery::CreatedWebhook;
 pub use error::{AppError, RowError};
 pub use governance::audit_log::AuditVerification;
 pub use ingest::InventoryView;
+pub use journeys::{JourneyInfo, JourneyRun};
 pub use scheduler::Background;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -78,6 +83,7 @@ pub struct App {
     ingest: ingest::IngestRoom,
     personalization: personalization::PersonalizationRoom,
     delivery: delivery::DeliveryRoom,
+    journeys: journeys::JourneysRoom,
     rights: rights::RightsRoom,
     feedback: feedback::FeedbackRoom,
 }
@@ -110,6 +116,7 @@ impl App {
             ingest: ingest::IngestRoom::new(master_key),
             personalization: personalization::PersonalizationRoom::new(&config, history_ttl),
             delivery: delivery::DeliveryRoom::new(http),
+            journeys: journeys::JourneysRoom::new(),
             node_id: rand::random(),
             config,
             store,
@@ -123,6 +130,8 @@ impl App {
         app.reload_inventory().await?;
         app.reload_serving().await?;
         app.reload_alerts().await?;
+        app.install_configured_journeys().await?;
+        app.reload_journeys().await?;
         Ok(Arc::new(app))
     }
 

@@ -112,6 +112,7 @@ impl App {
     fn jobs(&self) -> Vec<Job> {
         let mut jobs = vec![self.inventory_counter_job(), self.catalog_refresh_job()];
         jobs.extend(self.webhook_job());
+        jobs.extend(self.journey_job());
         jobs.extend(self.retention_job());
         jobs.extend(self.training_job());
         jobs.extend(self.fairness_job());

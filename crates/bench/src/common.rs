@@ -45,6 +45,9 @@ pub enum BenchCommand {
     Pages(crate::pages::PagesBenchArgs),
     /// Feedback on answers (target >= 20,000/s) and KPI reads (target < 10 ms).
     Feedback(crate::feedback::FeedbackBenchArgs),
+    /// Journey evaluation: one run over every subject's position (target >= 50,000
+    /// subject-steps/s).
+    Journeys(crate::journeys::JourneysBenchArgs),
 }
 
 pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::ExitCode> {
@@ -61,6 +64,7 @@ pub async fn run(config: Config, cmd: BenchCommand) -> Result<std::process::Exit
         BenchCommand::Analytics(args) => crate::analytics::run(config, args).await?,
         BenchCommand::Pages(args) => crate::pages::run(config, args).await?,
         BenchCommand::Feedback(args) => crate::feedback::run(config, args).await?,
+        BenchCommand::Journeys(args) => crate::journeys::run(config, args).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -11,6 +11,7 @@ mod catalog;
 mod common;
 mod feedback;
 mod ingest;
+mod journeys;
 mod pages;
 mod recommend;
 mod rights;

@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod apikey;
+pub mod audience;
 pub mod audit;
 pub mod budget;
 pub mod consent;
@@ -15,6 +16,7 @@ mod error;
 pub mod feedback;
 pub mod incident;
 pub mod inventory;
+pub mod journey;
 pub mod link;
 pub mod message;
 mod permit;

@@ -66,6 +66,11 @@ impl<'a> Permit<'a> {
         self.purpose.builds_person_profile()
     }
 
+    /// Whether the purpose is declared sale or sharing (advertising audiences need one).
+    pub fn is_sale_or_sharing(&self) -> bool {
+        self.purpose.sale_or_sharing
+    }
+
     /// The category rule: may this permit's purpose use data of `category`?
     pub fn covers(&self, category: &DataCategory) -> bool {
         self.purpose.categories.contains(category)

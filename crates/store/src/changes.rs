@@ -18,6 +18,8 @@ pub enum Change {
     Keys,
     /// A webhook was created or deactivated.
     Webhooks,
+    /// Journey definitions changed.
+    Journeys,
     Inventory,
     /// The active model changed.
     Model,
@@ -81,6 +83,7 @@ fn parse(payload: &str) -> Option<Change> {
         "alerts" => Some(Change::Alerts),
         "keys" => Some(Change::Keys),
         "webhooks" => Some(Change::Webhooks),
+        "journeys" => Some(Change::Journeys),
         other => other
             .strip_prefix("consent:")
             .map(|k| Change::Consent(k.to_owned()))
@@ -194,6 +197,7 @@ mod tests {
     fn payloads_parse() {
         assert_eq!(parse("keys"), Some(Change::Keys));
         assert_eq!(parse("webhooks"), Some(Change::Webhooks));
+        assert_eq!(parse("journeys"), Some(Change::Journeys));
         assert_eq!(parse("consent:ab"), Some(Change::Consent("ab".into())));
         assert_eq!(parse("other"), None);
         assert_eq!(

@@ -23,6 +23,7 @@
 
 mod alerts;
 mod analytics;
+mod audiences;
 mod audit;
 mod catalog;
 mod changes;
@@ -31,6 +32,7 @@ mod consents;
 mod fairness;
 mod feedback;
 mod ingest;
+mod journeys;
 mod keys;
 mod profiles;
 mod purposes;
@@ -51,6 +53,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use alerts::AlertRow;
 pub use analytics::{AnalyticsPage, AnalyticsRow, Dataset, StoredReport};
+pub use audiences::AudienceMember;
 pub use catalog::{CatalogCategory, DecisionRow, EventRow, Item, ServingItem};
 pub use changes::Change;
 pub use cluster::ClusterLock;
@@ -61,6 +64,7 @@ pub use ingest::{
     IngestBatch, IngestResult, NewEvent, PreparedMessage, RetentionAction, RetentionCounts,
     RetentionPass, RetentionStep,
 };
+pub use journeys::{JourneyMessage, JourneyRow, Position, PositionMove};
 pub use keys::ApiKeyRow;
 pub use profiles::SegmentRow;
 pub use reviews::{ReviewDecision, ReviewRow};

@@ -790,7 +790,7 @@ async fn erase_batch_in_tx(
         q.execute(&mut **tx).await?;
     }
 
-    const ERASED: [&str; 13] = [
+    const ERASED: [&str; 16] = [
         "events",
         "contact_fields",
         "protected_attributes",
@@ -804,6 +804,9 @@ async fn erase_batch_in_tx(
         "feedback",
         "survey_answers",
         "data_key",
+        "journey_positions",
+        "journey_messages",
+        "time_zone",
     ];
     let mut tally = Tally {
         owner: &owner,
@@ -882,6 +885,24 @@ async fn erase_batch_in_tx(
                 "data_key",
                 format!(
                     "DELETE FROM subject_data_keys WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
+            ),
+            (
+                "journey_positions",
+                format!(
+                    "DELETE FROM journey_positions WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
+            ),
+            (
+                "journey_messages",
+                format!(
+                    "DELETE FROM journey_messages WHERE subject_key IN ({list}) RETURNING subject_key"
+                ),
+            ),
+            (
+                "time_zone",
+                format!(
+                    "DELETE FROM subject_time_zones WHERE subject_key IN ({list}) RETURNING subject_key"
                 ),
             ),
         ] {

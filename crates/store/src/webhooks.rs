@@ -18,6 +18,22 @@ pub struct Webhook {
     /// Deliveries carry the subject's external id, so the receiver can map the change to its
     /// own user (it is kept sealed until the moment of delivery).
     pub include_external_id: bool,
+    /// What it receives: `changes` (consent and subject changes) or `messages` (journey
+    /// messages for the team's sender).
+    pub kind: String,
+}
+
+/// Which webhooks receive an event: journey messages (`message.*`) go to `messages` webhooks
+/// only, audience syncs (`audience.*`) to `audiences` webhooks, everything else to `changes` webhooks, so a sender never gets consent changes and a
+/// CRM never gets messages to send.
+fn webhook_kind(event_type: &str) -> &'static str {
+    if event_type.starts_with("message.") {
+        "messages"
+    } else if event_type.starts_with("audience.") {
+        "audiences"
+    } else {
+        "changes"
+    }
 }
 
 /// An event to announce to every active webhook.
@@ -75,7 +91,7 @@ pub(crate) async fn enqueue_in_tx(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at, sealed_external_id, subject_key) \
-         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4, CASE WHEN include_external_id = 1 THEN $5 ELSE NULL END, $6 FROM webhooks WHERE active = 1",
+         SELECT id, $1, $2, $3, 'pending', 0, $4, $4, $4, CASE WHEN include_external_id = 1 THEN $5 ELSE NULL END, $6 FROM webhooks WHERE active = 1 AND kind = $7",
     )
     .bind(&event.id)
     .bind(&event.event_type)
@@ -83,6 +99,7 @@ pub(crate) async fn enqueue_in_tx(
     .bind(at)
     .bind(event.sealed_external_id.as_deref())
     .bind(event.subject_key.as_deref())
+    .bind(webhook_kind(&event.event_type))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -111,14 +128,15 @@ fn decode_delivery(r: &sqlx::any::AnyRow) -> Result<Delivery> {
 impl Store {
     pub async fn create_webhook(&self, hook: &Webhook, audit: &AuditDraft) -> Result<()> {
         let insert = sqlx::query(
-            "INSERT INTO webhooks (id, url, secret, active, created_at, include_external_id) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webhooks (id, url, secret, active, created_at, include_external_id, kind) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&hook.id)
         .bind(&hook.url)
         .bind(&hook.secret)
         .bind(bool_to_db(hook.active))
         .bind(hook.created_at)
-        .bind(bool_to_db(hook.include_external_id));
+        .bind(bool_to_db(hook.include_external_id))
+        .bind(&hook.kind);
         self.audited_statement(
             hook.created_at,
             insert,
@@ -131,7 +149,7 @@ impl Store {
 
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
         let rows = sqlx::query(
-            "SELECT id, url, secret, active, created_at, include_external_id FROM webhooks ORDER BY created_at, id",
+            "SELECT id, url, secret, active, created_at, include_external_id, kind FROM webhooks ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -144,6 +162,7 @@ impl Store {
                     active: r.try_get::<i64, _>("active")? != 0,
                     created_at: r.try_get("created_at")?,
                     include_external_id: r.try_get::<i64, _>("include_external_id")? != 0,
+                    kind: r.try_get("kind")?,
                 })
             })
             .collect()

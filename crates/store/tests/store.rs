@@ -81,6 +81,7 @@ both_stores!(purposes_consents_and_audit_chain, |db: TestDb| async move {
                 active: true,
                 created_at: 3,
                 include_external_id: false,
+                kind: "changes".into(),
             },
             &audit(candor_domain::AuditAction::WebhookCreate),
         )

@@ -1,11 +1,15 @@
-//! The delivery room: telling downstream systems about changes. Today consent-change webhooks;
-//! later the message outbox of journeys.
+//! The delivery room: telling downstream systems about changes and sending journey messages:
+//! consent-change webhooks, message webhooks (the outbox journeys write to), and double opt-in
+//! for email.
 //!
 //! Invariants: a delivery is written to the outbox in the same transaction as the change it
 //! announces, signed (`Candor-Signature`), retried with exponential backoff and jitter up to
 //! `webhooks.max_attempts`, and every attempt is logged.
 
+mod optin;
 mod webhooks;
+
+pub use optin::PendingConfirmation;
 
 pub use webhooks::CreatedWebhook;
 

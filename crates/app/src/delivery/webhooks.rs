@@ -43,16 +43,27 @@ fn validate_url(url: &str) -> Result<()> {
 }
 
 impl App {
-    /// Registers a consent-change webhook. With `include_external_id`, each delivery about one
-    /// subject also carries the id the shop knows them by (sealed until the moment it is sent),
-    /// so an email tool can act on it.
+    /// Registers a webhook. `kind` is `changes` (consent and subject changes), `audiences`
+    /// (advertising audience syncs) or `messages`
+    /// (journey messages, for the team's sender; they always carry the external id). With
+    /// `include_external_id`, each delivery about one subject also carries the id the shop
+    /// knows them by (sealed until the moment it is sent), so an email tool can act on it.
     pub async fn create_webhook(
         &self,
         actor: &str,
         url: &str,
         include_external_id: bool,
+        kind: &str,
     ) -> Result<CreatedWebhook> {
         validate_url(url)?;
+        if !["changes", "messages", "audiences"].contains(&kind) {
+            return Err(AppError::invalid(
+                "kind",
+                format!("`{kind}` is not changes, messages or audiences"),
+            ));
+        }
+        // A sender cannot send without knowing to whom.
+        let include_external_id = include_external_id || kind == "messages";
         if url.starts_with("https://") {
             // This build's HTTP client is plain HTTP only; refuse rather than fail every delivery.
             return Err(AppError::invalid(
@@ -69,12 +80,13 @@ impl App {
             active: true,
             created_at: self.now(),
             include_external_id,
+            kind: kind.to_owned(),
         };
         let audit = AuditDraft::new(
             actor,
             candor_domain::AuditAction::WebhookCreate,
             &id,
-            json!({"url": url, "include_external_id": include_external_id}),
+            json!({"url": url, "include_external_id": include_external_id, "kind": kind}),
         );
         self.store.create_webhook(&hook, &audit).await?;
         self.reload_webhooks().await?;
@@ -151,6 +163,13 @@ impl App {
                 DeliveryOutcome::GaveUp { .. } => "failed",
             };
             metrics::counter!("candor_webhook_attempts_total", "result" => result).increment(1);
+            // A journey message's row follows its delivery: a failed one no longer counts
+            // against the person's frequency caps.
+            if d.event_type.starts_with("message.") && result != "retry" {
+                self.store
+                    .message_delivery_outcome(&d.event_id, result == "delivered", self.now())
+                    .await?;
+            }
         }
         Ok(due.len())
     }

@@ -473,6 +473,8 @@ impl App {
         let mut outcome_of: Vec<Outcome> = Vec::with_capacity(valid.len());
         let mut tallies: Vec<Tally<'_>> = Vec::with_capacity(valid.len());
         let mut rejected_keys: Vec<String> = Vec::new();
+        // The id each stored message named, beside `batch.messages`, for journey entries.
+        let mut user_ids: Vec<Option<&str>> = Vec::with_capacity(valid.len());
         for ((index, msg, _), p) in valid.iter().zip(prepared) {
             match p.expect("every message was prepared") {
                 Prepared::Rejected { key, reason } => {
@@ -488,6 +490,7 @@ impl App {
                     report.properties_dropped += tally.dropped();
                     outcome_of.push(outcome);
                     tallies.push(tally);
+                    user_ids.push(msg.user_id.as_deref());
                     batch.messages.push(*p);
                 }
                 Prepared::NeedsKey(_) => unreachable!("resolved above"),
@@ -497,6 +500,7 @@ impl App {
         let batch = Arc::new(batch);
         let result = self.store.ingest(batch.clone()).await?;
         self.note_stored_events(&batch, &result);
+        self.note_journey_events(&batch, &user_ids, &result).await;
         {
             // Counters are statistics: kept in memory and flushed every second, so the batch
             // transaction holds only the rows themselves. A request's few distinct counters are

@@ -356,6 +356,21 @@ impl App {
             Some(body) => serde_json::from_str(body).unwrap_or(Value::Null),
             None => serde_json::to_value(&*self.preferences(subject).await?).unwrap_or(Value::Null),
         };
+        let (positions, messages, time_zone) = self.store.subject_journeys(s).await?;
+        let journeys = json!({
+            "time_zone": time_zone,
+            "positions": positions.iter().map(|p| json!({
+                "journey": p.journey_id, "step": p.step, "status": p.status,
+                "next_at": candor_domain::format_micros(p.wake_at),
+            })).collect::<Vec<_>>(),
+            "messages": messages.iter().map(|m| json!({
+                "journey": m.journey_id, "step": m.step, "channel": m.channel, "status": m.status,
+                "reason": m.reason,
+                "reasons": serde_json::from_str::<Value>(&m.reasons).unwrap_or(Value::Null),
+                "personalization": m.uses,
+                "created_at": candor_domain::format_micros(m.created_at),
+            })).collect::<Vec<_>>(),
+        });
         let mut doc = Map::new();
         doc.insert(
             "about".into(),
@@ -388,6 +403,7 @@ impl App {
         doc.insert("rights_requests".into(), Value::Array(requests));
         doc.insert("erasure_receipts".into(), Value::Array(receipts));
         doc.insert("webhook_deliveries".into(), Value::Array(deliveries));
+        doc.insert("journeys".into(), journeys);
         Ok(Value::Object(doc))
     }
 

@@ -1,6 +1,7 @@
 //! Route modules, one per resource, and the OpenAPI document they fill.
 
 pub mod analytics;
+pub mod audiences;
 pub mod audit;
 pub mod banner;
 pub mod catalog;
@@ -9,6 +10,7 @@ pub mod fairness;
 pub mod feedback;
 pub mod ingest;
 pub mod inventory;
+pub mod journeys;
 pub mod keys;
 pub mod profiles;
 pub mod purposes;
@@ -46,6 +48,8 @@ use crate::error::{ErrorBody, ErrorDetail, RowErrorView};
         (name = "ingestion", description = "Segment-compatible event ingestion and the tracking plan"),
         (name = "feedback", description = "Feedback on answers, the trust survey, KPIs"),
         (name = "reviews", description = "The human review queue: held actions, decisions with reasons, break glass"),
+        (name = "journeys", description = "Lifecycle journeys, their messages and the boundaries each met"),
+        (name = "audiences", description = "Consented advertising audiences exported from segments"),
         (name = "rights", description = "Subject rights: export, erasure with signed receipts, rectification, restriction, requests with deadlines"),
     )
 )]

@@ -29,6 +29,10 @@ pub struct WebhookInput {
     /// one subject. It is kept sealed until delivery. Default false: only the subject key.
     #[serde(default)]
     pub include_external_id: bool,
+    /// `changes` (default): `consent.changed` and other subject changes; `messages`: journey
+    /// messages (`message.send`) for your sender (ESP, SMS gateway), always with the external id.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,6 +50,8 @@ pub struct WebhookView {
     pub active: bool,
     pub created_at: String,
     pub include_external_id: bool,
+    /// `changes` or `messages`.
+    pub kind: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -83,6 +89,7 @@ async fn list_webhooks(
                 active: w.active,
                 created_at: ts(w.created_at),
                 include_external_id: w.include_external_id,
+                kind: w.kind,
             })
             .collect(),
     ))
@@ -96,7 +103,12 @@ async fn create_webhook(
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
     let w = app
-        .create_webhook(&auth.actor(), &input.url, input.include_external_id)
+        .create_webhook(
+            &auth.actor(),
+            &input.url,
+            input.include_external_id,
+            input.kind.as_deref().unwrap_or("changes"),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
