@@ -7,6 +7,8 @@
 //! `CANDOR_DATABASE_URL` sets `database_url`, `CANDOR_SERVER__BIND` sets `server.bind`. Values are
 //! read as TOML literals when they parse as one (numbers, booleans), else as strings.
 
+/// The model family serving level `full` (`recommend.model`).
+pub use candor_recommend::select::ModelChoice;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -135,6 +137,9 @@ pub struct RecommendConfig {
     pub low_confidence: f32,
     /// Seconds between scheduled trainings on this node; 0 = only `candor train`/the API.
     pub train_interval_secs: u64,
+    /// The model family serving level `full`: `auto` (the best of item-kNN, ALS and their
+    /// blends on a validation slice of the training data), or `item-knn`, `als`, `blend`.
+    pub model: ModelChoice,
 }
 
 impl Default for RecommendConfig {
@@ -157,6 +162,7 @@ impl Default for RecommendConfig {
             exploration_slot: true,
             low_confidence: 0.0,
             train_interval_secs: 0,
+            model: ModelChoice::Auto,
         }
     }
 }

@@ -634,3 +634,81 @@ async fn postgres_nodes_learn_of_each_others_history_changes() {
     b.stop().await;
     a.stop().await;
 }
+
+both_stores!(
+    an_als_model_serves_full_with_reasons_from_the_persons_own_items,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, Arc::new(SystemClock), |c| {
+            c.recommend.model = candor_recommend_choice()
+        })
+        .await;
+        node.load_demo(300, 400).await;
+        let cust = consenting_customer(&node).await;
+        let (s, trained) = node
+            .send(
+                Method::POST,
+                "/v1/admin/models/train",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{trained}");
+        let version = trained["version"].as_str().unwrap().to_owned();
+        assert!(version.starts_with("als-"), "{trained}");
+        // The choice and the validation figures behind it are on the model version.
+        let (_, models) = node.get("/v1/admin/models", &node.admin).await;
+        let listed = models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["version"] == version.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(listed["kind"], "als", "{listed}");
+        let full = &listed["training"]["selection"]["levels"][0];
+        assert_eq!(full["level"], "full", "{listed}");
+        assert!(
+            full["chosen"].as_str().unwrap().starts_with("als"),
+            "{listed}"
+        );
+        let names: Vec<&str> = full["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["model"].as_str().unwrap())
+            .collect();
+        assert_eq!(names[..2], ["item-knn", "als"], "{listed}");
+        assert!(full["figures"][1]["ndcg_at_10"].is_number(), "{listed}");
+
+        node.send(
+            Method::PUT,
+            &format!("/v1/subjects/{cust}/preferences"),
+            Some(&node.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
+        )
+        .await;
+        let (_, v) = node.get(&rec_path(&cust, "&k=8"), &node.recommend).await;
+        assert_eq!(v["level_applied"], "full", "{v}");
+        assert_eq!(v["model_version"], version.as_str(), "{v}");
+        let reasons: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["reasons"].as_array().unwrap().clone())
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.starts_with("Because you ")),
+            "factor answers are explained by the person's own items: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().all(|r| !r.to_lowercase().contains("factor")),
+            "{reasons:?}"
+        );
+        node.stop().await;
+    }
+);
+
+fn candor_recommend_choice() -> candor_app::config::ModelChoice {
+    candor_app::config::ModelChoice::Als
+}

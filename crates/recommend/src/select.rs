@@ -18,9 +18,23 @@ use crate::models::{Als, AlsParams, Blend, ItemKnn, KnnParams, Model};
 use crate::serve::ServeConfig;
 use crate::serve::{Calibration, Catalog, Consent, Engine, Factors, FullModel, Level, Request};
 
+/// Which family serves level `full`: the best on validation, or one the operator fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelChoice {
+    /// The candidate with the best validation NDCG@10 (ties keep the simpler one).
+    #[default]
+    Auto,
+    ItemKnn,
+    Als,
+    /// The best of the blends tried.
+    Blend,
+}
+
 /// What model selection may choose from.
 #[derive(Debug, Clone)]
 pub struct SelectParams {
+    pub choice: ModelChoice,
     pub knn: KnnParams,
     pub als: AlsParams,
     /// kNN weights of the blends tried (0 < w < 1).
@@ -32,6 +46,7 @@ pub struct SelectParams {
 impl Default for SelectParams {
     fn default() -> Self {
         SelectParams {
+            choice: ModelChoice::Auto,
             knn: KnnParams::default(),
             als: AlsParams::default(),
             blend_weights: vec![0.25, 0.5, 0.75],
@@ -187,12 +202,19 @@ pub fn select(
             ndcg_at_10: m.ndcg,
             recall_at_10: m.recall,
         });
+        let eligible = match params.choice {
+            ModelChoice::Auto => true,
+            ModelChoice::ItemKnn => matches!(model, FullModel::Knn(_)),
+            ModelChoice::Als => matches!(model, FullModel::Factors(_)),
+            ModelChoice::Blend => matches!(model, FullModel::Blend { .. }),
+        };
         // strictly better wins; ties keep the simpler (earlier) candidate
-        if best.as_ref().is_none_or(|b| m.ndcg > b.1) {
+        if eligible && best.as_ref().is_none_or(|b| m.ndcg > b.1) {
             best = Some((n, m.ndcg, engine));
         }
     }
-    let (chosen, _, chosen_engine) = best.expect("at least two candidates");
+    let (chosen, _, chosen_engine) =
+        best.ok_or_else(|| RecError::Invalid("no blend weights to choose a blend from".into()))?;
     let off_engine = Engine::new(
         catalog.clone(),
         &fit_counts,
@@ -226,7 +248,10 @@ pub fn select(
             levels: vec![
                 LevelChoice {
                     level: Level::Full,
-                    chosen: candidates[chosen].0.clone(),
+                    chosen: match params.choice {
+                        ModelChoice::Auto => candidates[chosen].0.clone(),
+                        _ => format!("{} (fixed by configuration)", candidates[chosen].0),
+                    },
                     figures,
                 },
                 LevelChoice {

@@ -22,6 +22,9 @@ pub struct ModelVersion {
     pub counts: String,
     /// JSON of the fitted confidence calibration, or empty.
     pub calibration: String,
+    /// JSON of how the version was trained and chosen (model selection figures, reweighing),
+    /// or empty for versions from before migration 0015. Listed with the versions.
+    pub training: String,
     pub body: String,
     pub active: bool,
 }
@@ -124,6 +127,7 @@ fn decode_model(r: &sqlx::any::AnyRow, with_body: bool) -> Result<ModelVersion> 
         } else {
             String::new()
         },
+        training: r.try_get("training")?,
         body: if with_body {
             r.try_get("body")?
         } else {
@@ -332,7 +336,7 @@ impl Store {
             m,
             |tx, m| {
                 Box::pin(async move {
-                    sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (version) DO NOTHING")
+                    sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, training, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0) ON CONFLICT (version) DO NOTHING")
                         .bind(&m.version)
                         .bind(&m.kind)
                         .bind(m.created_at)
@@ -342,6 +346,7 @@ impl Store {
                         .bind(&m.counts)
                         .bind(&m.body)
                         .bind(&m.calibration)
+                        .bind(&m.training)
                         .execute(&mut **tx)
                         .await?;
                     Ok(())
@@ -410,7 +415,7 @@ impl Store {
 
     /// Versions without their bodies, newest first.
     pub async fn model_versions(&self) -> Result<Vec<ModelVersion>> {
-        let rows = sqlx::query("SELECT version, kind, created_at, subjects, interactions, items, active FROM model_versions ORDER BY created_at DESC").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT version, kind, created_at, subjects, interactions, items, training, active FROM model_versions ORDER BY created_at DESC").fetch_all(&self.pool).await?;
         rows.iter().map(|r| decode_model(r, false)).collect()
     }
 

@@ -19,9 +19,8 @@ use base64::Engine as _;
 use candor_domain::preferences::Level;
 use candor_domain::{AuditDraft, ConsentStatus, DataCategory, PurposeId, SubjectKey};
 use candor_recommend::codec::ModelFile;
-use candor_recommend::matrix::Interactions;
-use candor_recommend::models::{ItemKnn, KnnParams, Model};
-use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
+use candor_recommend::select::{SelectParams, select};
+use candor_recommend::serve::{self, Catalog, Engine, ServeConfig};
 use candor_store::{DecisionRow, ModelVersion};
 use serde_json::json;
 
@@ -40,6 +39,10 @@ pub struct Serving {
     /// Why the answer is popularity-only, when it is.
     pub note: Option<String>,
 }
+
+/// Histories, their times (when asked for), popularity counts, subjects left out for lack of
+/// consent.
+type TrainingData = (Vec<Vec<u32>>, Vec<Vec<i64>>, Vec<u32>, usize);
 
 /// Subjects per page when training reads events and consent (two reads per page).
 const TRAINING_PAGE: i64 = 2000;
@@ -379,11 +382,26 @@ impl App {
         item_index: &HashMap<String, u32>,
         page_subjects: i64,
     ) -> Result<(Vec<Vec<u32>>, Vec<u32>, usize)> {
+        let (histories, _, counts, excluded) = self
+            .training_data_timed(item_index, page_subjects, false)
+            .await?;
+        Ok((histories, counts, excluded))
+    }
+
+    /// [`App::training_data`] with each history entry's time when `timed` (model selection
+    /// cuts its validation slice by time and weighs recency).
+    async fn training_data_timed(
+        &self,
+        item_index: &HashMap<String, u32>,
+        page_subjects: i64,
+        timed: bool,
+    ) -> Result<TrainingData> {
         let purpose_id = PurposeId::parse(&self.config.recommend.purpose)?;
         let purposes = self.purposes();
         let purpose = purposes.get(&purpose_id);
         let mut counts = vec![0u32; item_index.len()];
         let mut histories = Vec::new();
+        let mut times = Vec::new();
         let mut excluded = 0;
         let mut after = String::new();
         loop {
@@ -411,26 +429,31 @@ impl App {
                     excluded += 1;
                     continue;
                 }
-                let row: Vec<u32> = events
+                let (row, at): (Vec<u32>, Vec<i64>) = events
                     .iter()
-                    .filter_map(|e| item_index.get(&e.item_id).copied())
-                    .collect();
+                    .filter_map(|e| item_index.get(&e.item_id).map(|&i| (i, e.at)))
+                    .unzip();
                 for &it in &row {
                     counts[it as usize] += 1;
                 }
                 if !row.is_empty() {
                     histories.push(row);
+                    if timed {
+                        times.push(at);
+                    }
                 }
             }
         }
-        Ok((histories, counts, excluded))
+        Ok((histories, times, counts, excluded))
     }
 
     async fn popularity_counts(&self, item_index: &HashMap<String, u32>) -> Result<Vec<u32>> {
         Ok(self.training_data(item_index, TRAINING_PAGE).await?.1)
     }
 
-    /// Trains an item-kNN model on consented data, stores it, and activates it.
+    /// Trains item-kNN and ALS on consented data, chooses kNN, ALS or a blend of them on a
+    /// validation slice cut by time from that data (`candor_recommend::select`), stores the
+    /// chosen model with the choice and its figures, and activates it.
     pub async fn train(
         &self,
         actor: &str,
@@ -448,98 +471,53 @@ impl App {
                 "the catalog is empty; nothing to train on",
             ));
         }
-        let (histories, counts, excluded) = self.training_data(&item_index, TRAINING_PAGE).await?;
+        let (histories, times, counts, excluded) = self
+            .training_data_timed(&item_index, TRAINING_PAGE, true)
+            .await?;
         let interactions: usize = histories.iter().map(Vec::len).sum();
         progress(&format!(
-            "fitting item-kNN on {} subjects, {interactions} interactions",
+            "fitting item-kNN and ALS on {} subjects, {interactions} interactions, and choosing between them",
             histories.len()
         ));
         let n_items = catalog.item_ids.len();
         let subjects = histories.len();
-        let (cal_catalog, cal_counts, cal_config) =
-            (catalog.clone(), counts.clone(), serve_config(self));
-        let fitted = tokio::task::spawn_blocking(
-            move || -> std::result::Result<(ItemKnn, Calibration), String> {
-                // Calibration: hold out each subject's latest interaction, fit on the rest, and learn
-                // how often an item scored s was the one the person went on to choose.
-                let (rows, held): (Vec<Vec<u32>>, Vec<Option<u32>>) = histories
-                    .iter()
-                    .map(|h| match h.split_last() {
-                        Some((last, rest)) if !rest.is_empty() => (rest.to_vec(), Some(*last)),
-                        _ => (h.clone(), None),
-                    })
-                    .unzip();
-                let held_out =
-                    Interactions::from_rows(n_items, &rows).map_err(|e| e.to_string())?;
-                let cal_engine = Engine::new(
-                    cal_catalog.clone(),
-                    &cal_counts,
-                    Some(ItemKnn::fit(&held_out, KnnParams::default())),
-                    "calibration".into(),
-                    cal_config,
-                )
-                .map_err(|e| e.to_string())?;
-                let every_category: Vec<u32> =
-                    (0..cal_catalog.category_names.len() as u32).collect();
-                let cases: Vec<(&Vec<u32>, Vec<i64>, [u32; 1])> = rows
-                    .iter()
-                    .zip(&held)
-                    .filter_map(|(h, last)| last.map(|l| (h, (0..h.len() as i64).collect(), [l])))
-                    .take(5000)
-                    .collect();
-                let calibration = Calibration::fit_engine(
-                    &cal_engine,
-                    cases.iter().map(|(h, ts, used)| {
-                        let req = serve::Request {
-                            level: serve::Level::Full,
-                            consent: serve::Consent {
-                                behaviour: true,
-                                declared: true,
-                            },
-                            history: h,
-                            history_ts: ts,
-                            history_kinds: &[],
-                            declared: &[],
-                            sensitive_opt_in: &every_category,
-                            owned: &[],
-                            k: 10,
-                            seed: 0,
-                        };
-                        (req, &used[..])
-                    }),
-                );
-                let train =
-                    Interactions::from_rows(n_items, &histories).map_err(|e| e.to_string())?;
-                Ok((ItemKnn::fit(&train, KnnParams::default()), calibration))
-            },
-        );
-        let (knn, calibration) = fitted
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(AppError::Internal)?;
+        let (sel_catalog, sel_config) = (catalog.clone(), serve_config(self));
+        let params = SelectParams {
+            choice: self.config.recommend.model,
+            ..SelectParams::default()
+        };
+        let selected = tokio::task::spawn_blocking(move || {
+            select(&sel_catalog, &histories, &times, &sel_config, &params)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("model training stopped: {e}")))?
+        .map_err(|e| AppError::Internal(format!("model training failed: {e}")))?;
+        let kind = selected.model.kind().name();
+        let training = json!({ "selection": selected.selection });
         let file = ModelFile::new(
-            Model::ItemKnn(knn),
+            selected.model,
             catalog.item_ids.clone(),
             vec!["browsing".into(), "purchase".into()],
             vec![self.config.recommend.purpose.clone()],
             (self.now() / 1_000_000) as u64,
         )
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::Internal(format!("model file of the {kind} model: {e}")))?;
         let bytes = file
             .to_bytes()
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+            .map_err(|e| AppError::Internal(format!("model file of the {kind} model: {e}")))?;
         let version = ModelVersion {
             version: file.meta.version.clone(),
-            kind: "item-knn".into(),
+            kind: kind.into(),
             created_at: self.now(),
             subjects: subjects as i64,
             interactions: interactions as i64,
             items: n_items as i64,
             counts: serde_json::to_string(&counts)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+                .map_err(|e| AppError::Internal(format!("popularity counts: {e}")))?,
             body: base64::engine::general_purpose::STANDARD.encode(bytes),
-            calibration: serde_json::to_string(&calibration)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            calibration: serde_json::to_string(&selected.calibration)
+                .map_err(|e| AppError::Internal(format!("calibration: {e}")))?,
+            training: training.to_string(),
             active: false,
         };
         progress("storing the model");
@@ -547,7 +525,7 @@ impl App {
             actor,
             candor_domain::AuditAction::ModelTrain,
             &version.version,
-            json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items}),
+            json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items, "kind": kind, "training": training}),
         );
         self.store.save_model(&version, &audit).await?;
         self.activate_model(actor, &version.version).await?;

@@ -240,6 +240,11 @@ pub struct ModelView {
     pub interactions: i64,
     pub items: i64,
     pub active: bool,
+    /// How the version was trained and chosen: `selection.levels[]` gives per level the
+    /// candidates' validation figures (NDCG@10, recall@10 on each subject's latest 20% of
+    /// the training data) and the one chosen; absent for versions trained before this record.
+    #[schema(value_type = Option<Object>)]
+    pub training: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -393,6 +398,7 @@ async fn list_models(
                 interactions: m.interactions,
                 items: m.items,
                 active: m.active,
+                training: serde_json::from_str(&m.training).ok(),
             })
             .collect(),
     ))
