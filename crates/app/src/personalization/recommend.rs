@@ -929,67 +929,76 @@ mod tests {
     use candor_store::testing::TestDb;
     use candor_store::{CatalogCategory, EventRow, Item, both_stores};
 
+    use base64::Engine as _;
+    use candor_store::ModelVersion;
+
     use crate::App;
+
+    /// 6 garden items and 23 subjects: a third granted personalization, a third denied, a third
+    /// never asked; browsing and (not usable by the purpose) purchase events.
+    async fn small_shop(db: &TestDb) -> (std::sync::Arc<App>, crate::testing::TempDir) {
+        let dir = crate::testing::TempDir::new("train-pages");
+        let app = App::open(crate::testing::config(&db, dir.path()))
+            .await
+            .unwrap();
+        app.create_purpose(
+            "test",
+            &crate::testing::purpose("personalization", &["browsing"]),
+        )
+        .await
+        .unwrap();
+        let items: Vec<Item> = (0..6)
+            .map(|i| Item {
+                id: format!("sku-{i}"),
+                name: format!("Item {i}"),
+                category_id: "garden".into(),
+                price_cents: 100,
+                ..Default::default()
+            })
+            .collect();
+        let garden = CatalogCategory {
+            id: "garden".into(),
+            name: "Garden".into(),
+            sensitive_kind: None,
+        };
+        app.upsert_catalog("test", &[garden], &items).await.unwrap();
+        // 23 subjects: a third granted, a third denied, a third never asked; browsing and
+        // (not usable by the purpose) purchase events.
+        let pid = PurposeId::parse("personalization").unwrap();
+        let mut events = Vec::new();
+        let mut decisions = Vec::new();
+        for s in 0..23 {
+            let key = app.subject_key(&format!("s{s}")).unwrap();
+            match s % 3 {
+                0 => decisions.push((
+                    key.clone(),
+                    vec![(pid.clone(), ConsentDecision::Granted, 1)],
+                )),
+                1 => decisions.push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
+                _ => {}
+            }
+            for e in 0..(1 + s % 4) {
+                events.push(EventRow {
+                    subject_key: key.to_string(),
+                    kind: "view".into(),
+                    item_id: format!("sku-{}", (s + e) % 6),
+                    quantity: 1,
+                    at: 10 + e as i64,
+                    category: if e == 2 { "purchase" } else { "browsing" }.into(),
+                    purpose: "personalization".into(),
+                });
+            }
+        }
+        app.import_consents_bulk("test", &decisions).await.unwrap();
+        app.store.insert_events(&events).await.unwrap();
+        app.reload_serving().await.unwrap();
+        (app, dir)
+    }
 
     both_stores!(
         training_reads_the_same_data_whatever_the_page_size,
         |db: TestDb| async move {
-            let dir = crate::testing::TempDir::new("train-pages");
-            let app = App::open(crate::testing::config(&db, dir.path()))
-                .await
-                .unwrap();
-            app.create_purpose(
-                "test",
-                &crate::testing::purpose("personalization", &["browsing"]),
-            )
-            .await
-            .unwrap();
-            let items: Vec<Item> = (0..6)
-                .map(|i| Item {
-                    id: format!("sku-{i}"),
-                    name: format!("Item {i}"),
-                    category_id: "garden".into(),
-                    price_cents: 100,
-                    ..Default::default()
-                })
-                .collect();
-            let garden = CatalogCategory {
-                id: "garden".into(),
-                name: "Garden".into(),
-                sensitive_kind: None,
-            };
-            app.upsert_catalog("test", &[garden], &items).await.unwrap();
-            // 23 subjects: a third granted, a third denied, a third never asked; browsing and
-            // (not usable by the purpose) purchase events.
-            let pid = PurposeId::parse("personalization").unwrap();
-            let mut events = Vec::new();
-            let mut decisions = Vec::new();
-            for s in 0..23 {
-                let key = app.subject_key(&format!("s{s}")).unwrap();
-                match s % 3 {
-                    0 => decisions.push((
-                        key.clone(),
-                        vec![(pid.clone(), ConsentDecision::Granted, 1)],
-                    )),
-                    1 => decisions
-                        .push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
-                    _ => {}
-                }
-                for e in 0..(1 + s % 4) {
-                    events.push(EventRow {
-                        subject_key: key.to_string(),
-                        kind: "view".into(),
-                        item_id: format!("sku-{}", (s + e) % 6),
-                        quantity: 1,
-                        at: 10 + e as i64,
-                        category: if e == 2 { "purchase" } else { "browsing" }.into(),
-                        purpose: "personalization".into(),
-                    });
-                }
-            }
-            app.import_consents_bulk("test", &decisions).await.unwrap();
-            app.store.insert_events(&events).await.unwrap();
-            app.reload_serving().await.unwrap();
+            let (app, _dir) = small_shop(&db).await;
             let index = app.serving().item_index.clone();
             let whole = app.training_data(&index, 1000).await.unwrap();
             assert_eq!(whole.2, 15, "denied and never-asked subjects are left out");
@@ -1005,6 +1014,56 @@ mod tests {
                     "page {page}"
                 );
             }
+            app.store.close().await;
+        }
+    );
+
+    both_stores!(
+        a_model_that_cannot_serve_full_is_refused_at_activation,
+        |db: TestDb| async move {
+            let (app, _dir) = small_shop(&db).await;
+            let trained = app.train("test", &|_| {}).await.unwrap();
+            let ids = app.serving().engine.catalog().item_ids.clone();
+            let wrong = candor_recommend::codec::ModelFile::new(
+                candor_recommend::models::Model::Popularity(candor_recommend::models::Popularity {
+                    counts: vec![1; ids.len()],
+                }),
+                ids.clone(),
+                vec![],
+                vec![],
+                0,
+            )
+            .unwrap();
+            let stored = app
+                .store
+                .model_version(&trained.version)
+                .await
+                .unwrap()
+                .unwrap();
+            let version = ModelVersion {
+                version: wrong.meta.version.clone(),
+                kind: "popularity".into(),
+                body: base64::engine::general_purpose::STANDARD.encode(wrong.to_bytes().unwrap()),
+                ..stored
+            };
+            let audit = candor_domain::AuditDraft::new(
+                "test",
+                candor_domain::AuditAction::ModelTrain,
+                &version.version,
+                serde_json::json!({}),
+            );
+            app.store.save_model(&version, &audit).await.unwrap();
+            let err = app
+                .activate_model("test", &version.version)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot serve level full"), "{err}");
+            assert_eq!(
+                app.serving().model_version(),
+                Some(trained.version.as_str()),
+                "the previous model keeps serving"
+            );
             app.store.close().await;
         }
     );
