@@ -73,6 +73,9 @@ pub struct ServeConfig {
     /// Fairness of exposure: `group_min_slots[g]` items of provider group `g` in every
     /// response, when the candidate pool has them (empty = no constraint).
     pub group_min_slots: Vec<usize>,
+    /// Level `basic`: an item's trending score is multiplied by `1 + boost x` the share of the
+    /// person's declared interests it matches (0 = trending alone).
+    pub basic_match_boost: f32,
 }
 
 impl Default for ServeConfig {
@@ -85,6 +88,7 @@ impl Default for ServeConfig {
             behaviour: Interaction::Purchased,
             purpose: "recommendations".into(),
             group_min_slots: Vec::new(),
+            basic_match_boost: 1.0,
         }
     }
 }
@@ -416,6 +420,22 @@ pub struct Engine {
     calibration: Option<Calibration>,
     /// Per item: whether it may be recommended (empty: every item may).
     servable: Vec<bool>,
+    /// Level `basic`'s signals: see [`Engine::with_basic_signals`].
+    basic: BasicSignals,
+}
+
+/// What level `basic` ranks by: aggregate trending and the match of an item's attributes with
+/// the person's declared interests. Nothing in it comes from the person's own behaviour.
+#[derive(Debug, Clone, Default)]
+struct BasicSignals {
+    /// Per item: every category/attribute it carries (empty: its primary category only).
+    tags: Vec<Vec<u32>>,
+    /// Per item: trending score scaled to [0, 1] (empty: popularity).
+    trend: Vec<f32>,
+    /// Servable items by trend, best first.
+    order: Vec<u32>,
+    /// Per category: servable items carrying it, by trend.
+    by_tag: Vec<Vec<u32>>,
 }
 
 const W_BEHAVIOUR: f32 = 1.0;
@@ -423,6 +443,8 @@ const W_BEHAVIOUR: f32 = 1.0;
 /// than popularity can, and at `basic` it is the whole signal.
 const W_DECLARED: f32 = 0.5;
 const W_POPULAR: f32 = 0.1;
+/// Level `basic`'s largest score (a trending item matching every declared interest).
+const W_BASIC: f32 = W_DECLARED + W_POPULAR;
 /// A history entry is named as a reason only if its own part is at least this share of the
 /// item's score: a trace of similarity under an item that is there for its popularity does not
 /// explain it.
@@ -490,7 +512,7 @@ impl Engine {
         for &i in &pop_order {
             by_category[catalog.item_category[i as usize] as usize].push(i);
         }
-        Ok(Engine {
+        Engine {
             catalog,
             model,
             popularity,
@@ -500,7 +522,52 @@ impl Engine {
             config,
             calibration: None,
             servable: Vec::new(),
-        })
+            basic: BasicSignals::default(),
+        }
+        .with_basic_signals(Vec::new(), Vec::new())
+    }
+
+    /// Level `basic`'s signals: `tags[i]`, every category (or attribute value indexed like a
+    /// category) item `i` carries, for content matching with declared interests (empty: the
+    /// primary category only); `trending[i]`, an aggregate trending score
+    /// ([`crate::models::trending`]; empty: popularity).
+    pub fn with_basic_signals(mut self, tags: Vec<Vec<u32>>, trending: Vec<f32>) -> Result<Self> {
+        let n = self.catalog.item_ids.len();
+        let n_cat = self.catalog.category_names.len();
+        if (!tags.is_empty() && tags.len() != n)
+            || tags.iter().flatten().any(|&c| c as usize >= n_cat)
+            || (!trending.is_empty() && trending.len() != n)
+        {
+            return Err(RecError::Invalid(
+                "basic signals: one tag list and one trending score per item, tags in range".into(),
+            ));
+        }
+        let mut trend = trending;
+        if trend.is_empty() {
+            trend = self.popularity.clone();
+        } else {
+            scale_to_max(&mut trend);
+        }
+        let mut order: Vec<u32> = (0..n as u32).filter(|&i| self.is_servable(i)).collect();
+        order.sort_by(|&a, &b| {
+            trend[b as usize]
+                .total_cmp(&trend[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut by_tag = vec![Vec::new(); n_cat];
+        for &i in &order {
+            match tags.get(i as usize) {
+                Some(t) if !t.is_empty() => t.iter().for_each(|&c| by_tag[c as usize].push(i)),
+                _ => by_tag[self.catalog.item_category[i as usize] as usize].push(i),
+            }
+        }
+        self.basic = BasicSignals {
+            tags,
+            trend,
+            order,
+            by_tag,
+        };
+        Ok(self)
     }
 
     /// Items marked `false` (out of stock, withdrawn, deleted) are never recommended, whatever
@@ -513,6 +580,10 @@ impl Engine {
         }
         self.pop_order.retain(|&i| servable[i as usize]);
         for items in &mut self.by_category {
+            items.retain(|&i| servable[i as usize]);
+        }
+        self.basic.order.retain(|&i| servable[i as usize]);
+        for items in &mut self.basic.by_tag {
             items.retain(|&i| servable[i as usize]);
         }
         self.servable = servable;
@@ -635,8 +706,11 @@ impl Engine {
                 }
             }
         }
-        // 2. declared interests (basic and full)
-        if use_declared && !req.declared.is_empty() {
+        // 2. declared interests: at basic, content matching over trending items; at full, the
+        // most popular items of each declared category join the behavioural candidates
+        if level == Level::Basic && !req.declared.is_empty() {
+            self.basic_candidates(req, &admissible, &mut cands);
+        } else if use_declared && !req.declared.is_empty() {
             let per = self.config.candidates / req.declared.len() + 1;
             for &c in req.declared {
                 if c as usize >= self.by_category.len() || !self.allowed_category(c, req) {
@@ -757,6 +831,52 @@ impl Engine {
                     r
                 })
                 .collect(),
+        }
+    }
+
+    /// Level `basic`: the most trending items and the most trending of each declared
+    /// category, each scored `trend x (1 + boost x share of declared interests matched)`.
+    fn basic_candidates(
+        &self,
+        req: &Request<'_>,
+        admissible: &dyn Fn(u32) -> bool,
+        cands: &mut ItemMap<Candidate>,
+    ) {
+        let b = &self.basic;
+        let declared: Vec<u32> = req
+            .declared
+            .iter()
+            .copied()
+            .filter(|&c| (c as usize) < b.by_tag.len() && self.allowed_category(c, req))
+            .collect();
+        let per = self.config.candidates / declared.len().max(1) + 1;
+        let pool = b.order.iter().take(4 * self.config.candidates).chain(
+            declared
+                .iter()
+                .flat_map(|&c| b.by_tag[c as usize].iter().take(per)),
+        );
+        let boost = self.config.basic_match_boost;
+        for &i in pool {
+            if cands.contains_key(&i) || !admissible(i) {
+                continue;
+            }
+            let tags: &[u32] = match b.tags.get(i as usize) {
+                Some(t) if !t.is_empty() => t,
+                _ => std::slice::from_ref(&self.catalog.item_category[i as usize]),
+            };
+            let matched = declared.iter().find(|c| tags.contains(c)).copied();
+            let share = declared.iter().filter(|c| tags.contains(c)).count() as f32
+                / declared.len().max(1) as f32;
+            let score = W_BASIC * b.trend[i as usize] * (1.0 + boost * share) / (1.0 + boost);
+            cands.insert(
+                i,
+                Candidate {
+                    item: i,
+                    score,
+                    behaviour: None,
+                    declared: matched,
+                },
+            );
         }
     }
 

@@ -19,7 +19,7 @@ pub use als::{Als, AlsParams, AlsSolver, FoldIn};
 pub use blend::{Blend, BlendParams};
 pub use content::{ContentModel, ContentParams};
 pub use knn::{ItemKnn, KnnParams, RecencyUnit, Weighting};
-pub use popularity::Popularity;
+pub use popularity::{Popularity, trending};
 
 /// What a model may look at for one request.
 #[derive(Debug, Clone, Copy, Default)]
