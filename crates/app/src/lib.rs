@@ -118,6 +118,7 @@ impl App {
         app.install_configured_inventory().await?;
         app.reload_inventory().await?;
         app.reload_serving().await?;
+        app.check_exposure_groups()?;
         Ok(Arc::new(app))
     }
 

@@ -712,3 +712,71 @@ both_stores!(
 fn candor_recommend_choice() -> candor_app::config::ModelChoice {
     candor_app::config::ModelChoice::Als
 }
+
+both_stores!(
+    the_exposure_floor_holds_on_every_answer_and_says_so,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, Arc::new(SystemClock), |c| {
+            c.recommend.exposure.group_attribute = "category".into();
+            c.recommend.exposure.min_share = [("garden".to_owned(), 0.3)].into();
+        })
+        .await;
+        node.load_demo(300, 400).await;
+        let (s, trained) = node
+            .send(
+                Method::POST,
+                "/v1/admin/models/train",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{trained}");
+        let mut adjusted = 0;
+        let mut answers = 0;
+        for i in 1..=60 {
+            let id = format!("cust-{i:04}");
+            // every third person at full, the others at the level they start with (basic)
+            if i % 3 == 0 {
+                node.send(
+                    Method::PUT,
+                    &format!("/v1/subjects/{id}/preferences"),
+                    Some(&node.consent),
+                    Some(json!({"level": "full", "source": "preference_center"})),
+                )
+                .await;
+            }
+            for k in [4, 10] {
+                let (s, v) = node
+                    .get(&rec_path(&id, &format!("&k={k}")), &node.recommend)
+                    .await;
+                assert_eq!(s, 200, "{v}");
+                let items = v["items"].as_array().unwrap();
+                let garden = items.iter().filter(|it| it["category"] == "garden").count();
+                let floor = (0.3 * items.len() as f64).ceil() as usize;
+                assert!(
+                    garden >= floor,
+                    "{garden} garden items of {}: {v}",
+                    items.len()
+                );
+                let line = v["filters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|f| f.as_str())
+                    .find(|f| f.starts_with("exposure by category"))
+                    .unwrap_or_else(|| panic!("the answer states the constraint: {v}"))
+                    .to_owned();
+                assert!(line.contains("30% garden"), "{line}");
+                let flag = v["fairness_adjusted"].as_bool().unwrap();
+                assert_eq!(line.contains("was adjusted"), flag, "{v}");
+                adjusted += usize::from(flag);
+                answers += 1;
+            }
+        }
+        assert!(
+            adjusted > 0,
+            "the floor changed some of the {answers} answers"
+        );
+        node.stop().await;
+    }
+);

@@ -73,6 +73,10 @@ pub struct ServeConfig {
     /// Fairness of exposure: `group_min_slots[g]` items of provider group `g` in every
     /// response, when the candidate pool has them (empty = no constraint).
     pub group_min_slots: Vec<usize>,
+    /// Fairness of exposure as shares: `group_min_share[g]` of every response's slots (rounded
+    /// up) go to group `g` when the pool has such items; when set, it replaces
+    /// `group_min_slots`.
+    pub group_min_share: Vec<f32>,
     /// Level `basic`: an item's trending score is multiplied by `1 + boost x` the share of the
     /// person's declared interests it matches (0 = trending alone).
     pub basic_match_boost: f32,
@@ -88,6 +92,7 @@ impl Default for ServeConfig {
             behaviour: Interaction::Purchased,
             purpose: "recommendations".into(),
             group_min_slots: Vec::new(),
+            group_min_share: Vec::new(),
             basic_match_boost: 1.0,
         }
     }
@@ -1027,7 +1032,18 @@ impl Engine {
     /// group exposure floors. Returns the picks and whether a floor changed any pick.
     fn mmr(&self, pool: &[Candidate], slots: usize) -> (Vec<Candidate>, bool) {
         let lambda = self.config.mmr_lambda;
-        let mins = &self.config.group_min_slots;
+        let shares: Vec<usize>;
+        let mins = if self.config.group_min_share.is_empty() {
+            &self.config.group_min_slots
+        } else {
+            shares = self
+                .config
+                .group_min_share
+                .iter()
+                .map(|s| (s * slots as f32 - 1e-4).ceil().max(0.0) as usize)
+                .collect();
+            &shares
+        };
         let group = |i: u32| self.catalog.item_group.get(i as usize).copied();
         let mut chosen: Vec<Candidate> = Vec::with_capacity(slots);
         // Per category, indexed by category (a hash map here was a tenth of a request).

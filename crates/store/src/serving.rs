@@ -295,7 +295,7 @@ impl Store {
         Vec<(String, String, Option<String>)>,
     )> {
         let items = sqlx::query(
-            "SELECT id, name, category_id, available, deleted, sensitive_kind FROM items ORDER BY id",
+            "SELECT id, name, category_id, available, deleted, sensitive_kind, brand, attributes FROM items ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -314,6 +314,8 @@ impl Store {
                         servable: r.try_get::<i64, _>("available")? != 0
                             && r.try_get::<i64, _>("deleted")? == 0,
                         sensitive_kind: r.try_get("sensitive_kind")?,
+                        brand: r.try_get("brand")?,
+                        attributes: r.try_get("attributes")?,
                     })
                 })
                 .collect::<Result<_>>()?,

@@ -38,6 +38,8 @@ pub struct Serving {
     generation: u64,
     /// Why the answer is popularity-only, when it is.
     pub note: Option<String>,
+    /// Items that carry the configured exposure group attribute at all.
+    grouped_items: usize,
 }
 
 /// Histories, their times (when asked for), popularity counts, subjects left out for lack of
@@ -72,6 +74,7 @@ impl Serving {
             model_version: None,
             generation: 0,
             note: Some("starting".into()),
+            grouped_items: 0,
         }
     }
 
@@ -148,6 +151,8 @@ pub struct Recommendations {
     pub model_version: String,
     /// Whether `confidence` is a calibrated probability of engagement (fitted on held-out data).
     pub confidence_calibrated: bool,
+    /// Whether the exposure constraint (`recommend.exposure`) changed a pick.
+    pub fairness_adjusted: bool,
     /// Set when the answer is non-personal for a reason the person or operator should know.
     pub fallback: Option<String>,
     /// Every rule that shaped this answer, in the order applied.
@@ -173,6 +178,8 @@ struct EngineCatalog {
     category_index: HashMap<String, u32>,
     /// Per engine index: available and not deleted.
     servable: Vec<bool>,
+    /// Items that carry the exposure group attribute.
+    grouped_items: usize,
 }
 
 fn decode_model(m: &ModelVersion) -> Result<ModelFile> {
@@ -191,6 +198,8 @@ fn decode_model(m: &ModelVersion) -> Result<ModelFile> {
 fn serve_config(app: &App) -> ServeConfig {
     let r = &app.config.recommend;
     ServeConfig {
+        // groups are numbered in `min_share` order; the last group (other values) is free
+        group_min_share: r.exposure.min_share.values().map(|&s| s as f32).collect(),
         mmr_lambda: r.mmr_lambda,
         category_cap: r.category_cap,
         exploration_slot: r.exploration_slot,
@@ -231,6 +240,15 @@ impl App {
             category_sensitive,
             item_group: Vec::new(),
         };
+        let exposure = &self.config.recommend.exposure;
+        let groups: HashMap<&str, u32> = exposure
+            .min_share
+            .keys()
+            .enumerate()
+            .map(|(g, k)| (k.as_str(), g as u32))
+            .collect();
+        let other_group = groups.len() as u32;
+        let mut grouped_items = 0;
         let mut servable = Vec::with_capacity(items.len());
         let mut item_index = HashMap::with_capacity(items.len());
         let by_id: HashMap<&str, usize> = items
@@ -257,6 +275,15 @@ impl App {
             catalog.item_ids.push(i.id.clone());
             catalog.titles.push(i.name.clone());
             catalog.item_category.push(c);
+            if !groups.is_empty() {
+                let value = exposure.group_of(i.brand.as_deref(), &i.category_id, &i.attributes);
+                grouped_items += usize::from(value.is_some());
+                catalog.item_group.push(
+                    value
+                        .and_then(|v| groups.get(v.as_str()).copied())
+                        .unwrap_or(other_group),
+                );
+            }
             servable.push(i.servable);
         }
         Ok(EngineCatalog {
@@ -265,7 +292,29 @@ impl App {
             category_ids: cats.into_iter().map(|c| c.0).collect(),
             category_index,
             servable,
+            grouped_items,
         })
+    }
+
+    /// At start: an exposure group attribute that no item of a non-empty catalog carries is a
+    /// configuration error (a typo would otherwise silently constrain nothing).
+    pub(crate) fn check_exposure_groups(&self) -> Result<()> {
+        let exposure = &self.config.recommend.exposure;
+        let serving = self.serving();
+        if !exposure.group_attribute.is_empty()
+            && !serving.engine.catalog().item_ids.is_empty()
+            && serving.grouped_items == 0
+        {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "recommend.exposure.group_attribute",
+                message: format!(
+                    "no item of the catalog has the attribute `{}`",
+                    exposure.group_attribute
+                ),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Rebuilds the engine from the active model (or popularity alone) and swaps it in.
@@ -282,6 +331,7 @@ impl App {
             category_ids,
             category_index,
             servable,
+            grouped_items,
         } = self.catalog_for_engine(order).await?;
         let built = match (&active, file) {
             (Some(m), Ok(Some(f))) => self
@@ -333,6 +383,7 @@ impl App {
             model_version,
             generation,
             note,
+            grouped_items,
         });
         Ok(())
     }
@@ -735,6 +786,7 @@ impl App {
             lowered_by = Some("low confidence");
         }
         let confidence_calibrated = resp.calibrated;
+        let fairness_adjusted = resp.fairness_adjusted;
         let applied = match resp.level {
             serve::Level::Off => Level::Off,
             serve::Level::Basic => Level::Basic,
@@ -788,6 +840,24 @@ impl App {
                 ""
             }
         ));
+        let exposure = &cfg.exposure;
+        if !exposure.min_share.is_empty() {
+            let floors: Vec<String> = exposure
+                .min_share
+                .iter()
+                .map(|(g, s)| format!("{:.0}% {g}", s * 100.0))
+                .collect();
+            filters.push(format!(
+                "exposure by {}: at least {} of each answer when available; {}",
+                exposure.group_attribute,
+                floors.join(", "),
+                if fairness_adjusted {
+                    "this answer was adjusted to meet it"
+                } else {
+                    "this answer met it without adjustment"
+                }
+            ));
+        }
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
@@ -828,6 +898,7 @@ impl App {
             level_applied: applied,
             model_version,
             confidence_calibrated,
+            fairness_adjusted,
             fallback,
             filters,
             items,
@@ -1065,6 +1136,25 @@ mod tests {
                 "the previous model keeps serving"
             );
             app.store.close().await;
+        }
+    );
+
+    both_stores!(
+        an_exposure_attribute_no_item_has_is_refused_at_start,
+        |db: TestDb| async move {
+            let (app, dir) = small_shop(&db).await;
+            app.store.close().await;
+            let mut config = crate::testing::config(&db, dir.path());
+            config.recommend.exposure.group_attribute = "brand".into();
+            config.recommend.exposure.min_share = [("acme".to_owned(), 0.2)].into();
+            let err = match App::open(config).await {
+                Ok(_) => panic!("a group attribute no item has must not start"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains("recommend.exposure.group_attribute") && err.contains("brand"),
+                "{err}"
+            );
         }
     );
 }

@@ -82,6 +82,9 @@ pub struct RecommendationsView {
     pub model_version: String,
     /// Whether item confidences are calibrated probabilities (fitted on held-out data at training).
     pub confidence_calibrated: bool,
+    /// Whether the exposure constraint (`recommend.exposure`) changed a pick; the `filters`
+    /// line on exposure says the same in words.
+    pub fairness_adjusted: bool,
     /// Why the answer is non-personal, when it is for a reason worth saying.
     pub fallback: Option<String>,
     /// Every rule applied, in order.
@@ -98,6 +101,7 @@ impl From<Recommendations> for RecommendationsView {
             level_applied: r.level_applied.as_str().into(),
             model_version: r.model_version,
             confidence_calibrated: r.confidence_calibrated,
+            fairness_adjusted: r.fairness_adjusted,
             fallback: r.fallback,
             filters: r.filters,
             items: r
