@@ -803,7 +803,10 @@ impl Engine {
         let head = &picked[..picked.len().min(req.k.saturating_sub(1))];
         // 5. one exploration slot: a popular item from a category not shown yet; when no such
         // category is admissible the slot goes back to the relevance ranking
-        let explored = (self.config.exploration_slot && req.k >= 3)
+        // The slot never takes the place of an item an exposure floor needs.
+        let floors_kept =
+            !self.floors_met(&picked, picked.len()) || self.floors_met(head, picked.len());
+        let explored = (self.config.exploration_slot && req.k >= 3 && floors_kept)
             .then(|| self.exploration(head, req, &admissible))
             .flatten();
         let items: Vec<Recommendation> = match explored {
@@ -1028,22 +1031,34 @@ impl Engine {
         })
     }
 
+    /// Items each group must get in an answer of `slots` items.
+    fn group_floors(&self, slots: usize) -> Vec<usize> {
+        if self.config.group_min_share.is_empty() {
+            return self.config.group_min_slots.clone();
+        }
+        self.config
+            .group_min_share
+            .iter()
+            .map(|s| (s * slots as f32 - 1e-4).ceil().max(0.0) as usize)
+            .collect()
+    }
+
+    /// Whether `picked` holds every group's floor for an answer of `slots` items.
+    fn floors_met(&self, picked: &[Candidate], slots: usize) -> bool {
+        self.group_floors(slots).iter().enumerate().all(|(g, &m)| {
+            picked
+                .iter()
+                .filter(|c| self.catalog.item_group.get(c.item as usize) == Some(&(g as u32)))
+                .count()
+                >= m
+        })
+    }
+
     /// Greedy MMR: relevance minus redundancy (same category), under the category cap and the
     /// group exposure floors. Returns the picks and whether a floor changed any pick.
     fn mmr(&self, pool: &[Candidate], slots: usize) -> (Vec<Candidate>, bool) {
         let lambda = self.config.mmr_lambda;
-        let shares: Vec<usize>;
-        let mins = if self.config.group_min_share.is_empty() {
-            &self.config.group_min_slots
-        } else {
-            shares = self
-                .config
-                .group_min_share
-                .iter()
-                .map(|s| (s * slots as f32 - 1e-4).ceil().max(0.0) as usize)
-                .collect();
-            &shares
-        };
+        let mins = &self.group_floors(slots);
         let group = |i: u32| self.catalog.item_group.get(i as usize).copied();
         let mut chosen: Vec<Candidate> = Vec::with_capacity(slots);
         // Per category, indexed by category (a hash map here was a tenth of a request).
