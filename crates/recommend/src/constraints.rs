@@ -595,7 +595,7 @@ pub fn run_constraints(
     let served = Engine::with_model(
         catalog(false),
         &counts,
-        Some(full_model),
+        Some(full_model.clone()),
         "eval".into(),
         base.clone(),
     )?;
@@ -606,6 +606,31 @@ pub fn run_constraints(
             chosen.selection.levels[0].chosen
         ),
         run_engine(&served, Level::Full, false),
+    );
+    // i: h with an exposure floor: at least 20% of each answer from the long tail (items
+    // outside the 10% most popular in train), the provider-fairness stand-in these sets allow
+    let mut by_count: Vec<u32> = (0..split.items.len() as u32).collect();
+    by_count.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+    let mut tail = vec![0u32; split.items.len()];
+    for &i in &by_count[split.items.len() / 10..] {
+        tail[i as usize] = 1;
+    }
+    let mut fair_catalog = catalog(false);
+    fair_catalog.item_group = tail;
+    let fair = Engine::with_model(
+        fair_catalog,
+        &counts,
+        Some(full_model),
+        "eval".into(),
+        ServeConfig {
+            group_min_share: vec![0.0, 0.2],
+            ..base.clone()
+        },
+    )?;
+    push(
+        "i",
+        "h + exposure floor: at least 20% of each answer from the long tail (outside the top 10% by popularity)",
+        run_engine(&fair, Level::Full, false),
     );
     let e = engine(&base, true)?;
     push(
