@@ -1009,7 +1009,7 @@ mod tests {
     /// never asked; browsing and (not usable by the purpose) purchase events.
     async fn small_shop(db: &TestDb) -> (std::sync::Arc<App>, crate::testing::TempDir) {
         let dir = crate::testing::TempDir::new("train-pages");
-        let app = App::open(crate::testing::config(&db, dir.path()))
+        let app = App::open(crate::testing::config(db, dir.path()))
             .await
             .unwrap();
         app.create_purpose(
