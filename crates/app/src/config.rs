@@ -7,6 +7,8 @@
 //! `CANDOR_DATABASE_URL` sets `database_url`, `CANDOR_SERVER__BIND` sets `server.bind`. Values are
 //! read as TOML literals when they parse as one (numbers, booleans), else as strings.
 
+/// The model family serving level `full` (`recommend.model`).
+pub use candor_recommend::select::ModelChoice;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -143,6 +145,48 @@ pub struct RecommendConfig {
     pub low_confidence: f32,
     /// Seconds between scheduled trainings on this node; 0 = only `candor train`/the API.
     pub train_interval_secs: u64,
+    /// The model family serving level `full`: `auto` (the best of item-kNN, ALS and their
+    /// blends on a validation slice of the training data), or `item-knn`, `als`, `blend`.
+    pub model: ModelChoice,
+    /// Fairness of exposure at serving time.
+    pub exposure: ExposureConfig,
+}
+
+/// Item groups and the minimum share of every answer each must get (the exposure re-ranker
+/// reserves the slots when the candidate pool has such items).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExposureConfig {
+    /// The catalog attribute that names an item's group: `brand`, `category`, or a key of the
+    /// item's free `attributes` (e.g. `seller_size`, `provenance`). Empty: no groups.
+    pub group_attribute: String,
+    /// Group value -> minimum share of each answer's items, in (0, 1]; the shares sum to at
+    /// most 1. Items of other values are unconstrained.
+    pub min_share: std::collections::BTreeMap<String, f64>,
+}
+
+impl ExposureConfig {
+    /// The group value of an item under `group_attribute`, if it has one.
+    pub fn group_of<'a>(
+        &self,
+        brand: Option<&'a str>,
+        category: &'a str,
+        attributes: &'a str,
+    ) -> Option<String> {
+        match self.group_attribute.as_str() {
+            "" => None,
+            "brand" => brand.map(str::to_owned),
+            "category" => Some(category.to_owned()),
+            key => match serde_json::from_str::<serde_json::Value>(attributes)
+                .ok()?
+                .get(key)?
+            {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            },
+        }
+    }
 }
 
 impl Default for RecommendConfig {
@@ -165,6 +209,8 @@ impl Default for RecommendConfig {
             exploration_slot: true,
             low_confidence: 0.0,
             train_interval_secs: 0,
+            model: ModelChoice::Auto,
+            exposure: ExposureConfig::default(),
         }
     }
 }
@@ -613,6 +659,32 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        let exposure = &self.recommend.exposure;
+        if let Some((group, share)) = exposure
+            .min_share
+            .iter()
+            .find(|(_, s)| !(**s > 0.0 && **s <= 1.0))
+        {
+            return invalid(
+                "recommend.exposure.min_share",
+                format!("the share of `{group}` is {share}; a share is in (0, 1]"),
+            );
+        }
+        let total: f64 = exposure.min_share.values().sum();
+        if total > 1.0 + 1e-9 {
+            return invalid(
+                "recommend.exposure.min_share",
+                format!(
+                    "the shares sum to {total}, more than a whole answer; they cannot all be met"
+                ),
+            );
+        }
+        if exposure.group_attribute.is_empty() != exposure.min_share.is_empty() {
+            return invalid(
+                "recommend.exposure.group_attribute",
+                "set both group_attribute and min_share, or neither".into(),
+            );
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid(
                 "server.bind",
@@ -1040,6 +1112,38 @@ mod tests {
                 .to_string()
                 .contains("typo")
         );
+    }
+
+    #[test]
+    fn exposure_floors_that_cannot_be_met_are_refused() {
+        let dir = crate::testing::TempDir::new("config-exposure");
+        let file = dir.path().join("candor.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load_with_env(Some(&file), env(&[]))
+        };
+        let ok = load(
+            "[recommend.exposure]\ngroup_attribute = \"seller_size\"\nmin_share = { small = 0.3, medium = 0.2 }\n",
+        )
+        .unwrap();
+        assert_eq!(ok.recommend.exposure.min_share["small"], 0.3);
+        let e = load(
+            "[recommend.exposure]\ngroup_attribute = \"brand\"\nmin_share = { a = 0.6, b = 0.5 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("recommend.exposure.min_share") && e.contains("sum"),
+            "{e}"
+        );
+        let e = load("[recommend.exposure]\ngroup_attribute = \"brand\"\nmin_share = { a = 0 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("share of `a`"), "{e}");
+        let e = load("[recommend.exposure]\nmin_share = { a = 0.2 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("recommend.exposure.group_attribute"), "{e}");
     }
 
     #[test]

@@ -132,6 +132,7 @@ impl App {
         app.reload_alerts().await?;
         app.install_configured_journeys().await?;
         app.reload_journeys().await?;
+        app.check_exposure_groups()?;
         Ok(Arc::new(app))
     }
 

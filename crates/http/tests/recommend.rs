@@ -634,3 +634,149 @@ async fn postgres_nodes_learn_of_each_others_history_changes() {
     b.stop().await;
     a.stop().await;
 }
+
+both_stores!(
+    an_als_model_serves_full_with_reasons_from_the_persons_own_items,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, Arc::new(SystemClock), |c| {
+            c.recommend.model = candor_recommend_choice()
+        })
+        .await;
+        node.load_demo(300, 400).await;
+        let cust = consenting_customer(&node).await;
+        let (s, trained) = node
+            .send(
+                Method::POST,
+                "/v1/admin/models/train",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{trained}");
+        let version = trained["version"].as_str().unwrap().to_owned();
+        assert!(version.starts_with("als-"), "{trained}");
+        // The choice and the validation figures behind it are on the model version.
+        let (_, models) = node.get("/v1/admin/models", &node.admin).await;
+        let listed = models
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["version"] == version.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(listed["kind"], "als", "{listed}");
+        let full = &listed["training"]["selection"]["levels"][0];
+        assert_eq!(full["level"], "full", "{listed}");
+        assert!(
+            full["chosen"].as_str().unwrap().starts_with("als"),
+            "{listed}"
+        );
+        let names: Vec<&str> = full["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["model"].as_str().unwrap())
+            .collect();
+        assert_eq!(names[..2], ["item-knn", "als"], "{listed}");
+        assert!(full["figures"][1]["ndcg_at_10"].is_number(), "{listed}");
+
+        node.send(
+            Method::PUT,
+            &format!("/v1/subjects/{cust}/preferences"),
+            Some(&node.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
+        )
+        .await;
+        let (_, v) = node.get(&rec_path(&cust, "&k=8"), &node.recommend).await;
+        assert_eq!(v["level_applied"], "full", "{v}");
+        assert_eq!(v["model_version"], version.as_str(), "{v}");
+        let reasons: Vec<String> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i["reasons"].as_array().unwrap().clone())
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.starts_with("Because you ")),
+            "factor answers are explained by the person's own items: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().all(|r| !r.to_lowercase().contains("factor")),
+            "{reasons:?}"
+        );
+        node.stop().await;
+    }
+);
+
+fn candor_recommend_choice() -> candor_app::config::ModelChoice {
+    candor_app::config::ModelChoice::Als
+}
+
+both_stores!(
+    the_exposure_floor_holds_on_every_answer_and_says_so,
+    |db: TestDb| async move {
+        let node = Node::start_with(&db, Arc::new(SystemClock), |c| {
+            c.recommend.exposure.group_attribute = "category".into();
+            c.recommend.exposure.min_share = [("garden".to_owned(), 0.3)].into();
+        })
+        .await;
+        node.load_demo(300, 400).await;
+        let (s, trained) = node
+            .send(
+                Method::POST,
+                "/v1/admin/models/train",
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{trained}");
+        let mut adjusted = 0;
+        let mut answers = 0;
+        for i in 1..=60 {
+            let id = format!("cust-{i:04}");
+            // every third person at full, the others at the level they start with (basic)
+            if i % 3 == 0 {
+                node.send(
+                    Method::PUT,
+                    &format!("/v1/subjects/{id}/preferences"),
+                    Some(&node.consent),
+                    Some(json!({"level": "full", "source": "preference_center"})),
+                )
+                .await;
+            }
+            for k in [4, 10] {
+                let (s, v) = node
+                    .get(&rec_path(&id, &format!("&k={k}")), &node.recommend)
+                    .await;
+                assert_eq!(s, 200, "{v}");
+                let items = v["items"].as_array().unwrap();
+                let garden = items.iter().filter(|it| it["category"] == "garden").count();
+                let floor = (0.3 * items.len() as f64).ceil() as usize;
+                assert!(
+                    garden >= floor,
+                    "{garden} garden items of {}: {v}",
+                    items.len()
+                );
+                let line = v["filters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|f| f.as_str())
+                    .find(|f| f.starts_with("exposure by category"))
+                    .unwrap_or_else(|| panic!("the answer states the constraint: {v}"))
+                    .to_owned();
+                assert!(line.contains("30% garden"), "{line}");
+                let flag = v["fairness_adjusted"].as_bool().unwrap();
+                assert_eq!(line.contains("was adjusted"), flag, "{v}");
+                adjusted += usize::from(flag);
+                answers += 1;
+            }
+        }
+        assert!(
+            adjusted > 0,
+            "the floor changed some of the {answers} answers"
+        );
+        node.stop().await;
+    }
+);

@@ -1,7 +1,8 @@
 //! In-process latency of the full serving pipeline on a synthetic 100,000-item catalogue.
 //!
 //! cargo run --release -p candor-recommend --example serve_bench -- [--items 100000]
-//!     [--users 50000] [--requests 20000] [--threads 2]
+//!     [--users 50000] [--requests 20000] [--threads 2] [--model 0|1|2]
+//! (`--model`: 0 item-kNN, 1 ALS folded in per request, 2 kNN/ALS blend w=0.5)
 //!
 //! Each request runs consent-level source selection, sensitive/owned filters, kNN candidate
 //! generation from the history, declared-interest candidates, MMR with category caps, the
@@ -44,6 +45,7 @@ fn main() {
     let n_users = arg("--users", 50_000);
     let n_requests = arg("--requests", 20_000);
     let threads = arg("--threads", 2);
+    let model_kind = arg("--model", 0);
     let n_cats = 50usize;
     let mut rng = Rng(0x00C0_FFEE);
 
@@ -103,8 +105,31 @@ fn main() {
         group_min_slots: vec![0, 2],
         ..ServeConfig::default()
     };
+    use candor_recommend::serve::{Factors, FullModel};
+    let als = || {
+        pool.install(|| {
+            candor_recommend::models::Als::fit(
+                &train,
+                candor_recommend::models::AlsParams::default(),
+            )
+        })
+        .expect("als")
+    };
+    let (model, name) = match model_kind {
+        0 => (FullModel::Knn(knn), "item-knn-bench"),
+        1 => (FullModel::Factors(Factors::new(als())), "als-bench"),
+        _ => (
+            FullModel::Blend {
+                knn,
+                factors: Factors::new(als()),
+                knn_weight: 0.5,
+            },
+            "blend-bench",
+        ),
+    };
+    println!("model {name}");
     let engine =
-        Engine::new(catalog, &counts, Some(knn), "item-knn-bench".into(), config).expect("engine");
+        Engine::with_model(catalog, &counts, Some(model), name.into(), config).expect("engine");
 
     let mut lat_us: Vec<f64> = Vec::with_capacity(n_requests);
     let mut sample = None;

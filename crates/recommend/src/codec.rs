@@ -74,6 +74,14 @@ impl ModelFile {
             Model::ItemKnn(m) => (to_json(&m.params)?, Vec::new()),
             Model::Als(m) => (to_json(&m.params)?, Vec::new()),
             Model::Content(m) => (to_json(&m.params)?, m.categories.clone()),
+            Model::Blend(m) => (
+                to_json(&crate::models::BlendParams {
+                    knn: m.knn.params,
+                    als: m.als.params,
+                    knn_weight: m.knn_weight,
+                })?,
+                Vec::new(),
+            ),
         };
         let hash = Sha256::digest(&body);
         let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -241,17 +249,11 @@ fn encode_body(model: &Model) -> Vec<u8> {
     let mut w = Writer::default();
     match model {
         Model::Popularity(m) => w.u32s(&m.counts),
-        Model::ItemKnn(m) => {
-            w.u64(m.n_items);
-            w.u32s(&m.indptr);
-            w.u32s(&m.neighbour);
-            w.f32s(&m.similarity);
-        }
-        Model::Als(m) => {
-            w.u64(m.n_users);
-            w.u64(m.n_items);
-            w.f32s(&m.user_factors);
-            w.f32s(&m.item_factors);
+        Model::ItemKnn(m) => encode_knn(&mut w, m),
+        Model::Als(m) => encode_als(&mut w, m),
+        Model::Blend(m) => {
+            encode_knn(&mut w, &m.knn);
+            encode_als(&mut w, &m.als);
         }
         Model::Content(m) => {
             w.u32s(&m.item_cat_ptr);
@@ -260,6 +262,54 @@ fn encode_body(model: &Model) -> Vec<u8> {
         }
     }
     w.0
+}
+
+fn encode_knn(w: &mut Writer, m: &ItemKnn) {
+    w.u64(m.n_items);
+    w.u32s(&m.indptr);
+    w.u32s(&m.neighbour);
+    w.f32s(&m.similarity);
+}
+
+fn encode_als(w: &mut Writer, m: &Als) {
+    w.u64(m.n_users);
+    w.u64(m.n_items);
+    w.f32s(&m.user_factors);
+    w.f32s(&m.item_factors);
+}
+
+fn decode_knn(r: &mut Reader<'_>, params: KnnParams) -> Result<ItemKnn> {
+    let n_items = r.len()?;
+    let (indptr, neighbour, similarity) = (r.u32s()?, r.u32s()?, r.f32s()?);
+    check_csr(&indptr, &neighbour, n_items, n_items, "item-knn")?;
+    if similarity.len() != neighbour.len() {
+        return Err(RecError::CorruptModel("item-knn: length mismatch".into()));
+    }
+    Ok(ItemKnn {
+        params,
+        n_items,
+        indptr,
+        neighbour,
+        similarity,
+    })
+}
+
+fn decode_als(r: &mut Reader<'_>, params: AlsParams) -> Result<Als> {
+    let (n_users, n_items) = (r.len()?, r.len()?);
+    let (user_factors, item_factors) = (r.f32s()?, r.f32s()?);
+    if params.factors == 0
+        || Some(user_factors.len()) != n_users.checked_mul(params.factors)
+        || Some(item_factors.len()) != n_items.checked_mul(params.factors)
+    {
+        return Err(RecError::CorruptModel("als: factor shapes".into()));
+    }
+    Ok(Als {
+        params,
+        n_users,
+        n_items,
+        user_factors,
+        item_factors,
+    })
 }
 
 fn check_csr(ptr: &[u32], idx: &[u32], n_rows: usize, n_cols: usize, what: &str) -> Result<()> {
@@ -282,37 +332,21 @@ fn decode_body(meta: &ModelMeta, body: &[u8]) -> Result<Model> {
     let n_ids = meta.item_ids.len();
     let model = match meta.kind {
         ModelKind::Popularity => Model::Popularity(Popularity { counts: r.u32s()? }),
-        ModelKind::ItemKnn => {
-            let params: KnnParams = from_json(&meta.params)?;
-            let n_items = r.len()?;
-            let (indptr, neighbour, similarity) = (r.u32s()?, r.u32s()?, r.f32s()?);
-            check_csr(&indptr, &neighbour, n_items, n_items, "item-knn")?;
-            if similarity.len() != neighbour.len() {
-                return Err(RecError::CorruptModel("item-knn: length mismatch".into()));
+        ModelKind::ItemKnn => Model::ItemKnn(decode_knn(&mut r, from_json(&meta.params)?)?),
+        ModelKind::Als => Model::Als(decode_als(&mut r, from_json(&meta.params)?)?),
+        ModelKind::Blend => {
+            let p: crate::models::BlendParams = from_json(&meta.params)?;
+            let knn = decode_knn(&mut r, p.knn)?;
+            let als = decode_als(&mut r, p.als)?;
+            if knn.n_items != als.n_items || !(0.0..=1.0).contains(&p.knn_weight) {
+                return Err(RecError::CorruptModel(
+                    "blend: parts of different sizes or a weight outside [0, 1]".into(),
+                ));
             }
-            Model::ItemKnn(ItemKnn {
-                params,
-                n_items,
-                indptr,
-                neighbour,
-                similarity,
-            })
-        }
-        ModelKind::Als => {
-            let params: AlsParams = from_json(&meta.params)?;
-            let (n_users, n_items) = (r.len()?, r.len()?);
-            let (user_factors, item_factors) = (r.f32s()?, r.f32s()?);
-            if Some(user_factors.len()) != n_users.checked_mul(params.factors)
-                || Some(item_factors.len()) != n_items.checked_mul(params.factors)
-            {
-                return Err(RecError::CorruptModel("als: factor shapes".into()));
-            }
-            Model::Als(Als {
-                params,
-                n_users,
-                n_items,
-                user_factors,
-                item_factors,
+            Model::Blend(crate::models::Blend {
+                knn,
+                als,
+                knn_weight: p.knn_weight,
             })
         }
         ModelKind::Content => {

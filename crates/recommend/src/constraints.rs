@@ -9,6 +9,9 @@
 //! - `d`: + exploration slot (the full default pipeline);
 //! - `e`: level basic: declared interests only (the top 3 categories of the subject's train
 //!   history stand in for what they declared) + popularity, default diversity;
+//!   `e'`: `e` ranked by trending (half-life 30 days) as of the day of the person's last train
+//!   interaction, the day they are served in the replay; `e''`: `e` ranked by popularity among
+//!   the people whose declared (top-3) categories include the person's (not served yet);
 //! - `f`: level off: popularity, default diversity;
 //! - `g`: `d` with one category marked sensitive (excluded, no opt-in).
 //!
@@ -310,6 +313,13 @@ pub fn run_constraints(
         exploration_slot: false,
         ..base.clone()
     };
+    // level basic's signals: every tagged genre (content matching); ranking by popularity (the
+    // trending variant is row e', computed as of each person's serving day)
+    let tags: Vec<Vec<u32>> = all_cats.iter().map(|c| c.to_vec()).collect();
+    let half_life = TRENDING_HALF_LIFE_DAYS * 86_400.0;
+    let train_rows: Vec<&[u32]> = (0..split.train.n_rows())
+        .map(|u| split.train.row(u))
+        .collect();
     let engine = |cfg: &ServeConfig, sensitive_on: bool| {
         Engine::new(
             catalog(sensitive_on),
@@ -317,7 +327,8 @@ pub fn run_constraints(
             Some(knn.clone()),
             "eval".into(),
             cfg.clone(),
-        )
+        )?
+        .with_basic_signals(tags.clone(), Vec::new())
     };
     let run_engine = |e: &Engine, level: Level, with_declared: bool| -> Vec<Vec<u32>> {
         split
@@ -396,13 +407,230 @@ pub fn run_constraints(
     );
     push(
         "e",
-        "level basic: declared top-3 categories + popularity, default diversity",
+        "level basic: popularity x (1 + share of the declared top-3 categories an item's genres match), default diversity",
         run_engine(&e, Level::Basic, true),
+    );
+    // e': trending as of when each person is served: the replay sets the clock to the day of
+    // their last train interaction (serving computes trending at training time, as of "now").
+    // Per day: trend_d = trend_{d-1} x 0.5^(1 day / half-life) + that day's interactions of
+    // everyone, so no interaction after the day counts.
+    let day = |t: i64| t.div_euclid(86_400);
+    let mut by_day: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+    for (row, ts) in train_rows.iter().zip(&split.train_ts) {
+        for (&i, &t) in row.iter().zip(ts) {
+            by_day.entry(day(t)).or_default().push(i);
+        }
+    }
+    let user_day: Vec<i64> = split
+        .eval_users
+        .iter()
+        .map(|&u| split.train_ts[u as usize].last().map_or(0, |&t| day(t)))
+        .collect();
+    let mut wanted: Vec<i64> = user_day.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let decay = 0.5f32.powf(86_400.0 / half_life as f32);
+    let mut trend_now = vec![0f32; split.items.len()];
+    let mut at_day: HashMap<i64, Vec<f32>> = HashMap::new();
+    let mut last_day: Option<i64> = None;
+    let mut days = by_day.iter().peekable();
+    for &d in &wanted {
+        while let Some((&dd, items)) = days.peek().copied() {
+            if dd > d {
+                break;
+            }
+            if let Some(l) = last_day {
+                let f = decay.powi((dd - l) as i32);
+                trend_now.iter_mut().for_each(|v| *v *= f);
+            }
+            for &i in items {
+                trend_now[i as usize] += 1.0;
+            }
+            last_day = Some(dd);
+            days.next();
+        }
+        let mut t = trend_now.clone();
+        if let Some(l) = last_day {
+            let f = decay.powi((d - l) as i32);
+            t.iter_mut().for_each(|v| *v *= f);
+        }
+        at_day.insert(d, t);
+    }
+    let engines: HashMap<i64, Engine> = wanted
+        .par_iter()
+        .map(|d| {
+            let e = Engine::new(catalog(false), &counts, None, "eval".into(), base.clone())?
+                .with_basic_signals(tags.clone(), at_day[d].clone())?;
+            Ok((*d, e))
+        })
+        .collect::<Result<_>>()?;
+    let recs: Vec<Vec<u32>> = split
+        .eval_users
+        .par_iter()
+        .zip(&declared)
+        .zip(&user_day)
+        .map(|((&u, decl), d)| {
+            let req = Request {
+                level: Level::Basic,
+                consent: Consent {
+                    behaviour: true,
+                    declared: true,
+                },
+                history: &[],
+                history_ts: &[],
+                history_kinds: &[],
+                declared: decl,
+                sensitive_opt_in: &[],
+                owned: split.train.row(u as usize),
+                k: K,
+                seed: u64::from(u),
+            };
+            engines[d]
+                .recommend(&req)
+                .items
+                .iter()
+                .map(|r| r.item)
+                .collect()
+        })
+        .collect();
+    push(
+        "e'",
+        "level basic: e with trending as of the person's serving day",
+        recs,
+    );
+    // e'': popular among the people who declared the same interests (an aggregate over
+    // everyone's consented behaviour, grouped by declared category; nothing of the person's own)
+    let top3 = |u: usize| -> Vec<u32> {
+        let mut c = vec![0usize; names.len()];
+        for &i in split.train.row(u) {
+            for &g in all_cats[i as usize] {
+                c[g as usize] += 1;
+            }
+        }
+        let mut order: Vec<u32> = (0..names.len() as u32)
+            .filter(|&g| c[g as usize] > 0)
+            .collect();
+        order.sort_by(|&a, &b| c[b as usize].cmp(&c[a as usize]).then(a.cmp(&b)));
+        order.truncate(3);
+        order
+    };
+    let mut seg = vec![vec![0f32; split.items.len()]; names.len()];
+    for u in 0..split.train.n_rows() {
+        for c in top3(u) {
+            for &i in split.train.row(u) {
+                seg[c as usize][i as usize] += 1.0;
+            }
+        }
+    }
+    for v in &mut seg {
+        crate::models::blend::scale_to_max(v);
+    }
+    let recs: Vec<Vec<u32>> = split
+        .eval_users
+        .par_iter()
+        .zip(&declared)
+        .map(|(&u, decl)| {
+            let mut t = vec![0f32; split.items.len()];
+            for &c in decl {
+                for (a, b) in t.iter_mut().zip(&seg[c as usize]) {
+                    *a += b;
+                }
+            }
+            let e = Engine::new(catalog(false), &counts, None, "eval".into(), base.clone())
+                .and_then(|e| e.with_basic_signals(tags.clone(), t))
+                .expect("engine");
+            let req = Request {
+                level: Level::Basic,
+                consent: Consent {
+                    behaviour: true,
+                    declared: true,
+                },
+                history: &[],
+                history_ts: &[],
+                history_kinds: &[],
+                declared: decl,
+                sensitive_opt_in: &[],
+                owned: split.train.row(u as usize),
+                k: K,
+                seed: u64::from(u),
+            };
+            e.recommend(&req).items.iter().map(|r| r.item).collect()
+        })
+        .collect();
+    push(
+        "e''",
+        "level basic: popular among people with the same declared interests",
+        recs,
     );
     push(
         "f",
         "level off: popularity, default diversity",
         run_engine(&e, Level::Off, false),
+    );
+    // h: the model the product would serve: chosen by `select` on a time-cut slice of the
+    // training data (never this test split), with the serving defaults
+    let rows_owned: Vec<Vec<u32>> = train_rows.iter().map(|r| r.to_vec()).collect();
+    let chosen = crate::select::select(
+        &catalog(false),
+        &rows_owned,
+        &split.train_ts,
+        &base,
+        &crate::select::SelectParams::default(),
+    )?;
+    let full_model = match chosen.model {
+        Model::ItemKnn(m) => crate::serve::FullModel::Knn(m),
+        Model::Als(m) => crate::serve::FullModel::Factors(crate::serve::Factors::new(m)),
+        Model::Blend(b) => crate::serve::FullModel::Blend {
+            knn: b.knn,
+            factors: crate::serve::Factors::new(b.als),
+            knn_weight: b.knn_weight,
+        },
+        other => {
+            return Err(RecError::Invalid(format!(
+                "selection chose a {} model",
+                other.kind().name()
+            )));
+        }
+    };
+    let served = Engine::with_model(
+        catalog(false),
+        &counts,
+        Some(full_model.clone()),
+        "eval".into(),
+        base.clone(),
+    )?;
+    push(
+        "h",
+        &format!(
+            "d with the selected model ({}; chosen on the training data's own time-cut slice)",
+            chosen.selection.levels[0].chosen
+        ),
+        run_engine(&served, Level::Full, false),
+    );
+    // i: h with an exposure floor: at least 20% of each answer from the long tail (items
+    // outside the 10% most popular in train), the provider-fairness stand-in these sets allow
+    let mut by_count: Vec<u32> = (0..split.items.len() as u32).collect();
+    by_count.sort_by(|&a, &b| counts[b as usize].cmp(&counts[a as usize]).then(a.cmp(&b)));
+    let mut tail = vec![0u32; split.items.len()];
+    for &i in &by_count[split.items.len() / 10..] {
+        tail[i as usize] = 1;
+    }
+    let mut fair_catalog = catalog(false);
+    fair_catalog.item_group = tail;
+    let fair = Engine::with_model(
+        fair_catalog,
+        &counts,
+        Some(full_model),
+        "eval".into(),
+        ServeConfig {
+            group_min_share: vec![0.0, 0.2],
+            ..base.clone()
+        },
+    )?;
+    push(
+        "i",
+        "h + exposure floor: at least 20% of each answer from the long tail (outside the top 10% by popularity)",
+        run_engine(&fair, Level::Full, false),
     );
     let e = engine(&base, true)?;
     push(
@@ -418,6 +646,9 @@ pub fn run_constraints(
         rows,
     })
 }
+
+/// Level basic's trending half-life in EVAL-1 runs (days).
+pub const TRENDING_HALF_LIFE_DAYS: f64 = 30.0;
 
 /// One table row in Markdown.
 pub fn format_row(r: &ConstraintResult) -> String {

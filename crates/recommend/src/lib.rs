@@ -34,6 +34,7 @@ pub mod matrix;
 pub mod metrics;
 pub mod models;
 mod rng;
+pub mod select;
 pub mod serve;
 pub mod split;
 

@@ -22,8 +22,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecError, Result};
-use crate::models::ItemKnn;
+use crate::kernels::dot;
 use crate::models::knn::event_ages;
+use crate::models::{Als, FoldIn, ItemKnn, blend::scale_to_max, top_k};
 use crate::rng::SplitMix64;
 
 /// The subject's own choice of how personal recommendations may be.
@@ -72,6 +73,13 @@ pub struct ServeConfig {
     /// Fairness of exposure: `group_min_slots[g]` items of provider group `g` in every
     /// response, when the candidate pool has them (empty = no constraint).
     pub group_min_slots: Vec<usize>,
+    /// Fairness of exposure as shares: `group_min_share[g]` of every response's slots (rounded
+    /// up) go to group `g` when the pool has such items; when set, it replaces
+    /// `group_min_slots`.
+    pub group_min_share: Vec<f32>,
+    /// Level `basic`: an item's trending score is multiplied by `1 + boost x` the share of the
+    /// person's declared interests it matches (0 = trending alone).
+    pub basic_match_boost: f32,
 }
 
 impl Default for ServeConfig {
@@ -84,6 +92,8 @@ impl Default for ServeConfig {
             behaviour: Interaction::Purchased,
             purpose: "recommendations".into(),
             group_min_slots: Vec::new(),
+            group_min_share: Vec::new(),
+            basic_match_boost: 1.0,
         }
     }
 }
@@ -117,10 +127,23 @@ impl Interaction {
     }
 
     fn because(self, title: &str) -> String {
+        format!("Because you {}", self.did(title))
+    }
+
+    /// "Because you viewed X and Y", or "... viewed X and bought Y" when the kinds differ.
+    fn because_both(self, title: &str, other: Interaction, other_title: &str) -> String {
+        if self == other {
+            format!("{} and {other_title}", self.because(title))
+        } else {
+            format!("{} and {}", self.because(title), other.did(other_title))
+        }
+    }
+
+    fn did(self, title: &str) -> String {
         match self {
-            Interaction::Viewed => format!("Because you viewed {title}"),
-            Interaction::AddedToCart => format!("Because you added {title} to your cart"),
-            Interaction::Purchased => format!("Because you bought {title}"),
+            Interaction::Viewed => format!("viewed {title}"),
+            Interaction::AddedToCart => format!("added {title} to your cart"),
+            Interaction::Purchased => format!("bought {title}"),
         }
     }
 
@@ -310,17 +333,90 @@ struct Behaviour {
     top: u32,
     /// That entry's own part of the score.
     top_part: f32,
+    /// The entry that contributed second most, and its part (named beside `top` when it too
+    /// carries [`REASON_MIN_SHARE`] of the score).
+    second: Option<(u32, f32)>,
     /// The whole behavioural part of the score.
     part: f32,
     /// [`Interaction::bit`]s of every entry that contributed.
     kinds: u8,
 }
 
+/// The model that reads a subject's own behaviour at level `full`.
+#[derive(Debug, Clone)]
+pub enum FullModel {
+    Knn(ItemKnn),
+    Factors(Factors),
+    /// Both, scores scaled to their maximum and mixed (`knn_weight` for kNN).
+    Blend {
+        knn: ItemKnn,
+        factors: Factors,
+        knn_weight: f32,
+    },
+}
+
+impl FullModel {
+    fn n_items(&self) -> usize {
+        match self {
+            FullModel::Knn(m) | FullModel::Blend { knn: m, .. } => m.n_items,
+            FullModel::Factors(f) => f.als.n_items,
+        }
+    }
+}
+
+/// ALS item factors with `YᵀY + reg I` cached, so that a subject's factor is folded in from
+/// their current history on every request: new events count at once, without retraining,
+/// and no subject's trained factor is kept.
+#[derive(Debug, Clone)]
+pub struct Factors {
+    als: Als,
+    gram: Vec<f32>,
+}
+
+impl Factors {
+    /// Drops the trained subject factors (serving folds every subject in) and caches the
+    /// Gram matrix.
+    pub fn new(mut als: Als) -> Self {
+        als.user_factors = Vec::new();
+        als.n_users = 0;
+        let gram = als.gram();
+        Factors { als, gram }
+    }
+
+    pub fn als(&self) -> &Als {
+        &self.als
+    }
+
+    fn item_factor(&self, i: u32) -> Option<&[f32]> {
+        ((i as usize) < self.als.n_items).then(|| self.als.item_factor(i))
+    }
+}
+
+/// Per neighbour of a history: the kNN vote and which entries gave most of it.
+#[derive(Debug, Clone, Copy)]
+struct Votes {
+    sum: f32,
+    top: (u32, f32),
+    second: Option<(u32, f32)>,
+    kinds: u8,
+}
+
+/// What explains a factor (or blended) score after the picks are made: the folded-in system
+/// and the scales the parts were divided by.
+struct FactorExplainer<'m> {
+    factors: &'m Factors,
+    fold: FoldIn,
+    /// The factor scores' scale (their maximum).
+    als_max: f32,
+    /// kNN's part: the model, its weight, its scale and each entry's age.
+    knn: Option<(&'m ItemKnn, f32, f32, Vec<usize>)>,
+}
+
 /// A loaded model plus catalogue, ready to answer requests from many threads.
 #[derive(Debug, Clone)]
 pub struct Engine {
     catalog: Catalog,
-    knn: Option<ItemKnn>,
+    model: Option<FullModel>,
     popularity: Vec<f32>,
     pop_order: Vec<u32>,
     by_category: Vec<Vec<u32>>,
@@ -329,6 +425,22 @@ pub struct Engine {
     calibration: Option<Calibration>,
     /// Per item: whether it may be recommended (empty: every item may).
     servable: Vec<bool>,
+    /// Level `basic`'s signals: see [`Engine::with_basic_signals`].
+    basic: BasicSignals,
+}
+
+/// What level `basic` ranks by: aggregate trending and the match of an item's attributes with
+/// the person's declared interests. Nothing in it comes from the person's own behaviour.
+#[derive(Debug, Clone, Default)]
+struct BasicSignals {
+    /// Per item: every category/attribute it carries (empty: its primary category only).
+    tags: Vec<Vec<u32>>,
+    /// Per item: trending score scaled to [0, 1] (empty: popularity).
+    trend: Vec<f32>,
+    /// Servable items by trend, best first.
+    order: Vec<u32>,
+    /// Per category: servable items carrying it, by trend.
+    by_tag: Vec<Vec<u32>>,
 }
 
 const W_BEHAVIOUR: f32 = 1.0;
@@ -336,6 +448,8 @@ const W_BEHAVIOUR: f32 = 1.0;
 /// than popularity can, and at `basic` it is the whole signal.
 const W_DECLARED: f32 = 0.5;
 const W_POPULAR: f32 = 0.1;
+/// Level `basic`'s largest score (a trending item matching every declared interest).
+const W_BASIC: f32 = W_DECLARED + W_POPULAR;
 /// A history entry is named as a reason only if its own part is at least this share of the
 /// item's score: a trace of similarity under an item that is there for its popularity does not
 /// explain it.
@@ -348,6 +462,23 @@ impl Engine {
         catalog: Catalog,
         counts: &[u32],
         knn: Option<ItemKnn>,
+        model_version: String,
+        config: ServeConfig,
+    ) -> Result<Self> {
+        Engine::with_model(
+            catalog,
+            counts,
+            knn.map(FullModel::Knn),
+            model_version,
+            config,
+        )
+    }
+
+    /// [`Engine::new`] with any model for level `full` (kNN, factors or a blend).
+    pub fn with_model(
+        catalog: Catalog,
+        counts: &[u32],
+        model: Option<FullModel>,
         model_version: String,
         config: ServeConfig,
     ) -> Result<Self> {
@@ -370,12 +501,12 @@ impl Engine {
         {
             return Err(RecError::Invalid("category index out of range".into()));
         }
-        if let Some(m) = &knn
-            && m.n_items != n
+        if let Some(m) = &model
+            && m.n_items() > n
         {
             return Err(RecError::Invalid(format!(
-                "kNN model has {} items, catalogue {n}",
-                m.n_items
+                "the model has {} items, the catalogue {n}",
+                m.n_items()
             )));
         }
         let max = counts.iter().copied().max().unwrap_or(0).max(1) as f32;
@@ -386,9 +517,9 @@ impl Engine {
         for &i in &pop_order {
             by_category[catalog.item_category[i as usize] as usize].push(i);
         }
-        Ok(Engine {
+        Engine {
             catalog,
-            knn,
+            model,
             popularity,
             pop_order,
             by_category,
@@ -396,7 +527,52 @@ impl Engine {
             config,
             calibration: None,
             servable: Vec::new(),
-        })
+            basic: BasicSignals::default(),
+        }
+        .with_basic_signals(Vec::new(), Vec::new())
+    }
+
+    /// Level `basic`'s signals: `tags[i]`, every category (or attribute value indexed like a
+    /// category) item `i` carries, for content matching with declared interests (empty: the
+    /// primary category only); `trending[i]`, an aggregate trending score
+    /// ([`crate::models::trending`]; empty: popularity).
+    pub fn with_basic_signals(mut self, tags: Vec<Vec<u32>>, trending: Vec<f32>) -> Result<Self> {
+        let n = self.catalog.item_ids.len();
+        let n_cat = self.catalog.category_names.len();
+        if (!tags.is_empty() && tags.len() != n)
+            || tags.iter().flatten().any(|&c| c as usize >= n_cat)
+            || (!trending.is_empty() && trending.len() != n)
+        {
+            return Err(RecError::Invalid(
+                "basic signals: one tag list and one trending score per item, tags in range".into(),
+            ));
+        }
+        let mut trend = trending;
+        if trend.is_empty() {
+            trend = self.popularity.clone();
+        } else {
+            scale_to_max(&mut trend);
+        }
+        let mut order: Vec<u32> = (0..n as u32).filter(|&i| self.is_servable(i)).collect();
+        order.sort_by(|&a, &b| {
+            trend[b as usize]
+                .total_cmp(&trend[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut by_tag = vec![Vec::new(); n_cat];
+        for &i in &order {
+            match tags.get(i as usize) {
+                Some(t) if !t.is_empty() => t.iter().for_each(|&c| by_tag[c as usize].push(i)),
+                _ => by_tag[self.catalog.item_category[i as usize] as usize].push(i),
+            }
+        }
+        self.basic = BasicSignals {
+            tags,
+            trend,
+            order,
+            by_tag,
+        };
+        Ok(self)
     }
 
     /// Items marked `false` (out of stock, withdrawn, deleted) are never recommended, whatever
@@ -411,6 +587,10 @@ impl Engine {
         for items in &mut self.by_category {
             items.retain(|&i| servable[i as usize]);
         }
+        self.basic.order.retain(|&i| servable[i as usize]);
+        for items in &mut self.basic.by_tag {
+            items.retain(|&i| servable[i as usize]);
+        }
         self.servable = servable;
         Ok(self)
     }
@@ -421,7 +601,9 @@ impl Engine {
 
     /// An engine over a loaded model file. The catalogue must list exactly the file's items in
     /// the same order (indices are shared), else the file belongs to another catalogue and is
-    /// refused. An item-kNN file serves `full`; any other kind serves `basic`/`off` only.
+    /// refused. Item-kNN, ALS and blend files serve `full`; any other kind is refused (a
+    /// popularity or content file cannot serve individual behaviour, and must not pass for a
+    /// model that does).
     pub fn from_model_file(
         catalog: Catalog,
         counts: &[u32],
@@ -437,11 +619,31 @@ impl Engine {
                 file.meta.version
             )));
         }
-        let knn = match &file.model {
-            crate::models::Model::ItemKnn(m) => Some(m.grown(catalog.item_ids.len())),
-            _ => None,
+        use crate::models::Model;
+        let n = catalog.item_ids.len();
+        let model = match &file.model {
+            Model::ItemKnn(m) => FullModel::Knn(m.grown(n)),
+            Model::Als(m) => FullModel::Factors(Factors::new(m.clone())),
+            Model::Blend(b) => FullModel::Blend {
+                knn: b.knn.grown(n),
+                factors: Factors::new(b.als.clone()),
+                knn_weight: b.knn_weight,
+            },
+            other => {
+                return Err(RecError::Invalid(format!(
+                    "model {} is a {} model, which cannot serve level full; serving needs item-knn, als or blend",
+                    file.meta.version,
+                    other.kind().name()
+                )));
+            }
         };
-        Engine::new(catalog, counts, knn, file.meta.version.clone(), config)
+        Engine::with_model(
+            catalog,
+            counts,
+            Some(model),
+            file.meta.version.clone(),
+            config,
+        )
     }
 
     pub fn with_calibration(mut self, c: Calibration) -> Self {
@@ -487,56 +689,33 @@ impl Engine {
         cands.reserve(4 * self.config.candidates);
 
         // 1. behaviour (level full only, and only with a consented history)
-        if use_behaviour && let Some(knn) = &self.knn {
-            let mut ages = Vec::new();
-            event_ages(req.history.len(), req.history_ts, &mut ages);
-            // per neighbour: (sum, entry that gave most, its contribution, kinds)
-            let mut raw: ItemMap<(f32, u32, f32, u8)> = ItemMap::default();
-            raw.reserve(req.history.len() * 16);
-            for (n, (&h, &age)) in req.history.iter().zip(&ages).enumerate() {
-                if h as usize >= knn.n_items {
-                    continue;
+        let mut explainer = None;
+        if use_behaviour && let Some(model) = &self.model {
+            match model {
+                FullModel::Knn(knn) => self.knn_candidates(knn, req, &admissible, &mut cands),
+                FullModel::Factors(f) => {
+                    explainer = self.factor_candidates(f, None, req, &admissible, &mut cands)
                 }
-                let kind = self.kind_of(req, n).bit();
-                let r = knn.recency_weight(age);
-                let (nb, sim) = knn.neighbours(h);
-                for (&j, &s) in nb.iter().zip(sim) {
-                    let c = r * s;
-                    let e = raw.entry(j).or_insert((0.0, n as u32, 0.0, 0));
-                    e.0 += c;
-                    if c > 0.0 {
-                        e.3 |= kind;
-                    }
-                    if c > e.2 {
-                        (e.1, e.2) = (n as u32, c);
-                    }
-                }
-            }
-            let max = raw.values().map(|v| v.0).fold(0f32, f32::max);
-            if max > 0.0 {
-                for (j, (s, top, top_s, kinds)) in raw {
-                    if admissible(j) {
-                        let part = W_BEHAVIOUR * s / max;
-                        cands.insert(
-                            j,
-                            Candidate {
-                                item: j,
-                                score: part + W_POPULAR * self.popularity[j as usize],
-                                behaviour: Some(Behaviour {
-                                    top,
-                                    top_part: W_BEHAVIOUR * top_s / max,
-                                    part,
-                                    kinds,
-                                }),
-                                declared: None,
-                            },
-                        );
-                    }
+                FullModel::Blend {
+                    knn,
+                    factors,
+                    knn_weight,
+                } => {
+                    explainer = self.factor_candidates(
+                        factors,
+                        Some((knn, *knn_weight)),
+                        req,
+                        &admissible,
+                        &mut cands,
+                    )
                 }
             }
         }
-        // 2. declared interests (basic and full)
-        if use_declared && !req.declared.is_empty() {
+        // 2. declared interests: at basic, content matching over trending items; at full, the
+        // most popular items of each declared category join the behavioural candidates
+        if level == Level::Basic && !req.declared.is_empty() {
+            self.basic_candidates(req, &admissible, &mut cands);
+        } else if use_declared && !req.declared.is_empty() {
             let per = self.config.candidates / req.declared.len() + 1;
             for &c in req.declared {
                 if c as usize >= self.by_category.len() || !self.allowed_category(c, req) {
@@ -613,11 +792,21 @@ impl Engine {
         pool.truncate(self.config.candidates.max(req.k * 4));
 
         // 4. diversity: MMR on category overlap, with a per-category cap
-        let (picked, fairness_adjusted) = self.mmr(&pool, req.k);
+        let (mut picked, fairness_adjusted) = self.mmr(&pool, req.k);
+        if let Some(x) = &explainer {
+            for c in &mut picked {
+                if let Some(b) = &mut c.behaviour {
+                    *b = x.attribute(c.item, b.part, req, self);
+                }
+            }
+        }
         let head = &picked[..picked.len().min(req.k.saturating_sub(1))];
         // 5. one exploration slot: a popular item from a category not shown yet; when no such
         // category is admissible the slot goes back to the relevance ranking
-        let explored = (self.config.exploration_slot && req.k >= 3)
+        // The slot never takes the place of an item an exposure floor needs.
+        let floors_kept =
+            !self.floors_met(&picked, picked.len()) || self.floors_met(head, picked.len());
+        let explored = (self.config.exploration_slot && req.k >= 3 && floors_kept)
             .then(|| self.exploration(head, req, &admissible))
             .flatten();
         let items: Vec<Recommendation> = match explored {
@@ -653,11 +842,223 @@ impl Engine {
         }
     }
 
+    /// Level `basic`: the most trending items and the most trending of each declared
+    /// category, each scored `trend x (1 + boost x share of declared interests matched)`.
+    fn basic_candidates(
+        &self,
+        req: &Request<'_>,
+        admissible: &dyn Fn(u32) -> bool,
+        cands: &mut ItemMap<Candidate>,
+    ) {
+        let b = &self.basic;
+        let declared: Vec<u32> = req
+            .declared
+            .iter()
+            .copied()
+            .filter(|&c| (c as usize) < b.by_tag.len() && self.allowed_category(c, req))
+            .collect();
+        let per = self.config.candidates / declared.len().max(1) + 1;
+        let pool = b.order.iter().take(4 * self.config.candidates).chain(
+            declared
+                .iter()
+                .flat_map(|&c| b.by_tag[c as usize].iter().take(per)),
+        );
+        let boost = self.config.basic_match_boost;
+        for &i in pool {
+            if cands.contains_key(&i) || !admissible(i) {
+                continue;
+            }
+            let tags: &[u32] = match b.tags.get(i as usize) {
+                Some(t) if !t.is_empty() => t,
+                _ => std::slice::from_ref(&self.catalog.item_category[i as usize]),
+            };
+            let matched = declared.iter().find(|c| tags.contains(c)).copied();
+            let share = declared.iter().filter(|c| tags.contains(c)).count() as f32
+                / declared.len().max(1) as f32;
+            let score = W_BASIC * b.trend[i as usize] * (1.0 + boost * share) / (1.0 + boost);
+            cands.insert(
+                i,
+                Candidate {
+                    item: i,
+                    score,
+                    behaviour: None,
+                    declared: matched,
+                },
+            );
+        }
+    }
+
+    /// kNN votes of the history's neighbours, each with the entries that gave most of it.
+    fn knn_votes(&self, knn: &ItemKnn, req: &Request<'_>, ages: &[usize]) -> ItemMap<Votes> {
+        let mut raw: ItemMap<Votes> = ItemMap::default();
+        raw.reserve(req.history.len() * 16);
+        for (n, (&h, &age)) in req.history.iter().zip(ages).enumerate() {
+            if h as usize >= knn.n_items {
+                continue;
+            }
+            let kind = self.kind_of(req, n).bit();
+            let r = knn.recency_weight(age);
+            let (nb, sim) = knn.neighbours(h);
+            for (&j, &s) in nb.iter().zip(sim) {
+                let c = r * s;
+                let e = raw.entry(j).or_insert(Votes {
+                    sum: 0.0,
+                    top: (n as u32, 0.0),
+                    second: None,
+                    kinds: 0,
+                });
+                e.sum += c;
+                if c > 0.0 {
+                    e.kinds |= kind;
+                }
+                if c > e.top.1 {
+                    e.second = Some(e.top).filter(|t| t.1 > 0.0);
+                    e.top = (n as u32, c);
+                } else if c > e.second.map_or(0.0, |t| t.1) {
+                    e.second = Some((n as u32, c));
+                }
+            }
+        }
+        raw
+    }
+
+    fn knn_candidates(
+        &self,
+        knn: &ItemKnn,
+        req: &Request<'_>,
+        admissible: &dyn Fn(u32) -> bool,
+        cands: &mut ItemMap<Candidate>,
+    ) {
+        let mut ages = Vec::new();
+        event_ages(req.history.len(), req.history_ts, &mut ages);
+        let raw = self.knn_votes(knn, req, &ages);
+        let max = raw.values().map(|v| v.sum).fold(0f32, f32::max);
+        if max <= 0.0 {
+            return;
+        }
+        for (j, v) in raw {
+            if admissible(j) {
+                let part = W_BEHAVIOUR * v.sum / max;
+                cands.insert(
+                    j,
+                    Candidate {
+                        item: j,
+                        score: part + W_POPULAR * self.popularity[j as usize],
+                        behaviour: Some(Behaviour {
+                            top: v.top.0,
+                            top_part: W_BEHAVIOUR * v.top.1 / max,
+                            second: v.second.map(|(n, c)| (n, W_BEHAVIOUR * c / max)),
+                            part,
+                            kinds: v.kinds,
+                        }),
+                        declared: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Candidates from a factor model (optionally blended with kNN): the subject is folded in
+    /// from their history against the cached Gram matrix, every item is scored (`O(items x
+    /// factors)`), and the best `candidates` admissible ones are kept. Their reasons are worked
+    /// out after the picks ([`FactorExplainer::attribute`]), only for the items shown.
+    fn factor_candidates<'m>(
+        &self,
+        factors: &'m Factors,
+        knn: Option<(&'m ItemKnn, f32)>,
+        req: &Request<'_>,
+        admissible: &dyn Fn(u32) -> bool,
+        cands: &mut ItemMap<Candidate>,
+    ) -> Option<FactorExplainer<'m>> {
+        let fold = factors.als.fold_in_with(&factors.gram, req.history).ok()?;
+        let k = factors.als.factors();
+        let mut scores = vec![0f32; self.popularity.len()];
+        for (s, y) in scores
+            .iter_mut()
+            .zip(factors.als.item_factors.chunks_exact(k))
+        {
+            *s = dot(&fold.x, y);
+        }
+        let als_max = scores.iter().copied().fold(0f32, f32::max);
+        scale_to_max(&mut scores);
+        let knn = match knn {
+            Some((m, w)) => {
+                let mut ages = Vec::new();
+                event_ages(req.history.len(), req.history_ts, &mut ages);
+                let votes = self.knn_votes(m, req, &ages);
+                let max = votes.values().map(|v| v.sum).fold(0f32, f32::max);
+                for s in scores.iter_mut() {
+                    *s *= 1.0 - w;
+                }
+                if max > 0.0 {
+                    for (j, v) in votes {
+                        if let Some(s) = scores.get_mut(j as usize) {
+                            *s += w * v.sum.max(0.0) / max;
+                        }
+                    }
+                }
+                Some((m, w, max, ages))
+            }
+            None => None,
+        };
+        let best = top_k(&scores, self.config.candidates, |j| !admissible(j));
+        for (j, part) in best {
+            if part <= 0.0 {
+                break;
+            }
+            let part = W_BEHAVIOUR * part;
+            cands.insert(
+                j,
+                Candidate {
+                    item: j,
+                    score: part + W_POPULAR * self.popularity[j as usize],
+                    behaviour: Some(Behaviour {
+                        top: 0,
+                        top_part: 0.0,
+                        second: None,
+                        part,
+                        kinds: 0,
+                    }),
+                    declared: None,
+                },
+            );
+        }
+        Some(FactorExplainer {
+            factors,
+            fold,
+            als_max,
+            knn,
+        })
+    }
+
+    /// Items each group must get in an answer of `slots` items.
+    fn group_floors(&self, slots: usize) -> Vec<usize> {
+        if self.config.group_min_share.is_empty() {
+            return self.config.group_min_slots.clone();
+        }
+        self.config
+            .group_min_share
+            .iter()
+            .map(|s| (s * slots as f32 - 1e-4).ceil().max(0.0) as usize)
+            .collect()
+    }
+
+    /// Whether `picked` holds every group's floor for an answer of `slots` items.
+    fn floors_met(&self, picked: &[Candidate], slots: usize) -> bool {
+        self.group_floors(slots).iter().enumerate().all(|(g, &m)| {
+            picked
+                .iter()
+                .filter(|c| self.catalog.item_group.get(c.item as usize) == Some(&(g as u32)))
+                .count()
+                >= m
+        })
+    }
+
     /// Greedy MMR: relevance minus redundancy (same category), under the category cap and the
     /// group exposure floors. Returns the picks and whether a floor changed any pick.
     fn mmr(&self, pool: &[Candidate], slots: usize) -> (Vec<Candidate>, bool) {
         let lambda = self.config.mmr_lambda;
-        let mins = &self.config.group_min_slots;
+        let mins = &self.group_floors(slots);
         let group = |i: u32| self.catalog.item_group.get(i as usize).copied();
         let mut chosen: Vec<Candidate> = Vec::with_capacity(slots);
         // Per category, indexed by category (a hash map here was a tenth of a request).
@@ -793,13 +1194,26 @@ impl Engine {
             let named = (b.top_part >= REASON_MIN_SHARE * c.score)
                 .then(|| req.history.get(top).copied())
                 .flatten();
+            let also = b
+                .second
+                .filter(|&(_, p)| p >= REASON_MIN_SHARE * c.score)
+                .and_then(|(n, _)| Some((n as usize, *req.history.get(n as usize)?)))
+                .filter(|&(_, item)| named.is_some_and(|t| t != item));
             let reason = if let Some(item) = named {
                 let kind = self.kind_of(req, top);
                 categories.push(kind.data_category());
-                Some(Reason::Because {
-                    item,
-                    text: kind.because(&self.catalog.titles[item as usize]),
-                })
+                let title = &self.catalog.titles[item as usize];
+                let text = match also {
+                    Some((n, other)) => {
+                        let other_kind = self.kind_of(req, n);
+                        if !categories.contains(&other_kind.data_category()) {
+                            categories.push(other_kind.data_category());
+                        }
+                        kind.because_both(title, other_kind, &self.catalog.titles[other as usize])
+                    }
+                    None => kind.because(title),
+                };
+                Some(Reason::Because { item, text })
             } else if b.part >= REASON_MIN_SHARE * c.score {
                 let things: Vec<&str> = used.iter().map(|k| k.things()).collect();
                 Some(Reason::Activity {
@@ -859,6 +1273,58 @@ impl Engine {
             reasons,
             data_categories,
             exploration: false,
+        }
+    }
+}
+
+impl FactorExplainer<'_> {
+    /// Each history entry's part of item `j`'s behavioural score, in the score's own units:
+    /// the factor part is exact (the fold-in is linear in the entries, [`FoldIn::parts`]),
+    /// the kNN part is the entry's vote. The entries with the largest parts are the reason.
+    fn attribute(&self, j: u32, part: f32, req: &Request<'_>, engine: &Engine) -> Behaviour {
+        let w = self.knn.as_ref().map_or(0.0, |k| k.1);
+        let mut parts = match (self.factors.item_factor(j), self.als_max > 0.0) {
+            (Some(y), true) => self
+                .fold
+                .parts(&self.factors.als.item_factors, req.history, y)
+                .into_iter()
+                .map(|p| (1.0 - w) * p / self.als_max)
+                .collect(),
+            _ => vec![0.0; req.history.len()],
+        };
+        if let Some((knn, w, max, ages)) = &self.knn
+            && *max > 0.0
+        {
+            for (n, (&h, &age)) in req.history.iter().zip(ages).enumerate() {
+                if h as usize >= knn.n_items {
+                    continue;
+                }
+                let (nb, sim) = knn.neighbours(h);
+                if let Some(p) = nb.iter().position(|&x| x == j) {
+                    parts[n] += w * knn.recency_weight(age) * sim[p] / max;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_by(|&a, &b| parts[b].total_cmp(&parts[a]).then(a.cmp(&b)));
+        let kinds = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p > 0.0)
+            .fold(0u8, |k, (n, _)| k | engine.kind_of(req, n).bit());
+        let at = |r: usize| {
+            order
+                .get(r)
+                .map(|&n| (n as u32, W_BEHAVIOUR * parts[n]))
+                .filter(|p| p.1 > 0.0)
+        };
+        let (top, top_part) = at(0).unwrap_or((0, 0.0));
+        Behaviour {
+            top,
+            top_part,
+            second: at(1),
+            part,
+            kinds,
         }
     }
 }
@@ -1063,7 +1529,9 @@ mod tests {
     #[test]
     fn engine_from_model_file_checks_the_item_list() {
         let e = engine();
-        let knn = e.knn.clone().unwrap();
+        let Some(FullModel::Knn(knn)) = e.model.clone() else {
+            panic!("a kNN engine")
+        };
         let ids = e.catalog().item_ids.clone();
         let file = crate::codec::ModelFile::new(
             crate::models::Model::ItemKnn(knn),
@@ -1091,8 +1559,11 @@ mod tests {
         let mut counts9 = counts.clone();
         counts9.push(100);
         let g = Engine::from_model_file(grown, &counts9, &file, ServeConfig::default()).unwrap();
-        assert_eq!(g.knn.as_ref().unwrap().n_items, 9);
-        assert!(g.knn.as_ref().unwrap().neighbours(8).0.is_empty());
+        let Some(FullModel::Knn(knn)) = &g.model else {
+            panic!("a kNN engine")
+        };
+        assert_eq!(knn.n_items, 9);
+        assert!(knn.neighbours(8).0.is_empty());
         let r = g.recommend(&req(Level::Off));
         assert!(
             r.items.iter().any(|i| i.item == 8),

@@ -63,6 +63,9 @@ pub struct ServingItem {
     /// Available and not deleted.
     pub servable: bool,
     pub sensitive_kind: Option<String>,
+    pub brand: Option<String>,
+    /// Free attributes, a JSON object's text (item groups for exposure constraints read it).
+    pub attributes: String,
 }
 
 const ITEM_COLUMNS: &str = "id, name, category_id, price_cents, currency, available, image_url, brand, attributes, sensitive_kind, deleted, updated_at";

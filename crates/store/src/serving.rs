@@ -23,6 +23,9 @@ pub struct ModelVersion {
     pub counts: String,
     /// JSON of the fitted confidence calibration, or empty.
     pub calibration: String,
+    /// JSON of how the version was trained and chosen (model selection figures, reweighing),
+    /// or empty for versions from before migration 0015. Listed with the versions.
+    pub training: String,
     pub body: String,
     pub active: bool,
 }
@@ -127,6 +130,7 @@ fn decode_model(r: &sqlx::any::AnyRow, with_body: bool) -> Result<ModelVersion> 
         } else {
             String::new()
         },
+        training: r.try_get("training")?,
         body: if with_body {
             r.try_get("body")?
         } else {
@@ -253,7 +257,7 @@ impl Store {
         Vec<(String, String, Option<String>)>,
     )> {
         let items = sqlx::query(
-            "SELECT id, name, category_id, available, deleted, sensitive_kind FROM items ORDER BY id",
+            "SELECT id, name, category_id, available, deleted, sensitive_kind, brand, attributes FROM items ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -272,6 +276,8 @@ impl Store {
                         servable: r.try_get::<i64, _>("available")? != 0
                             && r.try_get::<i64, _>("deleted")? == 0,
                         sensitive_kind: r.try_get("sensitive_kind")?,
+                        brand: r.try_get("brand")?,
+                        attributes: r.try_get("attributes")?,
                     })
                 })
                 .collect::<Result<_>>()?,
@@ -294,7 +300,7 @@ impl Store {
             m,
             |tx, m| {
                 Box::pin(async move {
-                    sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0) ON CONFLICT (version) DO NOTHING")
+                    sqlx::query("INSERT INTO model_versions (version, kind, created_at, subjects, interactions, items, counts, body, calibration, training, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0) ON CONFLICT (version) DO NOTHING")
                         .bind(&m.version)
                         .bind(&m.kind)
                         .bind(m.created_at)
@@ -304,6 +310,7 @@ impl Store {
                         .bind(&m.counts)
                         .bind(&m.body)
                         .bind(&m.calibration)
+                        .bind(&m.training)
                         .execute(&mut **tx)
                         .await?;
                     Ok(())
@@ -372,7 +379,7 @@ impl Store {
 
     /// Versions without their bodies, newest first.
     pub async fn model_versions(&self) -> Result<Vec<ModelVersion>> {
-        let rows = sqlx::query("SELECT version, kind, created_at, subjects, interactions, items, active FROM model_versions ORDER BY created_at DESC").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT version, kind, created_at, subjects, interactions, items, training, active FROM model_versions ORDER BY created_at DESC").fetch_all(&self.pool).await?;
         rows.iter().map(|r| decode_model(r, false)).collect()
     }
 

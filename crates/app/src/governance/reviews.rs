@@ -124,7 +124,9 @@ impl App {
         let figures = |m: &candor_store::ModelVersion| {
             json!({"version": m.version, "kind": m.kind, "created_at": candor_domain::format_micros(m.created_at),
                    "subjects": m.subjects, "interactions": m.interactions, "items": m.items,
-                   "calibrated": !m.calibration.is_empty()})
+                   "calibrated": !m.calibration.is_empty(),
+                   // The model selection's per-level choice and validation figures.
+                   "validation": serde_json::from_str::<Value>(&m.training).unwrap_or(Value::Null)})
         };
         let diff = active.as_ref().map(|a| {
             json!({"subjects": m.subjects - a.subjects, "interactions": m.interactions - a.interactions,

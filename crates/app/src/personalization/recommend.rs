@@ -19,9 +19,8 @@ use base64::Engine as _;
 use candor_domain::preferences::Level;
 use candor_domain::{AuditDraft, ConsentStatus, DataCategory, PurposeId, SubjectKey};
 use candor_recommend::codec::ModelFile;
-use candor_recommend::matrix::Interactions;
-use candor_recommend::models::{ItemKnn, KnnParams, Model};
-use candor_recommend::serve::{self, Calibration, Catalog, Engine, ServeConfig};
+use candor_recommend::select::{SelectParams, select};
+use candor_recommend::serve::{self, Catalog, Engine, ServeConfig};
 use candor_store::{DecisionRow, ModelVersion};
 use serde_json::json;
 
@@ -41,7 +40,13 @@ pub struct Serving {
     generation: u64,
     /// Why the answer is popularity-only, when it is.
     pub note: Option<String>,
+    /// Items that carry the configured exposure group attribute at all.
+    grouped_items: usize,
 }
+
+/// Histories, their times (when asked for), popularity counts, subjects left out for lack of
+/// consent.
+type TrainingData = (Vec<Vec<u32>>, Vec<Vec<i64>>, Vec<u32>, usize);
 
 /// Subjects per page when training reads events and consent (two reads per page).
 const TRAINING_PAGE: i64 = 2000;
@@ -71,6 +76,7 @@ impl Serving {
             model_version: None,
             generation: 0,
             note: Some("starting".into()),
+            grouped_items: 0,
         }
     }
 
@@ -147,6 +153,8 @@ pub struct Recommendations {
     pub model_version: String,
     /// Whether `confidence` is a calibrated probability of engagement (fitted on held-out data).
     pub confidence_calibrated: bool,
+    /// Whether the exposure constraint (`recommend.exposure`) changed a pick.
+    pub fairness_adjusted: bool,
     /// Set when the answer is non-personal for a reason the person or operator should know.
     pub fallback: Option<String>,
     /// Every rule that shaped this answer, in the order applied.
@@ -177,6 +185,8 @@ struct EngineCatalog {
     category_index: HashMap<String, u32>,
     /// Per engine index: available and not deleted.
     servable: Vec<bool>,
+    /// Items that carry the exposure group attribute.
+    grouped_items: usize,
 }
 
 fn decode_model(m: &ModelVersion) -> Result<ModelFile> {
@@ -195,6 +205,8 @@ fn decode_model(m: &ModelVersion) -> Result<ModelFile> {
 fn serve_config(app: &App) -> ServeConfig {
     let r = &app.config.recommend;
     ServeConfig {
+        // groups are numbered in `min_share` order; the last group (other values) is free
+        group_min_share: r.exposure.min_share.values().map(|&s| s as f32).collect(),
         mmr_lambda: r.mmr_lambda,
         category_cap: r.category_cap,
         exploration_slot: r.exploration_slot,
@@ -235,6 +247,15 @@ impl App {
             category_sensitive,
             item_group: Vec::new(),
         };
+        let exposure = &self.config.recommend.exposure;
+        let groups: HashMap<&str, u32> = exposure
+            .min_share
+            .keys()
+            .enumerate()
+            .map(|(g, k)| (k.as_str(), g as u32))
+            .collect();
+        let other_group = groups.len() as u32;
+        let mut grouped_items = 0;
         let mut servable = Vec::with_capacity(items.len());
         let mut item_index = HashMap::with_capacity(items.len());
         let by_id: HashMap<&str, usize> = items
@@ -261,6 +282,15 @@ impl App {
             catalog.item_ids.push(i.id.clone());
             catalog.titles.push(i.name.clone());
             catalog.item_category.push(c);
+            if !groups.is_empty() {
+                let value = exposure.group_of(i.brand.as_deref(), &i.category_id, &i.attributes);
+                grouped_items += usize::from(value.is_some());
+                catalog.item_group.push(
+                    value
+                        .and_then(|v| groups.get(v.as_str()).copied())
+                        .unwrap_or(other_group),
+                );
+            }
             servable.push(i.servable);
         }
         Ok(EngineCatalog {
@@ -269,7 +299,29 @@ impl App {
             category_ids: cats.into_iter().map(|c| c.0).collect(),
             category_index,
             servable,
+            grouped_items,
         })
+    }
+
+    /// At start: an exposure group attribute that no item of a non-empty catalog carries is a
+    /// configuration error (a typo would otherwise silently constrain nothing).
+    pub(crate) fn check_exposure_groups(&self) -> Result<()> {
+        let exposure = &self.config.recommend.exposure;
+        let serving = self.serving();
+        if !exposure.group_attribute.is_empty()
+            && !serving.engine.catalog().item_ids.is_empty()
+            && serving.grouped_items == 0
+        {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "recommend.exposure.group_attribute",
+                message: format!(
+                    "no item of the catalog has the attribute `{}`",
+                    exposure.group_attribute
+                ),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Rebuilds the engine from the active model (or popularity alone) and swaps it in.
@@ -286,6 +338,7 @@ impl App {
             category_ids,
             category_index,
             servable,
+            grouped_items,
         } = self.catalog_for_engine(order).await?;
         let built = match (&active, file) {
             (Some(m), Ok(Some(f))) => self
@@ -348,6 +401,7 @@ impl App {
             model_version,
             generation,
             note,
+            grouped_items,
         });
         Ok(())
     }
@@ -397,11 +451,26 @@ impl App {
         item_index: &HashMap<String, u32>,
         page_subjects: i64,
     ) -> Result<(Vec<Vec<u32>>, Vec<u32>, usize)> {
+        let (histories, _, counts, excluded) = self
+            .training_data_timed(item_index, page_subjects, false)
+            .await?;
+        Ok((histories, counts, excluded))
+    }
+
+    /// [`App::training_data`] with each history entry's time when `timed` (model selection
+    /// cuts its validation slice by time and weighs recency).
+    async fn training_data_timed(
+        &self,
+        item_index: &HashMap<String, u32>,
+        page_subjects: i64,
+        timed: bool,
+    ) -> Result<TrainingData> {
         let purpose_id = PurposeId::parse(&self.config.recommend.purpose)?;
         let purposes = self.purposes();
         let purpose = purposes.get(&purpose_id);
         let mut counts = vec![0u32; item_index.len()];
         let mut histories = Vec::new();
+        let mut times = Vec::new();
         let mut excluded = 0;
         let mut after = String::new();
         loop {
@@ -429,26 +498,31 @@ impl App {
                     excluded += 1;
                     continue;
                 }
-                let row: Vec<u32> = events
+                let (row, at): (Vec<u32>, Vec<i64>) = events
                     .iter()
-                    .filter_map(|e| item_index.get(&e.item_id).copied())
-                    .collect();
+                    .filter_map(|e| item_index.get(&e.item_id).map(|&i| (i, e.at)))
+                    .unzip();
                 for &it in &row {
                     counts[it as usize] += 1;
                 }
                 if !row.is_empty() {
                     histories.push(row);
+                    if timed {
+                        times.push(at);
+                    }
                 }
             }
         }
-        Ok((histories, counts, excluded))
+        Ok((histories, times, counts, excluded))
     }
 
     async fn popularity_counts(&self, item_index: &HashMap<String, u32>) -> Result<Vec<u32>> {
         Ok(self.training_data(item_index, TRAINING_PAGE).await?.1)
     }
 
-    /// Trains an item-kNN model on consented data, stores it, and activates it.
+    /// Trains item-kNN and ALS on consented data, chooses kNN, ALS or a blend of them on a
+    /// validation slice cut by time from that data (`candor_recommend::select`), stores the
+    /// chosen model with the choice and its figures, and activates it.
     pub async fn train(
         &self,
         actor: &str,
@@ -466,98 +540,53 @@ impl App {
                 "the catalog is empty; nothing to train on",
             ));
         }
-        let (histories, counts, excluded) = self.training_data(&item_index, TRAINING_PAGE).await?;
+        let (histories, times, counts, excluded) = self
+            .training_data_timed(&item_index, TRAINING_PAGE, true)
+            .await?;
         let interactions: usize = histories.iter().map(Vec::len).sum();
         progress(&format!(
-            "fitting item-kNN on {} subjects, {interactions} interactions",
+            "fitting item-kNN and ALS on {} subjects, {interactions} interactions, and choosing between them",
             histories.len()
         ));
         let n_items = catalog.item_ids.len();
         let subjects = histories.len();
-        let (cal_catalog, cal_counts, cal_config) =
-            (catalog.clone(), counts.clone(), serve_config(self));
-        let fitted = tokio::task::spawn_blocking(
-            move || -> std::result::Result<(ItemKnn, Calibration), String> {
-                // Calibration: hold out each subject's latest interaction, fit on the rest, and learn
-                // how often an item scored s was the one the person went on to choose.
-                let (rows, held): (Vec<Vec<u32>>, Vec<Option<u32>>) = histories
-                    .iter()
-                    .map(|h| match h.split_last() {
-                        Some((last, rest)) if !rest.is_empty() => (rest.to_vec(), Some(*last)),
-                        _ => (h.clone(), None),
-                    })
-                    .unzip();
-                let held_out =
-                    Interactions::from_rows(n_items, &rows).map_err(|e| e.to_string())?;
-                let cal_engine = Engine::new(
-                    cal_catalog.clone(),
-                    &cal_counts,
-                    Some(ItemKnn::fit(&held_out, KnnParams::default())),
-                    "calibration".into(),
-                    cal_config,
-                )
-                .map_err(|e| e.to_string())?;
-                let every_category: Vec<u32> =
-                    (0..cal_catalog.category_names.len() as u32).collect();
-                let cases: Vec<(&Vec<u32>, Vec<i64>, [u32; 1])> = rows
-                    .iter()
-                    .zip(&held)
-                    .filter_map(|(h, last)| last.map(|l| (h, (0..h.len() as i64).collect(), [l])))
-                    .take(5000)
-                    .collect();
-                let calibration = Calibration::fit_engine(
-                    &cal_engine,
-                    cases.iter().map(|(h, ts, used)| {
-                        let req = serve::Request {
-                            level: serve::Level::Full,
-                            consent: serve::Consent {
-                                behaviour: true,
-                                declared: true,
-                            },
-                            history: h,
-                            history_ts: ts,
-                            history_kinds: &[],
-                            declared: &[],
-                            sensitive_opt_in: &every_category,
-                            owned: &[],
-                            k: 10,
-                            seed: 0,
-                        };
-                        (req, &used[..])
-                    }),
-                );
-                let train =
-                    Interactions::from_rows(n_items, &histories).map_err(|e| e.to_string())?;
-                Ok((ItemKnn::fit(&train, KnnParams::default()), calibration))
-            },
-        );
-        let (knn, calibration) = fitted
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(AppError::Internal)?;
+        let (sel_catalog, sel_config) = (catalog.clone(), serve_config(self));
+        let params = SelectParams {
+            choice: self.config.recommend.model,
+            ..SelectParams::default()
+        };
+        let selected = tokio::task::spawn_blocking(move || {
+            select(&sel_catalog, &histories, &times, &sel_config, &params)
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("model training stopped: {e}")))?
+        .map_err(|e| AppError::Internal(format!("model training failed: {e}")))?;
+        let kind = selected.model.kind().name();
+        let training = json!({ "selection": selected.selection });
         let file = ModelFile::new(
-            Model::ItemKnn(knn),
+            selected.model,
             catalog.item_ids.clone(),
             vec!["browsing".into(), "purchase".into()],
             vec![self.config.recommend.purpose.clone()],
             (self.now() / 1_000_000) as u64,
         )
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::Internal(format!("model file of the {kind} model: {e}")))?;
         let bytes = file
             .to_bytes()
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+            .map_err(|e| AppError::Internal(format!("model file of the {kind} model: {e}")))?;
         let version = ModelVersion {
             version: file.meta.version.clone(),
-            kind: "item-knn".into(),
+            kind: kind.into(),
             created_at: self.now(),
             subjects: subjects as i64,
             interactions: interactions as i64,
             items: n_items as i64,
             counts: serde_json::to_string(&counts)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+                .map_err(|e| AppError::Internal(format!("popularity counts: {e}")))?,
             body: base64::engine::general_purpose::STANDARD.encode(bytes),
-            calibration: serde_json::to_string(&calibration)
-                .map_err(|e| AppError::Internal(e.to_string()))?,
+            calibration: serde_json::to_string(&selected.calibration)
+                .map_err(|e| AppError::Internal(format!("calibration: {e}")))?,
+            training: training.to_string(),
             active: false,
         };
         progress("storing the model");
@@ -565,7 +594,7 @@ impl App {
             actor,
             candor_domain::AuditAction::ModelTrain,
             &version.version,
-            json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items}),
+            json!({"interactions": interactions, "subjects_excluded_without_consent": excluded, "items": n_items, "kind": kind, "training": training}),
         );
         self.store.save_model(&version, &audit).await?;
         let review = match self
@@ -812,6 +841,7 @@ impl App {
             lowered_by = Some("low confidence");
         }
         let confidence_calibrated = resp.calibrated;
+        let fairness_adjusted = resp.fairness_adjusted;
         let applied = match resp.level {
             serve::Level::Off => Level::Off,
             serve::Level::Basic => Level::Basic,
@@ -874,6 +904,24 @@ impl App {
                 ""
             }
         ));
+        let exposure = &cfg.exposure;
+        if !exposure.min_share.is_empty() {
+            let floors: Vec<String> = exposure
+                .min_share
+                .iter()
+                .map(|(g, s)| format!("{:.0}% {g}", s * 100.0))
+                .collect();
+            filters.push(format!(
+                "exposure by {}: at least {} of each answer when available; {}",
+                exposure.group_attribute,
+                floors.join(", "),
+                if fairness_adjusted {
+                    "this answer was adjusted to meet it"
+                } else {
+                    "this answer met it without adjustment"
+                }
+            ));
+        }
         let catalog = serving.engine.catalog();
         let items: Vec<RecommendedItem> = resp
             .items
@@ -916,6 +964,7 @@ impl App {
             level_applied: applied,
             model_version,
             confidence_calibrated,
+            fairness_adjusted,
             fallback,
             filters,
             items,
@@ -1032,67 +1081,76 @@ mod tests {
     use candor_store::testing::TestDb;
     use candor_store::{CatalogCategory, EventRow, Item, both_stores};
 
+    use base64::Engine as _;
+    use candor_store::ModelVersion;
+
     use crate::App;
+
+    /// 6 garden items and 23 subjects: a third granted personalization, a third denied, a third
+    /// never asked; browsing and (not usable by the purpose) purchase events.
+    async fn small_shop(db: &TestDb) -> (std::sync::Arc<App>, crate::testing::TempDir) {
+        let dir = crate::testing::TempDir::new("train-pages");
+        let app = App::open(crate::testing::config(db, dir.path()))
+            .await
+            .unwrap();
+        app.create_purpose(
+            "test",
+            &crate::testing::purpose("personalization", &["browsing"]),
+        )
+        .await
+        .unwrap();
+        let items: Vec<Item> = (0..6)
+            .map(|i| Item {
+                id: format!("sku-{i}"),
+                name: format!("Item {i}"),
+                category_id: "garden".into(),
+                price_cents: 100,
+                ..Default::default()
+            })
+            .collect();
+        let garden = CatalogCategory {
+            id: "garden".into(),
+            name: "Garden".into(),
+            sensitive_kind: None,
+        };
+        app.upsert_catalog("test", &[garden], &items).await.unwrap();
+        // 23 subjects: a third granted, a third denied, a third never asked; browsing and
+        // (not usable by the purpose) purchase events.
+        let pid = PurposeId::parse("personalization").unwrap();
+        let mut events = Vec::new();
+        let mut decisions = Vec::new();
+        for s in 0..23 {
+            let key = app.subject_key(&format!("s{s}")).unwrap();
+            match s % 3 {
+                0 => decisions.push((
+                    key.clone(),
+                    vec![(pid.clone(), ConsentDecision::Granted, 1)],
+                )),
+                1 => decisions.push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
+                _ => {}
+            }
+            for e in 0..(1 + s % 4) {
+                events.push(EventRow {
+                    subject_key: key.to_string(),
+                    kind: "view".into(),
+                    item_id: format!("sku-{}", (s + e) % 6),
+                    quantity: 1,
+                    at: 10 + e as i64,
+                    category: if e == 2 { "purchase" } else { "browsing" }.into(),
+                    purpose: "personalization".into(),
+                });
+            }
+        }
+        app.import_consents_bulk("test", &decisions).await.unwrap();
+        app.store.insert_events(&events).await.unwrap();
+        app.reload_serving().await.unwrap();
+        (app, dir)
+    }
 
     both_stores!(
         training_reads_the_same_data_whatever_the_page_size,
         |db: TestDb| async move {
-            let dir = crate::testing::TempDir::new("train-pages");
-            let app = App::open(crate::testing::config(&db, dir.path()))
-                .await
-                .unwrap();
-            app.create_purpose(
-                "test",
-                &crate::testing::purpose("personalization", &["browsing"]),
-            )
-            .await
-            .unwrap();
-            let items: Vec<Item> = (0..6)
-                .map(|i| Item {
-                    id: format!("sku-{i}"),
-                    name: format!("Item {i}"),
-                    category_id: "garden".into(),
-                    price_cents: 100,
-                    ..Default::default()
-                })
-                .collect();
-            let garden = CatalogCategory {
-                id: "garden".into(),
-                name: "Garden".into(),
-                sensitive_kind: None,
-            };
-            app.upsert_catalog("test", &[garden], &items).await.unwrap();
-            // 23 subjects: a third granted, a third denied, a third never asked; browsing and
-            // (not usable by the purpose) purchase events.
-            let pid = PurposeId::parse("personalization").unwrap();
-            let mut events = Vec::new();
-            let mut decisions = Vec::new();
-            for s in 0..23 {
-                let key = app.subject_key(&format!("s{s}")).unwrap();
-                match s % 3 {
-                    0 => decisions.push((
-                        key.clone(),
-                        vec![(pid.clone(), ConsentDecision::Granted, 1)],
-                    )),
-                    1 => decisions
-                        .push((key.clone(), vec![(pid.clone(), ConsentDecision::Denied, 1)])),
-                    _ => {}
-                }
-                for e in 0..(1 + s % 4) {
-                    events.push(EventRow {
-                        subject_key: key.to_string(),
-                        kind: "view".into(),
-                        item_id: format!("sku-{}", (s + e) % 6),
-                        quantity: 1,
-                        at: 10 + e as i64,
-                        category: if e == 2 { "purchase" } else { "browsing" }.into(),
-                        purpose: "personalization".into(),
-                    });
-                }
-            }
-            app.import_consents_bulk("test", &decisions).await.unwrap();
-            app.store.insert_events(&events).await.unwrap();
-            app.reload_serving().await.unwrap();
+            let (app, _dir) = small_shop(&db).await;
             let index = app.serving().item_index.clone();
             let whole = app.training_data(&index, 1000).await.unwrap();
             assert_eq!(whole.2, 15, "denied and never-asked subjects are left out");
@@ -1109,6 +1167,75 @@ mod tests {
                 );
             }
             app.store.close().await;
+        }
+    );
+
+    both_stores!(
+        a_model_that_cannot_serve_full_is_refused_at_activation,
+        |db: TestDb| async move {
+            let (app, _dir) = small_shop(&db).await;
+            let trained = app.train("test", &|_| {}).await.unwrap();
+            let ids = app.serving().engine.catalog().item_ids.clone();
+            let wrong = candor_recommend::codec::ModelFile::new(
+                candor_recommend::models::Model::Popularity(candor_recommend::models::Popularity {
+                    counts: vec![1; ids.len()],
+                }),
+                ids.clone(),
+                vec![],
+                vec![],
+                0,
+            )
+            .unwrap();
+            let stored = app
+                .store
+                .model_version(&trained.version)
+                .await
+                .unwrap()
+                .unwrap();
+            let version = ModelVersion {
+                version: wrong.meta.version.clone(),
+                kind: "popularity".into(),
+                body: base64::engine::general_purpose::STANDARD.encode(wrong.to_bytes().unwrap()),
+                ..stored
+            };
+            let audit = candor_domain::AuditDraft::new(
+                "test",
+                candor_domain::AuditAction::ModelTrain,
+                &version.version,
+                serde_json::json!({}),
+            );
+            app.store.save_model(&version, &audit).await.unwrap();
+            let err = app
+                .activate_model("test", &version.version)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot serve level full"), "{err}");
+            assert_eq!(
+                app.serving().model_version(),
+                Some(trained.version.as_str()),
+                "the previous model keeps serving"
+            );
+            app.store.close().await;
+        }
+    );
+
+    both_stores!(
+        an_exposure_attribute_no_item_has_is_refused_at_start,
+        |db: TestDb| async move {
+            let (app, dir) = small_shop(&db).await;
+            app.store.close().await;
+            let mut config = crate::testing::config(&db, dir.path());
+            config.recommend.exposure.group_attribute = "brand".into();
+            config.recommend.exposure.min_share = [("acme".to_owned(), 0.2)].into();
+            let err = match App::open(config).await {
+                Ok(_) => panic!("a group attribute no item has must not start"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains("recommend.exposure.group_attribute") && err.contains("brand"),
+                "{err}"
+            );
         }
     );
 }

@@ -82,6 +82,9 @@ pub struct RecommendationsView {
     pub model_version: String,
     /// Whether item confidences are calibrated probabilities (fitted on held-out data at training).
     pub confidence_calibrated: bool,
+    /// Whether the exposure constraint (`recommend.exposure`) changed a pick; the `filters`
+    /// line on exposure says the same in words.
+    pub fairness_adjusted: bool,
     /// Why the answer is non-personal, when it is for a reason worth saying.
     pub fallback: Option<String>,
     /// Every rule applied, in order.
@@ -100,6 +103,7 @@ impl From<Recommendations> for RecommendationsView {
             level_applied: r.level_applied.as_str().into(),
             model_version: r.model_version,
             confidence_calibrated: r.confidence_calibrated,
+            fairness_adjusted: r.fairness_adjusted,
             fallback: r.fallback,
             filters: r.filters,
             decision_id: r.decision_id,
@@ -250,6 +254,11 @@ pub struct ModelView {
     pub interactions: i64,
     pub items: i64,
     pub active: bool,
+    /// How the version was trained and chosen: `selection.levels[]` gives per level the
+    /// candidates' validation figures (NDCG@10, recall@10 on each subject's latest 20% of
+    /// the training data) and the one chosen; absent for versions trained before this record.
+    #[schema(value_type = Option<Object>)]
+    pub training: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -409,6 +418,7 @@ async fn list_models(
                 interactions: m.interactions,
                 items: m.items,
                 active: m.active,
+                training: serde_json::from_str(&m.training).ok(),
             })
             .collect(),
     ))

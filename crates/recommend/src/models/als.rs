@@ -11,7 +11,7 @@
 //! `[0, 0.01)` from a seeded generator with one stream per row, and every row is solved
 //! independently from read-only data, so results are identical for any thread count.
 
-use faer::linalg::solvers::Solve;
+use faer::linalg::solvers::{Llt, Solve};
 use faer::{Mat, Side};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -127,16 +127,40 @@ impl Als {
     /// A subject's factor from its history alone (exact solve against the item factors);
     /// used for subjects who were not in training or whose history changed since.
     pub fn fold_in(&self, history: &[u32]) -> Result<Vec<f32>> {
-        let k = self.params.factors;
-        let g = gram(&self.item_factors, k, self.params.regularization);
+        Ok(self.fold_in_with(&self.gram(), history)?.x)
+    }
+
+    /// `YᵀY + reg I`, the part of every fold-in system shared by all subjects: computed once
+    /// per model and kept, so a fold-in costs `O(|history| k² + k³)`, not `O(items k²)`.
+    pub fn gram(&self) -> Vec<f32> {
+        parallel_gram(
+            &self.item_factors,
+            self.params.factors,
+            self.params.regularization,
+        )
+    }
+
+    /// [`Als::fold_in`] against a cached [`Als::gram`], keeping the factorised system so that
+    /// each history entry's part of a score can be read back ([`FoldIn::parts`]).
+    pub fn fold_in_with(&self, gram: &[f32], history: &[u32]) -> Result<FoldIn> {
         let items: Vec<u32> = history
             .iter()
             .copied()
             .filter(|&i| (i as usize) < self.n_items)
             .collect();
-        let mut out = vec![0f32; k];
-        solve_exact(&g, &self.item_factors, &items, self.params.alpha, &mut out)?;
-        Ok(out)
+        let (llt, b) = system(
+            gram,
+            &self.item_factors,
+            &items,
+            self.params.alpha,
+            self.params.factors,
+        )?;
+        let x = solve_with(&llt, &b);
+        Ok(FoldIn {
+            x,
+            llt,
+            alpha: self.params.alpha,
+        })
     }
 
     /// Training loss (the objective above), for convergence checks.
@@ -297,9 +321,34 @@ fn cg_row(
     }
 }
 
-/// Exact solve of one row system with faer's Cholesky.
-fn solve_exact(g: &[f32], y: &[f32], items: &[u32], c: f32, out: &mut [f32]) -> Result<()> {
-    let k = out.len();
+/// A folded-in subject: the factor `x = A⁻¹ b` with `A = YᵀY + reg I + (alpha - 1) Σ y_h y_hᵀ`
+/// and `b = alpha Σ y_h`, and the Cholesky factor of `A`.
+pub struct FoldIn {
+    pub x: Vec<f32>,
+    llt: Llt<f32>,
+    alpha: f32,
+}
+
+impl FoldIn {
+    /// The part of the score `x · y_j` owed to each history entry, in `history` order. The
+    /// score is linear in the entries, `x · y_j = Σ_h alpha y_h · (A⁻¹ y_j)`, so the parts add
+    /// up to it exactly: an explanation names the items that really carry a factor score.
+    pub fn parts(&self, item_factors: &[f32], history: &[u32], y_j: &[f32]) -> Vec<f32> {
+        let k = self.x.len();
+        let z = solve_with(&self.llt, y_j);
+        history
+            .iter()
+            .map(|&h| {
+                item_factors
+                    .get(h as usize * k..(h as usize + 1) * k)
+                    .map_or(0.0, |y_h| self.alpha * dot(y_h, &z))
+            })
+            .collect()
+    }
+}
+
+/// Builds one row system `A x = b` and factorises `A` (faer's Cholesky).
+fn system(g: &[f32], y: &[f32], items: &[u32], c: f32, k: usize) -> Result<(Llt<f32>, Vec<f32>)> {
     let mut a = g.to_vec();
     let mut b = vec![0f32; k];
     for &i in items {
@@ -315,11 +364,19 @@ fn solve_exact(g: &[f32], y: &[f32], items: &[u32], c: f32, out: &mut [f32]) -> 
     let llt = a
         .llt(Side::Lower)
         .map_err(|e| RecError::Linalg(format!("{e:?}")))?;
-    let mut rhs = Mat::<f32>::from_fn(k, 1, |i, _| b[i]);
+    Ok((llt, b))
+}
+
+fn solve_with(llt: &Llt<f32>, b: &[f32]) -> Vec<f32> {
+    let mut rhs = Mat::<f32>::from_fn(b.len(), 1, |i, _| b[i]);
     llt.solve_in_place(&mut rhs);
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = rhs[(i, 0)];
-    }
+    (0..b.len()).map(|i| rhs[(i, 0)]).collect()
+}
+
+/// Exact solve of one row system with faer's Cholesky.
+fn solve_exact(g: &[f32], y: &[f32], items: &[u32], c: f32, out: &mut [f32]) -> Result<()> {
+    let (llt, b) = system(g, y, items, c, out.len())?;
+    out.copy_from_slice(&solve_with(&llt, &b));
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! concurrent requests. Item indices are the columns of the training matrix.
 
 pub mod als;
+pub mod blend;
 pub mod content;
 pub mod knn;
 pub mod popularity;
@@ -14,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::matrix::Interactions;
 
-pub use als::{Als, AlsParams, AlsSolver};
+pub use als::{Als, AlsParams, AlsSolver, FoldIn};
+pub use blend::{Blend, BlendParams};
 pub use content::{ContentModel, ContentParams};
 pub use knn::{ItemKnn, KnnParams, RecencyUnit, Weighting};
-pub use popularity::Popularity;
+pub use popularity::{Popularity, trending};
 
 /// What a model may look at for one request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,6 +80,8 @@ pub enum ModelKind {
     ItemKnn,
     Als,
     Content,
+    /// item-kNN and ALS mixed ([`Blend`]).
+    Blend,
 }
 
 impl ModelKind {
@@ -87,12 +91,13 @@ impl ModelKind {
             ModelKind::ItemKnn => "item-knn",
             ModelKind::Als => "als",
             ModelKind::Content => "content",
+            ModelKind::Blend => "blend",
         }
     }
 
     /// Whether the model reads individual behaviour (allowed only at personalization `full`).
     pub fn uses_behaviour(self) -> bool {
-        matches!(self, ModelKind::ItemKnn | ModelKind::Als)
+        matches!(self, ModelKind::ItemKnn | ModelKind::Als | ModelKind::Blend)
     }
 }
 
@@ -103,6 +108,7 @@ pub enum Model {
     ItemKnn(ItemKnn),
     Als(Als),
     Content(ContentModel),
+    Blend(Blend),
 }
 
 impl Model {
@@ -112,6 +118,7 @@ impl Model {
             Model::ItemKnn(_) => ModelKind::ItemKnn,
             Model::Als(_) => ModelKind::Als,
             Model::Content(_) => ModelKind::Content,
+            Model::Blend(_) => ModelKind::Blend,
         }
     }
 
@@ -121,6 +128,7 @@ impl Model {
             Model::ItemKnn(m) => m,
             Model::Als(m) => m,
             Model::Content(m) => m,
+            Model::Blend(m) => m,
         }
     }
 }
