@@ -49,7 +49,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, Row};
 
 pub use alerts::AlertRow;
 pub use analytics::{AnalyticsPage, AnalyticsRow, Dataset, StoredReport};
@@ -89,6 +89,8 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the database is busy: {0}")]
+    Busy(String),
     #[error(
         "over budget: {spent_epsilon} of {limit_epsilon} epsilon spent (delta {spent_delta} of {limit_delta}); this query costs {cost_epsilon}"
     )]
@@ -251,9 +253,25 @@ impl Store {
     /// Flushes the SQLite write-ahead log into the main file (no-op on PostgreSQL).
     pub async fn checkpoint(&self) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
+            // A reader in the middle of a transaction (a background job's query) makes the
+            // checkpoint report busy and leave the log in place, old page versions (an erased
+            // subject's rows) included: retry until the log is really truncated.
+            for attempt in 0..200 {
+                let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let busy: i64 = row.try_get(0)?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                if attempt == 199 {
+                    return Err(StoreError::Busy(
+                        "the write-ahead log could not be truncated: readers kept it busy for 10 s"
+                            .into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         Ok(())
     }
