@@ -70,6 +70,11 @@ pub use scheduler::Background;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
+/// A fresh id with a kind prefix (`era_3f2a...`, `evt_...`, `rev_...`): 96 random bits.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 12]>()))
+}
+
 /// The running application. Shared behind an `Arc`.
 pub struct App {
     config: Config,

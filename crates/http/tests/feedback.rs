@@ -6,7 +6,6 @@ mod common;
 use std::sync::Arc;
 
 use candor_app::SystemClock;
-use candor_domain::PurposeId;
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
 use common::Node;
@@ -15,26 +14,17 @@ use serde_json::{Value, json};
 
 /// A demo customer who allows personalization and has behaviour on file, at level full.
 async fn customer_at_full(node: &Node) -> String {
-    let p = PurposeId::parse("personalization").unwrap();
-    for i in 1..=300 {
-        let id = format!("cust-{i:04}");
-        let key = node.app.subject_key(&id).unwrap();
-        if node.app.consent_status(&key, &p).await.unwrap().allows()
-            && node.app.permitted_item_events(&key, 5).await.unwrap().len() >= 3
-        {
-            let (s, v) = node
-                .send(
-                    Method::PATCH,
-                    &format!("/v1/subjects/{id}/preferences"),
-                    Some(&node.consent),
-                    Some(json!({"level": "full", "source": "preference_center"})),
-                )
-                .await;
-            assert_eq!(s, 200, "{v}");
-            return id;
-        }
-    }
-    panic!("no consenting customer in the demo shop");
+    let id = common::consenting_customer(node).await;
+    let (s, v) = node
+        .send(
+            Method::PATCH,
+            &format!("/v1/subjects/{id}/preferences"),
+            Some(&node.consent),
+            Some(json!({"level": "full", "source": "preference_center"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    id
 }
 
 async fn answer(node: &Node, id: &str) -> Value {

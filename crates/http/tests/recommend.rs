@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use candor_app::config::RetentionRule;
 use candor_app::personalization::recommend::RecommendRequest;
 use candor_app::{App, Clock, ManualClock, SystemClock};
-use candor_domain::PurposeId;
 use candor_store::both_stores;
 use candor_store::testing::TestDb;
-use common::Node;
+use common::{Node, consenting_customer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -19,21 +18,6 @@ async fn shop(db: &TestDb) -> Node {
     let node = Node::start(db).await;
     node.load_demo(300, 400).await;
     node
-}
-
-/// A demo customer who currently allows personalization and has behavior on file.
-async fn consenting_customer(node: &Node) -> String {
-    let p = PurposeId::parse("personalization").unwrap();
-    for i in 1..=300 {
-        let id = format!("cust-{i:04}");
-        let key = node.app.subject_key(&id).unwrap();
-        if node.app.consent_status(&key, &p).await.unwrap().allows()
-            && node.app.permitted_item_events(&key, 5).await.unwrap().len() >= 3
-        {
-            return id;
-        }
-    }
-    panic!("no consenting customer in the demo shop");
 }
 
 fn rec_path(id: &str, rest: &str) -> String {

@@ -204,7 +204,7 @@ impl App {
                 .collect()
         };
         let event = (delivery == AudienceDelivery::Webhook).then(|| {
-            let id = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
+            let id = crate::new_id("evt");
             OutboxEvent {
                 payload: json!({
                     "id": id, "type": "audience.sync",

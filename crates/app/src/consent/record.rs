@@ -334,7 +334,7 @@ impl App {
             .iter()
             .map(|r| json!({"purpose": r.purpose, "decision": r.decision, "source": r.source, "policy_version": r.policy_version}))
             .collect();
-        let event_id = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
+        let event_id = crate::new_id("evt");
         let payload = json!({
             "id": event_id,
             "type": "consent.changed",

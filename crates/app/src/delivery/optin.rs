@@ -60,7 +60,7 @@ impl App {
         let expires_at =
             now + i64::from(self.config.journeys.confirmation_ttl_hours) * 3_600_000_000;
         let token = hex::encode(rand::random::<[u8; 32]>());
-        let id = format!("msg_{}", hex::encode(rand::random::<[u8; 12]>()));
+        let id = crate::new_id("msg");
         let payload = json!({
             "id": id,
             "type": "message.send",

@@ -247,7 +247,7 @@ impl App {
                             continue;
                         }
                         AlertRow {
-                            id: format!("alr_{}", hex::encode(rand::random::<[u8; 10]>())),
+                            id: crate::new_id("alr"),
                             metric: rule.metric.as_str().into(),
                             dimension: dimension.clone(),
                             state: "active".into(),
@@ -269,7 +269,7 @@ impl App {
                     }
                 };
                 let item = AlertItem::from_row(row.clone())?;
-                let event_id = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
+                let event_id = crate::new_id("evt");
                 let body = json!({
                     "id": event_id, "type": "alert.fired",
                     "created_at": candor_domain::format_micros(now),

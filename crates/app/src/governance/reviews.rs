@@ -89,7 +89,7 @@ impl App {
                     return Ok(Requested::Held(ReviewItem::from_row(r)?));
                 }
                 let row = ReviewRow {
-                    id: format!("rev_{}", hex::encode(rand::random::<[u8; 12]>())),
+                    id: crate::new_id("rev"),
                     kind: kind.as_str().into(),
                     target: version.to_owned(),
                     requested_by: actor.to_owned(),
@@ -201,7 +201,7 @@ impl App {
         let now = self.now();
         let reason = reason.trim().to_owned();
         let event = (verdict == Verdict::Override).then(|| {
-            let event_id = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
+            let event_id = crate::new_id("evt");
             OutboxEvent {
                 payload: json!({
                     "id": event_id,

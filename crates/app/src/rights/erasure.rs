@@ -160,8 +160,8 @@ impl App {
         let erasures: Vec<Erasure> = subjects
             .iter()
             .map(|s| {
-                let request_id = super::new_id("era");
-                let event_id = super::new_id("evt");
+                let request_id = crate::new_id("era");
+                let event_id = crate::new_id("evt");
                 Erasure {
                     subject: s.to_string(),
                     suppress,

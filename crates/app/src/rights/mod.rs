@@ -81,8 +81,3 @@ impl crate::App {
         )
     }
 }
-
-/// A fresh id with a kind prefix, e.g. `era_3f2a...`.
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 12]>()))
-}

@@ -215,7 +215,7 @@ impl App {
             policy_version: p.version,
             proof: ConsentProof::default(),
         };
-        let event_id = super::new_id("evt");
+        let event_id = crate::new_id("evt");
         let change = json!({"purpose": p.id, "decision": decision, "source": "api", "policy_version": p.version});
         let event = OutboxEvent {
             payload: json!({

@@ -163,7 +163,7 @@ impl App {
             RequestState::Received
         };
         let row = RightsRequestRow {
-            id: super::new_id("req"),
+            id: crate::new_id("req"),
             subject_key: subject.to_string(),
             kind: kind.as_str().into(),
             jurisdiction: jurisdiction.as_str().into(),
@@ -344,7 +344,7 @@ impl App {
                 continue;
             }
             let v = view(&r, now);
-            let event_id = super::new_id("evt");
+            let event_id = crate::new_id("evt");
             let event = OutboxEvent {
                 payload: json!({
                     "id": event_id,

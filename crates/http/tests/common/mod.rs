@@ -320,3 +320,18 @@ pub async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, received)
 }
+
+/// A demo customer who currently allows personalization and has behavior on file.
+pub async fn consenting_customer(node: &Node) -> String {
+    let p = candor_domain::PurposeId::parse("personalization").unwrap();
+    for i in 1..=300 {
+        let id = format!("cust-{i:04}");
+        let key = node.app.subject_key(&id).unwrap();
+        if node.app.consent_status(&key, &p).await.unwrap().allows()
+            && node.app.permitted_item_events(&key, 5).await.unwrap().len() >= 3
+        {
+            return id;
+        }
+    }
+    panic!("no consenting customer in the demo shop");
+}
